@@ -1,0 +1,123 @@
+using System.Text;
+using Ingest.Gateway.Auth;
+using Ingest.ServiceDefaults;
+using StackExchange.Redis;
+
+namespace Ingest.Gateway;
+
+/// <summary>Every gateway setting (CONTRACT §2 plus the limits), read and validated before the host is built.</summary>
+public sealed record GatewaySettings
+{
+    public required ConfigurationOptions Redis { get; init; }
+
+    public required string ClusterId { get; init; }
+
+    public required string ServiceId { get; init; }
+
+    /// <summary>Set when neither ASPNETCORE_URLS nor urls configuration is given.</summary>
+    public int? Port { get; init; }
+
+    public bool? SupportExotel { get; init; }
+
+    public string? ExotelUser { get; init; }
+
+    public string? ExotelPassword { get; init; }
+
+    public required IpRangeList ExotelAllowList { get; init; }
+
+    public required IpRangeList TrustedProxies { get; init; }
+
+    public byte[]? JwtSecret { get; init; }
+
+    public string? JwtIssuer { get; init; }
+
+    public string? JwtAudience { get; init; }
+
+    public required GatewayLimits Limits { get; init; }
+
+    public bool ExotelCredentialsConfigured => ExotelUser is not null && ExotelPassword is not null;
+
+    public static GatewaySettings From(IConfiguration configuration)
+    {
+        var user = Settings.Text(configuration, "EXOTEL_BASIC_AUTH_USER");
+        var pass = configuration["EXOTEL_BASIC_AUTH_PASS"];
+        if ((user is null) != string.IsNullOrEmpty(pass))
+        {
+            throw new SettingException(user is null ? "EXOTEL_BASIC_AUTH_USER" : "EXOTEL_BASIC_AUTH_PASS", "Basic credentials need both a user and a password");
+        }
+
+        if (user is not null && user.Contains(':', StringComparison.Ordinal))
+        {
+            throw new SettingException("EXOTEL_BASIC_AUTH_USER", "must not contain ':'");
+        }
+
+        byte[]? secret = null;
+        if (configuration["JWT_SECRET"] is { Length: > 0 } secretText)
+        {
+            secret = Encoding.UTF8.GetBytes(secretText);
+            if (secret.Length < 32)
+            {
+                throw new SettingException("JWT_SECRET", "must be at least 32 bytes for HS256");
+            }
+        }
+
+        var hasUrls = Settings.Text(configuration, "ASPNETCORE_URLS") is not null || Settings.Text(configuration, "urls") is not null;
+        return new GatewaySettings
+        {
+            Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),
+            ClusterId = Settings.ClusterId(configuration),
+            ServiceId = Settings.ServiceId(configuration),
+            Port = hasUrls && Settings.Text(configuration, "PORT") is null ? null : Settings.Port(configuration, "PORT", 8080),
+            SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
+            ExotelUser = user,
+            ExotelPassword = user is null ? null : pass,
+            ExotelAllowList = IpRangeList.Parse("EXOTEL_IP_ALLOWLIST", configuration["EXOTEL_IP_ALLOWLIST"]),
+            TrustedProxies = IpRangeList.Parse("TRUSTED_PROXIES", configuration["TRUSTED_PROXIES"]),
+            JwtSecret = secret,
+            JwtIssuer = Settings.Text(configuration, "JWT_ISSUER"),
+            JwtAudience = Settings.Text(configuration, "JWT_AUDIENCE"),
+            Limits = GatewayLimits.From(configuration),
+        };
+    }
+}
+
+/// <summary>Protective limits; each default is documented in the README's configuration table.</summary>
+public sealed record GatewayLimits
+{
+    /// <summary>Largest WebSocket message accepted (Exotel's largest chunk, 100 KB of audio, is ~133 KB as base64).</summary>
+    public int MaxMessageBytes { get; init; } = 256 * 1024;
+
+    /// <summary>A call with no message for this long ends with reason idle_timeout.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest call accepted; Exotel's own limit is 60 minutes per stream.</summary>
+    public TimeSpan MaxCallDuration { get; init; } = TimeSpan.FromHours(4);
+
+    /// <summary>How long a connection may take to send its start message.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    public int MaxConnectionsPerAddress { get; init; } = 4000;
+
+    public int MaxConnections { get; init; } = 10_000;
+
+    /// <summary>How long calls in progress may go on after SIGTERM before the gateway ends them.</summary>
+    public TimeSpan DrainGrace { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Items one call may hold unsent before the gateway stops reading its socket (backpressure).</summary>
+    public int MaxQueuedItems { get; init; } = 3000;
+
+    public static GatewayLimits From(IConfiguration c) => new()
+    {
+        MaxMessageBytes = Settings.PositiveInt(c, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
+        IdleTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "IDLE_TIMEOUT_SECONDS", 30, 1, 86_400)),
+        MaxCallDuration = TimeSpan.FromSeconds(Settings.PositiveInt(c, "MAX_CALL_SECONDS", 4 * 3600, 1, 7 * 86_400)),
+        StartTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "START_TIMEOUT_SECONDS", 10, 1, 3600)),
+        KeepAliveInterval = TimeSpan.FromSeconds(Settings.PositiveInt(c, "KEEPALIVE_SECONDS", 15, 1, 3600)),
+        MaxConnectionsPerAddress = Settings.PositiveInt(c, "MAX_CONNECTIONS_PER_IP", 4000, 1),
+        MaxConnections = Settings.PositiveInt(c, "MAX_CONNECTIONS", 10_000, 1),
+        DrainGrace = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 3600)),
+        MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
+    };
+}

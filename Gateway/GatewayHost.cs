@@ -1,0 +1,137 @@
+using Ingest.Gateway.Admin;
+using Ingest.Gateway.Auth;
+using Ingest.Gateway.Flags;
+using Ingest.Gateway.Ingest;
+using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace Ingest.Gateway;
+
+/// <summary>Host wiring: Kestrel, the Orleans client, auth, the ingest endpoint, the admin API, health and metrics.</summary>
+public static class GatewayHost
+{
+    public static async Task<WebApplication> BuildAsync(string[] args, Action<WebApplicationBuilder>? customize = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        customize?.Invoke(builder);
+        var settings = GatewaySettings.From(builder.Configuration);
+
+        // One multiplexer for the process, connected before the host is built; Orleans' clustering client shares it.
+        var redis = await ConnectionMultiplexer.ConnectAsync(settings.Redis);
+        builder.Services.AddSingleton<IConnectionMultiplexer>(redis);
+        builder.Services.AddSingleton(settings);
+
+        if (settings.Port is { } port)
+        {
+            builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
+        }
+
+        builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = settings.Limits.DrainGrace + TimeSpan.FromSeconds(25));
+
+        builder.UseOrleansClient(client =>
+        {
+            client.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = settings.ClusterId;
+                o.ServiceId = settings.ServiceId;
+            });
+            client.UseRedisClustering(o =>
+            {
+                o.ConfigurationOptions = settings.Redis;
+                o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
+            });
+            client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+            client.UseConnectionRetryFilter(async (_, token) =>
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), token);
+                return true;
+            });
+        });
+
+        builder.Services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            o.ForwardLimit = null;
+            o.RequireHeaderSymmetry = false;
+
+            // Only TRUSTED_PROXIES may speak for a client; not even loopback is trusted by default.
+            o.KnownProxies.Clear();
+            o.KnownIPNetworks.Clear();
+            foreach (var network in settings.TrustedProxies.Networks)
+            {
+                o.KnownIPNetworks.Add(network);
+            }
+        });
+
+        builder.Services.AddIngestJwt(settings);
+        builder.Services.AddSingleton<FlagCache>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FlagCache>());
+        builder.Services.AddSingleton<IngestAuthenticator>();
+        builder.Services.AddSingleton<SessionRegistry>();
+        builder.Services.AddSingleton(sp => new SessionContext(
+            sp.GetRequiredService<IClusterClient>(),
+            sp.GetRequiredService<SessionRegistry>(),
+            settings,
+            sp.GetRequiredService<ILoggerFactory>()));
+
+        builder.AddServiceDefaults();
+        builder.Services.AddHealthChecks()
+            .AddCheck<RedisReadiness>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
+            .AddCheck<ClusterReadiness>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag]);
+
+        // Registered last so it stops first: calls drain while the Orleans client is still connected.
+        builder.Services.AddHostedService<DrainOnShutdown>();
+
+        var app = builder.Build();
+        app.UseForwardedHeaders();
+        app.UseWebSockets();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapDefaultEndpoints();
+        app.MapIngest();
+        app.MapFlagsApi();
+        return app;
+    }
+}
+
+internal sealed class RedisReadiness(IConnectionMultiplexer redis) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var latency = await redis.GetDatabase().PingAsync();
+            return HealthCheckResult.Healthy($"ping {latency.TotalMilliseconds:F1} ms");
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return HealthCheckResult.Unhealthy("Redis unreachable");
+        }
+    }
+}
+
+/// <summary>Ready when a grain call round-trips through the cluster, and not while draining.</summary>
+internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (registry.IsDraining)
+        {
+            return HealthCheckResult.Unhealthy("draining");
+        }
+
+        try
+        {
+            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+            return HealthCheckResult.Healthy("cluster reachable");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return HealthCheckResult.Unhealthy("Orleans cluster unreachable");
+        }
+    }
+}

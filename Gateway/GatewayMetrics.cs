@@ -1,0 +1,23 @@
+using System.Diagnostics.Metrics;
+using Ingest.ServiceDefaults;
+
+namespace Ingest.Gateway;
+
+/// <summary>Gateway-side instruments (CONTRACT §8): what arrived, what the grains confirmed, what was refused.</summary>
+internal static class GatewayMetrics
+{
+    private static readonly Meter Meter = new(IngestMeter.Name);
+
+    public static readonly Counter<long> FramesReceived = Meter.CreateCounter<long>("ingest.frames.received", "{frame}", "Audio frames received on WebSockets.");
+    public static readonly Counter<long> FramesPublished = Meter.CreateCounter<long>("ingest.frames.published", "{frame}", "Audio frames the grains confirmed written to Redis.");
+    public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>("ingest.frames.duplicates", "{frame}", "Items dropped because their sequence number was already published.");
+    public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.gaps", "{gap}", "Gap entries recorded for missing sequence numbers.");
+    public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.frames.missing", "{frame}", "Frames never received, summed over gaps.");
+    public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.frames.overflowed", "{frame}", "Frames dropped because a call's buffer was full while Redis was away.");
+    public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.messages.malformed", "{message}", "Messages refused as malformed or out of protocol.");
+    public static readonly Counter<long> UnknownEvents = Meter.CreateCounter<long>("ingest.messages.unknown", "{message}", "Unknown events and fields ignored.");
+    public static readonly Counter<long> Rejected = Meter.CreateCounter<long>("ingest.upgrades.rejected", "{request}", "Upgrade requests refused (by status code).");
+    public static readonly Counter<long> Resends = Meter.CreateCounter<long>("ingest.forward.retries", "{attempt}", "Grain calls retried after a failure (silo loss, timeout).");
+    public static readonly UpDownCounter<long> ActiveCalls = Meter.CreateUpDownCounter<long>("ingest.calls.active", "{call}", "Calls in progress on this gateway.");
+    public static readonly Histogram<double> PublishLatency = Meter.CreateHistogram<double>("ingest.publish.latency", "ms", "From a frame's arrival at the gateway to its confirmation in Redis.");
+}

@@ -1,0 +1,157 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.WebSockets;
+using Ingest.Gateway.Protocol;
+using Ingest.Grains.Interfaces;
+
+namespace Ingest.Gateway.Ingest;
+
+/// <summary>
+/// Exotel's protocol (CONTRACT §5): JSON text frames <c>connected</c>, <c>start</c>, then <c>media</c>/<c>dtmf</c>/<c>mark</c>,
+/// then <c>stop</c>. Parsing is lenient; a message that cannot be used is dropped, counted and logged, and the call goes on.
+/// </summary>
+public sealed partial class ExotelSession(
+    WebSocket socket,
+    IPAddress remote,
+    SessionContext context,
+    int? urlSampleRate,
+    ILogger<ExotelSession> logger) : IngestSession(socket, remote, context, logger)
+{
+    private long _lastSeq;
+
+    protected override async Task ReceiveLoopAsync()
+    {
+        while (true)
+        {
+            var message = await ReadAsync();
+            if (message.Status != ReadStatus.Message)
+            {
+                return;
+            }
+
+            if (message.Type == WebSocketMessageType.Binary)
+            {
+                Malformed("binary frame", "Exotel sends JSON text frames only");
+                End("protocol_error", WebSocketCloseStatus.InvalidMessageType, "binary frames are not part of the Exotel protocol");
+                return;
+            }
+
+            if (!ExotelMessageParser.TryParse(message.Data.Span, out var parsed, out var error))
+            {
+                Malformed("message", $"{error.Kind}: {error.Detail}");
+                continue;
+            }
+
+            if (parsed.UnknownFieldCount > 0)
+            {
+                GatewayMetrics.UnknownEvents.Add(parsed.UnknownFieldCount);
+            }
+
+            if (!await HandleAsync(parsed))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>False when the session is over.</summary>
+    private async Task<bool> HandleAsync(ExotelMessage message)
+    {
+        switch (message.Kind)
+        {
+            case ExotelEventKind.Connected:
+                return true;
+            case ExotelEventKind.Start:
+                return await StartAsync(message);
+            case ExotelEventKind.Media:
+            case ExotelEventKind.Dtmf:
+            case ExotelEventKind.Mark:
+                if (Forwarder is null)
+                {
+                    Malformed(message.EventName, "arrived before start");
+                    return true;
+                }
+
+                if (message.StreamSid is { } sid && sid != StreamId)
+                {
+                    Malformed(message.EventName, "stream_sid differs from this call's");
+                    return true;
+                }
+
+                await ForwardAsync(message);
+                return true;
+            case ExotelEventKind.Stop:
+                if (Forwarder is null)
+                {
+                    return false;
+                }
+
+                if (message.StreamSid is { } stopSid && stopSid != StreamId)
+                {
+                    Malformed("stop", "stream_sid differs from this call's");
+                    return true;
+                }
+
+                await EndCallAsync(message.StopReason is { Length: > 0 } reason ? reason : "stopped", message.SequenceNumber);
+                await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "stop received");
+                return false;
+            default:
+                GatewayMetrics.UnknownEvents.Add(1);
+                LogUnknownEvent(StreamId ?? "(none)", message.EventName);
+                return true;
+        }
+    }
+
+    private async Task<bool> StartAsync(ExotelMessage message)
+    {
+        if (Forwarder is not null)
+        {
+            Malformed("start", "a second start on the same connection");
+            return true;
+        }
+
+        if (message.StreamSid is not { } streamSid)
+        {
+            Malformed("start", "no stream_sid");
+            return true;
+        }
+
+        LogStartReceived(streamSid, message.CallSid ?? string.Empty);
+        _lastSeq = message.SequenceNumber ?? 0;
+        var start = new CallStart(
+            CallProtocol.Exotel,
+            streamSid,
+            message.CallSid,
+            message.AccountSid,
+            message.From,
+            message.To,
+            Encoding: "pcm16le",
+            SampleRate: urlSampleRate ?? message.SampleRate ?? 8000,
+            StartSequence: message.SequenceNumber,
+            Parameters: message.CustomParameters?.ToImmutableDictionary() ?? ImmutableDictionary<string, string>.Empty,
+            ConnectionId: ConnectionId);
+        return await BeginCallAsync(start);
+    }
+
+    private ValueTask ForwardAsync(ExotelMessage message)
+    {
+        var seq = message.SequenceNumber ?? _lastSeq + 1;
+        _lastSeq = Math.Max(_lastSeq, seq);
+        switch (message.Kind)
+        {
+            case ExotelEventKind.Media:
+                GatewayMetrics.FramesReceived.Add(1);
+                return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, message.Payload);
+            case ExotelEventKind.Dtmf:
+                return Forwarder!.EnqueueAsync(CallItemKind.Dtmf, seq, null, ElapsedMs, null, digit: message.Digit, durationMs: message.DurationMs);
+            default:
+                return Forwarder!.EnqueueAsync(CallItemKind.Mark, seq, null, ElapsedMs, null, markName: message.MarkName);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Start event received: {{ stream_sid: {StreamSid}, call_sid: {CallSid} }}")]
+    private partial void LogStartReceived(string streamSid, string callSid);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Stream {StreamId}: ignored unknown event {EventName}")]
+    private partial void LogUnknownEvent(string streamId, string eventName);
+}

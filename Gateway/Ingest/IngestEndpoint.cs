@@ -1,0 +1,104 @@
+using System.Net;
+using Ingest.Gateway.Auth;
+using Ingest.Gateway.Protocol;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Ingest.Gateway.Ingest;
+
+/// <summary>CONTRACT §3: <c>GET /v1/ingest</c>, one endpoint for every caller; who the caller is decides the protocol.</summary>
+public static partial class IngestEndpoint
+{
+    private const string Challenge = "Basic realm=\"ingest\", Bearer realm=\"ingest\"";
+
+    public static IEndpointRouteBuilder MapIngest(this IEndpointRouteBuilder routes)
+    {
+        routes.Map("/v1/ingest", HandleAsync);
+        return routes;
+    }
+
+    private static async Task HandleAsync(
+        HttpContext http,
+        IngestAuthenticator authenticator,
+        SessionRegistry registry,
+        SessionContext sessions,
+        ILoggerFactory loggers)
+    {
+        var logger = loggers.CreateLogger(typeof(IngestEndpoint));
+        if (!http.WebSockets.IsWebSocketRequest)
+        {
+            await RefuseAsync(http, logger, StatusCodes.Status400BadRequest, "this endpoint only accepts WebSocket upgrades (GET with Upgrade: websocket)");
+            return;
+        }
+
+        if (registry.IsDraining)
+        {
+            http.Response.Headers.RetryAfter = "5";
+            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, "gateway is draining; retry on another instance");
+            return;
+        }
+
+        var decision = await authenticator.AuthenticateAsync(http);
+        if (decision.Kind == CallerKind.None)
+        {
+            http.Response.Headers.WWWAuthenticate = Challenge;
+            await RefuseAsync(http, logger, StatusCodes.Status401Unauthorized, decision.Reason);
+            return;
+        }
+
+        int? urlSampleRate = null;
+        if (decision.Kind == CallerKind.Exotel)
+        {
+            var query = http.Request.Query;
+            var rateText = query.TryGetValue("sample-rate", out var dashed) ? dashed.ToString()
+                : query.TryGetValue("sample_rate", out var underscored) ? underscored.ToString() : null;
+            if (!ExotelMessageParser.TryParseSampleRateQuery(rateText, out urlSampleRate, out var error))
+            {
+                await RefuseAsync(http, logger, StatusCodes.Status400BadRequest, $"sample-rate: {error.Detail}");
+                return;
+            }
+        }
+
+        var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
+        if (!registry.TryOpenConnection(remote, out var refusal))
+        {
+            http.Response.Headers.RetryAfter = "1";
+            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, refusal);
+            return;
+        }
+
+        try
+        {
+            // Upgraded connections must not count against Kestrel's request body limits or timeouts.
+            if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+            {
+                bodySize.MaxRequestBodySize = null;
+            }
+
+            using var socket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+            {
+                KeepAliveInterval = sessions.Settings.Limits.KeepAliveInterval,
+                KeepAliveTimeout = sessions.Settings.Limits.KeepAliveInterval * 2,
+            });
+            using IngestSession session = decision.Kind == CallerKind.Exotel
+                ? new ExotelSession(socket, remote, sessions, urlSampleRate, loggers.CreateLogger<ExotelSession>())
+                : new NativeSession(socket, remote, sessions, loggers.CreateLogger<NativeSession>());
+            await session.RunAsync();
+        }
+        finally
+        {
+            registry.CloseConnection(remote);
+        }
+    }
+
+    private static Task RefuseAsync(HttpContext http, ILogger logger, int status, string reason)
+    {
+        GatewayMetrics.Rejected.Add(1, new KeyValuePair<string, object?>("status", status));
+        LogRefused(logger, status, http.Connection.RemoteIpAddress, reason);
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "text/plain; charset=utf-8";
+        return http.Response.WriteAsync(reason + "\n");
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused upgrade with {Status} from {RemoteIp}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, int status, IPAddress? remoteIp, string reason);
+}

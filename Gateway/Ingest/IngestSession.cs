@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.WebSockets;
+using Ingest.Grains.Interfaces;
+
+namespace Ingest.Gateway.Ingest;
+
+/// <summary>What a session needs from the host, bundled so the protocol classes stay small.</summary>
+public sealed record SessionContext(
+    IClusterClient Cluster,
+    SessionRegistry Registry,
+    GatewaySettings Settings,
+    ILoggerFactory LoggerFactory);
+
+/// <summary>
+/// One accepted WebSocket carrying one call. The base class owns the socket's life: reading whole messages, the idle,
+/// call-length and shutdown limits (each ends the call with its own stop reason and close code), the hand-over to a
+/// <see cref="CallForwarder"/>, and ending the call however the socket goes away.
+/// </summary>
+public abstract partial class IngestSession : IDisposable
+{
+    private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Timer _idleTimer;
+    private readonly Timer _lifetimeTimer;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly ILogger _logger;
+    private string? _endReason;
+    private int _malformed;
+
+    protected IngestSession(WebSocket socket, IPAddress remote, SessionContext context, ILogger logger)
+    {
+        Socket = socket;
+        Remote = remote;
+        Context = context;
+        _logger = logger;
+        ConnectionId = Guid.NewGuid().ToString("N");
+        Reader = new WebSocketMessageReader(socket, context.Settings.Limits.MaxMessageBytes);
+        _idleTimer = new Timer(static s => ((IngestSession)s!).End("idle_timeout", WebSocketCloseStatus.PolicyViolation, "idle timeout"), this, Timeout.Infinite, Timeout.Infinite);
+        _lifetimeTimer = new Timer(static s => ((IngestSession)s!).End("max_duration", WebSocketCloseStatus.PolicyViolation, "maximum call duration reached"), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    protected WebSocket Socket { get; }
+
+    protected IPAddress Remote { get; }
+
+    protected SessionContext Context { get; }
+
+    protected string ConnectionId { get; }
+
+    protected WebSocketMessageReader Reader { get; }
+
+    protected CallForwarder? Forwarder { get; private set; }
+
+    protected string? StreamId { get; private set; }
+
+    /// <summary>Milliseconds since the call's start message; the <c>ts</c> of frames whose sender gives none.</summary>
+    protected long ElapsedMs => _clock.ElapsedMilliseconds;
+
+    protected bool CallEnded { get; private set; }
+
+    public async Task RunAsync()
+    {
+        _idleTimer.Change(Context.Settings.Limits.StartTimeout, Timeout.InfiniteTimeSpan);
+        _lifetimeTimer.Change(Context.Settings.Limits.MaxCallDuration, Timeout.InfiniteTimeSpan);
+        try
+        {
+            await ReceiveLoopAsync();
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The peer vanished (TCP reset, abort): the call still ends below, with whatever reason applies.
+        }
+        catch (Exception ex)
+        {
+            LogSessionFailed(StreamId ?? "(none)", ex);
+            End("internal_error", WebSocketCloseStatus.InternalServerError, "internal error");
+        }
+        finally
+        {
+            await EndCallAsync(_endReason ?? "disconnected", seq: null);
+            await CloseQuietlyAsync();
+        }
+    }
+
+    /// <summary>Called by the drain when the grace period is over.</summary>
+    public void EndForShutdown() => End("gateway_shutdown", WebSocketCloseStatus.EndpointUnavailable, "gateway shutting down");
+
+    protected abstract Task ReceiveLoopAsync();
+
+    /// <summary>Reads the next message and re-arms the idle timer.</summary>
+    protected async ValueTask<SocketMessage> ReadAsync()
+    {
+        var message = await Reader.ReadAsync(CancellationToken.None);
+        if (message.Status == ReadStatus.Message)
+        {
+            _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
+        }
+        else if (message.Status == ReadStatus.TooLarge)
+        {
+            GatewayMetrics.Malformed.Add(1);
+            LogTooLarge(StreamId ?? "(none)", Context.Settings.Limits.MaxMessageBytes);
+            End("message_too_large", WebSocketCloseStatus.MessageTooBig, $"message larger than {Context.Settings.Limits.MaxMessageBytes} bytes");
+        }
+
+        return message;
+    }
+
+    /// <summary>Presents the call to the cluster. False (and the socket is being closed) when it cannot go on.</summary>
+    protected async Task<bool> BeginCallAsync(CallStart start)
+    {
+        if (!Context.Registry.TryRegisterStream(start.StreamId, this))
+        {
+            LogStreamHijack(start.StreamId, Remote);
+            End("refused", WebSocketCloseStatus.PolicyViolation, "stream id is live on another connection", endCall: false);
+            return false;
+        }
+
+        StreamId = start.StreamId;
+        _clock.Restart();
+        var logger = Context.LoggerFactory.CreateLogger<CallForwarder>();
+        var forwarder = new CallForwarder(Context.Cluster.GetGrain<ICallStreamGrain>(start.StreamId), start, Context.Settings.Limits, logger);
+        var status = await forwarder.StartAsync(CancellationToken.None);
+        switch (status)
+        {
+            case CallAckStatus.Ok:
+            case CallAckStatus.Buffering:
+                Forwarder = forwarder;
+                return true;
+            case CallAckStatus.Conflict:
+                LogStreamHijack(start.StreamId, Remote);
+                await forwarder.DisposeAsync();
+                Context.Registry.UnregisterStream(start.StreamId, this);
+                StreamId = null;
+                End("refused", WebSocketCloseStatus.PolicyViolation, "stream id is live on another connection", endCall: false);
+                return false;
+            default:
+                await forwarder.DisposeAsync();
+                Context.Registry.UnregisterStream(start.StreamId, this);
+                StreamId = null;
+                End("refused", WebSocketCloseStatus.PolicyViolation, "stream already ended", endCall: false);
+                return false;
+        }
+    }
+
+    /// <summary>Ends the call once: everything received goes to the grain first, then the stop entry.</summary>
+    protected async Task EndCallAsync(string reason, long? seq)
+    {
+        if (CallEnded)
+        {
+            return;
+        }
+
+        CallEnded = true;
+        _idleTimer.Change(Timeout.Infinite, Timeout.Infinite);
+        if (Forwarder is { } forwarder && StreamId is { } streamId)
+        {
+            await forwarder.CompleteAsync(reason, seq, ConnectionId, TimeSpan.FromSeconds(30));
+            await forwarder.DisposeAsync();
+            Context.Registry.UnregisterStream(streamId, this);
+            LogCallEnded(streamId, reason);
+        }
+    }
+
+    /// <summary>Ends the session from any thread: records the stop reason, sends a close frame, and aborts if the peer does not answer.</summary>
+    protected void End(string reason, WebSocketCloseStatus status, string description, bool endCall = true)
+    {
+        if (endCall)
+        {
+            Interlocked.CompareExchange(ref _endReason, reason, null);
+        }
+
+        _ = CloseOutputAsync(status, description);
+    }
+
+    protected void Malformed(string what, string detail)
+    {
+        GatewayMetrics.Malformed.Add(1);
+        var n = Interlocked.Increment(ref _malformed);
+
+        // A hostile peer must not be able to flood the log: the first ten, then one in a hundred.
+        if (n <= 10 || n % 100 == 0)
+        {
+            LogMalformed(StreamId ?? "(none)", what, detail, n);
+        }
+    }
+
+    private async Task CloseOutputAsync(WebSocketCloseStatus status, string description)
+    {
+        try
+        {
+            if (Socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                using var timeout = new CancellationTokenSource(CloseHandshakeTimeout);
+                await Socket.CloseOutputAsync(status, description, timeout.Token);
+            }
+
+            await Task.Delay(CloseHandshakeTimeout);
+            if (Socket.State != WebSocketState.Closed)
+            {
+                Socket.Abort();
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            Socket.Abort();
+        }
+    }
+
+    /// <summary>Closes normally after a stop, or completes the close the peer started.</summary>
+    protected async Task CloseQuietlyAsync(WebSocketCloseStatus status = WebSocketCloseStatus.NormalClosure, string description = "call ended")
+    {
+        try
+        {
+            if (Socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                using var timeout = new CancellationTokenSource(CloseHandshakeTimeout);
+                await Socket.CloseOutputAsync(status, description, timeout.Token);
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            Socket.Abort();
+        }
+    }
+
+    public void Dispose()
+    {
+        _idleTimer.Dispose();
+        _lifetimeTimer.Dispose();
+        Reader.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: dropped {What}: {Detail} (malformed #{Count} on this connection)")]
+    private partial void LogMalformed(string streamId, string what, string detail, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: message larger than {Limit} bytes; closing with 1009")]
+    private partial void LogTooLarge(string streamId, int limit);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused stream {StreamId} from {Remote}: the stream id is live on another connection")]
+    private partial void LogStreamHijack(string streamId, IPAddress remote);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Call ended: {{ stream_sid: {StreamId}, reason: {Reason} }}")]
+    private partial void LogCallEnded(string streamId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Session of stream {StreamId} failed")]
+    private partial void LogSessionFailed(string streamId, Exception exception);
+}

@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace Ingest.Gateway.Ingest;
+
+/// <summary>
+/// The calls this gateway carries: for the active-calls gauge, per-address and total connection limits, refusing a
+/// stream id already live here, and the graceful drain on SIGTERM.
+/// </summary>
+public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<SessionRegistry> logger)
+{
+    private readonly ConcurrentDictionary<string, IngestSession> _byStream = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly CancellationTokenSource _draining = new();
+    private int _connections;
+
+    public int Connections => Volatile.Read(ref _connections);
+
+    public bool IsDraining => _draining.IsCancellationRequested;
+
+    /// <summary>Cancelled when the gateway starts draining.</summary>
+    public CancellationToken Draining => _draining.Token;
+
+    public bool TryOpenConnection(IPAddress address, out string refusal)
+    {
+        if (Interlocked.Increment(ref _connections) > settings.Limits.MaxConnections)
+        {
+            Interlocked.Decrement(ref _connections);
+            refusal = "gateway at its connection limit";
+            return false;
+        }
+
+        var perAddress = _perAddress.AddOrUpdate(address, 1, (_, n) => n + 1);
+        if (perAddress > settings.Limits.MaxConnectionsPerAddress)
+        {
+            CloseConnection(address);
+            refusal = "too many connections from this address";
+            return false;
+        }
+
+        refusal = string.Empty;
+        return true;
+    }
+
+    public void CloseConnection(IPAddress address)
+    {
+        Interlocked.Decrement(ref _connections);
+        _perAddress.AddOrUpdate(address, 0, (_, n) => n - 1);
+        _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, 0));
+    }
+
+    public bool TryRegisterStream(string streamId, IngestSession session)
+    {
+        if (!_byStream.TryAdd(streamId, session))
+        {
+            return false;
+        }
+
+        GatewayMetrics.ActiveCalls.Add(1);
+        return true;
+    }
+
+    public void UnregisterStream(string streamId, IngestSession session)
+    {
+        if (_byStream.TryRemove(new KeyValuePair<string, IngestSession>(streamId, session)))
+        {
+            GatewayMetrics.ActiveCalls.Add(-1);
+        }
+    }
+
+    public int ActiveCalls => _byStream.Count;
+
+    /// <summary>SIGTERM: refuse new upgrades, give calls the grace period, then end the rest and let them flush.</summary>
+    public async Task DrainAsync(CancellationToken hardStop)
+    {
+        await _draining.CancelAsync();
+        LogDrainStarted(_byStream.Count, settings.Limits.DrainGrace.TotalSeconds);
+        var deadline = DateTime.UtcNow + settings.Limits.DrainGrace;
+        while (Connections > 0 && DateTime.UtcNow < deadline && !hardStop.IsCancellationRequested)
+        {
+            await Task.Delay(100, CancellationToken.None);
+        }
+
+        var remaining = _byStream.Values.ToArray();
+        if (remaining.Length > 0)
+        {
+            LogEndingCalls(remaining.Length);
+            foreach (var session in remaining)
+            {
+                session.EndForShutdown();
+            }
+
+            var flushDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            while (Connections > 0 && DateTime.UtcNow < flushDeadline)
+            {
+                await Task.Delay(100, CancellationToken.None);
+            }
+        }
+
+        LogDrainFinished(Connections);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Draining: refusing new upgrades; {Calls} call(s) in progress get {Seconds} s to finish")]
+    private partial void LogDrainStarted(int calls, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Drain grace over: ending {Calls} call(s) with reason gateway_shutdown after flushing them")]
+    private partial void LogEndingCalls(int calls);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Drain finished; {Connections} connection(s) left")]
+    private partial void LogDrainFinished(int connections);
+}
+
+/// <summary>Runs the drain when the host stops (registered last, so it stops first, before the Orleans client).</summary>
+internal sealed class DrainOnShutdown(SessionRegistry registry) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => registry.DrainAsync(cancellationToken);
+}

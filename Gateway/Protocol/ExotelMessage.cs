@@ -1,0 +1,64 @@
+namespace Ingest.Gateway.Protocol;
+
+public enum ExotelEventKind { Connected, Start, Media, Dtmf, Mark, Stop, Unknown }
+
+/// <summary>
+/// One Exotel text frame, with both spellings (snake_case and camelCase) and both number styles
+/// (JSON numbers and numeric strings) already folded into one shape. Fields that the event does not
+/// carry are null.
+/// </summary>
+public sealed class ExotelMessage
+{
+    public required ExotelEventKind Kind { get; init; }
+
+    /// <summary>The event name as sent (e.g. "closed" for an <see cref="ExotelEventKind.Unknown"/> event).</summary>
+    public required string EventName { get; init; }
+
+    /// <summary>Top-level <c>stream_sid</c>, else <c>start.stream_sid</c>.</summary>
+    public string? StreamSid { get; init; }
+
+    public long? SequenceNumber { get; init; }
+
+    // start (call_sid/account_sid also come from stop, or from the top level)
+    public string? CallSid { get; init; }
+
+    public string? AccountSid { get; init; }
+
+    public string? From { get; init; }
+
+    public string? To { get; init; }
+
+    /// <summary>String values as sent; other JSON values as their raw JSON text.</summary>
+    public IReadOnlyDictionary<string, string>? CustomParameters { get; init; }
+
+    public string? Encoding { get; init; }
+
+    /// <summary>8000, 16000 or 24000 when present; anything else is rejected by the parser.</summary>
+    public int? SampleRate { get; init; }
+
+    /// <summary>The number as sent with any "kbps"/"bps" suffix removed; informational only.</summary>
+    public int? BitRate { get; init; }
+
+    // media
+    public long? Chunk { get; init; }
+
+    /// <summary>Milliseconds since the stream started.</summary>
+    public long? Timestamp { get; init; }
+
+    /// <summary>The decoded PCM16 LE audio, exactly as long as the base64 says (always even).</summary>
+    public byte[]? Payload { get; init; }
+
+    // dtmf
+    public string? Digit { get; init; }
+
+    public long? DurationMs { get; init; }
+
+    // mark
+    public string? MarkName { get; init; }
+
+    // stop
+    public string? StopReason { get; init; }
+
+    /// <summary>Fields ignored at any level the parser reads, for metrics.</summary>
+    public int UnknownFieldCount { get; init; }
+}

@@ -1,0 +1,17 @@
+using System.Collections.Immutable;
+
+namespace Ingest.Grains.Interfaces;
+
+/// <summary>
+/// One grain per audio stream (keyed by Exotel stream_sid or native stream_id). It checks sequencing and
+/// publishes to Redis Streams. Every method is idempotent with respect to what already reached Redis,
+/// so the gateway can resend after a silo failure.
+/// </summary>
+public interface ICallStreamGrain : IGrainWithStringKey
+{
+    ValueTask<CallAck> Start(CallStart start);
+
+    ValueTask<CallAck> Append(ImmutableArray<CallItem> items);
+
+    ValueTask<CallAck> Stop(CallStop stop);
+}

@@ -1,0 +1,95 @@
+using System.Collections.Immutable;
+
+namespace Ingest.Grains.Interfaces;
+
+/// <summary>Which wire protocol a call arrived on; decides the lifecycle fields written for it.</summary>
+[GenerateSerializer]
+public enum CallProtocol
+{
+    Exotel = 0,
+    Native = 1,
+}
+
+/// <summary>Everything known about a call when its stream starts.</summary>
+[GenerateSerializer, Immutable]
+public sealed record CallStart(
+    [property: Id(0)] CallProtocol Protocol,
+    [property: Id(1)] string StreamId,
+    [property: Id(2)] string? CallSid,
+    [property: Id(3)] string? AccountSid,
+    [property: Id(4)] string? From,
+    [property: Id(5)] string? To,
+    [property: Id(6)] string Encoding,
+    [property: Id(7)] int SampleRate,
+    [property: Id(8)] long? StartSequence,
+    [property: Id(9)] ImmutableDictionary<string, string> Parameters,
+    [property: Id(10)] string ConnectionId);
+
+[GenerateSerializer]
+public enum CallItemKind
+{
+    Media = 0,
+    Dtmf = 1,
+    Mark = 2,
+}
+
+/// <summary>
+/// One sequenced message of a call, in the order the gateway received it.
+/// <see cref="Index"/> is the gateway's own position counter (1, 2, ...) used to acknowledge and resend;
+/// <see cref="Seq"/> is the protocol's sequence number that lands in Redis.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record CallItem(
+    [property: Id(0)] long Index,
+    [property: Id(1)] CallItemKind Kind,
+    [property: Id(2)] long Seq,
+    [property: Id(3)] long? Chunk,
+    [property: Id(4)] long TimestampMs,
+    [property: Id(5)] byte[]? Audio,
+    [property: Id(6)] string? Digit,
+    [property: Id(7)] long? DurationMs,
+    [property: Id(8)] string? MarkName);
+
+/// <summary>How a call ended.</summary>
+[GenerateSerializer, Immutable]
+public sealed record CallStop(
+    [property: Id(0)] string Reason,
+    [property: Id(1)] long? Seq,
+    [property: Id(2)] string ConnectionId);
+
+/// <summary>
+/// The grain's answer to every call. Items with an index at or below <see cref="SettledIndex"/> are settled
+/// (published, or dropped for a reason that was counted), so the gateway may forget them.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record CallAck(
+    [property: Id(0)] long SettledIndex,
+    [property: Id(1)] int Published,
+    [property: Id(2)] int Duplicates,
+    [property: Id(3)] int GapsRecorded,
+    [property: Id(4)] long MissingFrames,
+    [property: Id(5)] int Overflowed,
+    [property: Id(6)] int Buffered,
+    [property: Id(7)] CallAckStatus Status);
+
+[GenerateSerializer]
+public enum CallAckStatus
+{
+    Ok = 0,
+    /// <summary>Redis is unreachable; items wait in the grain's bounded buffer.</summary>
+    Buffering = 1,
+    /// <summary>The call was never started (e.g. the grain moved and lost its activation); send Start again.</summary>
+    NotStarted = 2,
+    /// <summary>The call already ended; nothing more is accepted.</summary>
+    Ended = 3,
+    /// <summary>Another live connection owns this stream id.</summary>
+    Conflict = 4,
+}
+
+/// <summary>The cluster-wide feature flags and where their last change came from.</summary>
+[GenerateSerializer, Immutable]
+public sealed record IngestFlags(
+    [property: Id(0)] bool SupportExotel,
+    [property: Id(1)] long Version,
+    [property: Id(2)] string Source,
+    [property: Id(3)] DateTimeOffset ChangedAt);

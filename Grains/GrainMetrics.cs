@@ -1,0 +1,19 @@
+using System.Diagnostics.Metrics;
+using Ingest.ServiceDefaults;
+
+namespace Ingest.Grains;
+
+/// <summary>Silo-side instruments: what reached Redis and what did not.</summary>
+internal static class GrainMetrics
+{
+    private static readonly Meter Meter = new(IngestMeter.Name);
+
+    public static readonly Counter<long> FramesPublished = Meter.CreateCounter<long>("ingest.silo.frames.published", "{frame}", "Audio frames written to Redis Streams.");
+    public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>("ingest.silo.frames.duplicates", "{frame}", "Frames and events dropped because their sequence number was already published.");
+    public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.silo.gaps", "{gap}", "Gap entries recorded.");
+    public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.silo.frames.missing", "{frame}", "Frames never received (sum over gap entries).");
+    public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.silo.frames.overflowed", "{frame}", "Frames that did not fit the per-call buffer while Redis was unreachable.");
+    public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
+    public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "ms", "Time of one batch write to Redis.");
+    public static readonly UpDownCounter<long> Buffered = Meter.CreateUpDownCounter<long>("ingest.silo.buffered", "{entry}", "Entries waiting for Redis.");
+}

@@ -1,0 +1,26 @@
+namespace Ingest.Grains;
+
+/// <summary>How the per-call grains publish. Every default is sized for Exotel's ~100 ms frames.</summary>
+public sealed class IngestOptions
+{
+    /// <summary>Approximate cap on entries per <c>ingest:audio:{id}</c> stream (XADD MAXLEN ~). Default: one hour of 100 ms frames.</summary>
+    public int AudioStreamMaxLength { get; set; } = 36_000;
+
+    /// <summary>Approximate cap on the shared <c>ingest:calls</c> lifecycle stream.</summary>
+    public int CallsStreamMaxLength { get; set; } = 1_000_000;
+
+    /// <summary>Items a call may hold while Redis is unreachable; beyond it frames are counted and recorded as a gap. Default: 60 s of 100 ms frames.</summary>
+    public int BufferLimit { get; set; } = 600;
+
+    /// <summary>Most entries written in one Redis round trip.</summary>
+    public int MaxBatch { get; set; } = 256;
+
+    /// <summary>How long the per-call cursor survives in Redis after the last write (lets a resent frame be recognised).</summary>
+    public TimeSpan CursorTtl { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How often a call with buffered items retries Redis.</summary>
+    public TimeSpan RetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long another connection is refused a stream id that a live connection still owns.</summary>
+    public TimeSpan OwnerLease { get; set; } = TimeSpan.FromSeconds(30);
+}

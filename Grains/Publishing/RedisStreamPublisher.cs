@@ -1,0 +1,108 @@
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace Ingest.Grains.Publishing;
+
+public enum WriteOutcome
+{
+    Written,
+    /// <summary>Redis holds a newer cursor than the caller: another activation wrote first. Reload and retry.</summary>
+    Conflict,
+}
+
+/// <summary>
+/// Writes a call's entries to Redis Streams. A batch (audio entries, lifecycle entries and the new cursor) goes in one
+/// Lua script, so it lands whole or not at all, and only if the cursor in Redis is the one the caller last saw.
+/// That fence is what makes a resend after a silo failure or a split-brain activation harmless.
+/// One shared <see cref="IConnectionMultiplexer"/> per silo; concurrent calls pipeline on it.
+/// </summary>
+public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
+{
+    private const int FixedArgs = 6;
+
+    // KEYS: audio stream, calls stream, cursor hash.
+    // ARGV: expected version, audio MAXLEN, calls MAXLEN, cursor TTL seconds, cursor field count N, entry count M,
+    //       then N name/value pairs for the cursor, then per entry: target ('a' or 'c'), field count F, F name/value pairs.
+    private const string WriteBatchScript = """
+        local current = redis.call('HGET', KEYS[3], 'v')
+        if not current then current = '0' end
+        if current ~= ARGV[1] then return 0 end
+        local i = 7
+        local cursor = {'HSET', KEYS[3]}
+        for _ = 1, tonumber(ARGV[5]) do
+          cursor[#cursor + 1] = ARGV[i]
+          cursor[#cursor + 1] = ARGV[i + 1]
+          i = i + 2
+        end
+        for _ = 1, tonumber(ARGV[6]) do
+          local key, maxlen = KEYS[1], ARGV[2]
+          if ARGV[i] == 'c' then key, maxlen = KEYS[2], ARGV[3] end
+          local n = tonumber(ARGV[i + 1])
+          local cmd = {'XADD', key, 'MAXLEN', '~', maxlen, '*'}
+          for j = 1, n * 2 do cmd[#cmd + 1] = ARGV[i + 1 + j] end
+          redis.call(unpack(cmd))
+          i = i + 2 + n * 2
+        end
+        redis.call(unpack(cursor))
+        redis.call('EXPIRE', KEYS[3], ARGV[4])
+        return 1
+        """;
+
+    private readonly IDatabase _db = redis.GetDatabase();
+
+    public bool IsConnected => redis.IsConnected;
+
+    public async Task<CallCursor> LoadCursorAsync(string streamId)
+    {
+        var entries = await _db.HashGetAllAsync(StreamKeys.Cursor(streamId));
+        return CallCursor.FromHash(entries);
+    }
+
+    /// <summary>Writes <paramref name="entries"/> and the cursor of the last of them, if Redis is still at <paramref name="expectedVersion"/>.</summary>
+    public async Task<WriteOutcome> WriteAsync(
+        string streamId,
+        long expectedVersion,
+        IReadOnlyList<PendingEntry> entries,
+        int count,
+        IngestOptions options)
+    {
+        var cursor = entries[count - 1].CursorAfter with { Version = expectedVersion + 1 };
+        var cursorFields = cursor.ToHashEntries();
+
+        var size = FixedArgs + cursorFields.Length * 2;
+        for (var e = 0; e < count; e++)
+        {
+            size += 2 + entries[e].Fields.Length * 2;
+        }
+
+        var args = new RedisValue[size];
+        var a = 0;
+        args[a++] = expectedVersion.ToString(CultureInfo.InvariantCulture);
+        args[a++] = options.AudioStreamMaxLength;
+        args[a++] = options.CallsStreamMaxLength;
+        args[a++] = (long)options.CursorTtl.TotalSeconds;
+        args[a++] = cursorFields.Length;
+        args[a++] = count;
+        foreach (var field in cursorFields)
+        {
+            args[a++] = field.Name;
+            args[a++] = field.Value;
+        }
+
+        for (var e = 0; e < count; e++)
+        {
+            var entry = entries[e];
+            args[a++] = entry.Audio ? "a" : "c";
+            args[a++] = entry.Fields.Length;
+            foreach (var field in entry.Fields)
+            {
+                args[a++] = field.Name;
+                args[a++] = field.Value;
+            }
+        }
+
+        RedisKey[] keys = [StreamKeys.Audio(streamId), StreamKeys.Calls, StreamKeys.Cursor(streamId)];
+        var result = await _db.ScriptEvaluateAsync(WriteBatchScript, keys, args);
+        return (int)result == 1 ? WriteOutcome.Written : WriteOutcome.Conflict;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Ingest.Grains;
+using Ingest.ServiceDefaults;
+using StackExchange.Redis;
+
+namespace Ingest.Silo;
+
+/// <summary>Everything the silo reads from its environment, validated before the host is built.</summary>
+public sealed record SiloSettings
+{
+    public required ConfigurationOptions Redis { get; init; }
+
+    public required string ClusterId { get; init; }
+
+    public required string ServiceId { get; init; }
+
+    public required int SiloPort { get; init; }
+
+    public required int GatewayPort { get; init; }
+
+    /// <summary>Port of the small HTTP listener for /healthz, /readyz and /metrics; 0 turns it off.</summary>
+    public required int HttpPort { get; init; }
+
+    public required IPAddress AdvertisedIp { get; init; }
+
+    /// <summary>SUPPORT_EXOTEL when explicitly set at start; null leaves the persisted value alone.</summary>
+    public bool? SupportExotel { get; init; }
+
+    public required Action<IngestOptions> Ingest { get; init; }
+
+    public static SiloSettings From(IConfiguration configuration)
+    {
+        var audioMax = Settings.PositiveInt(configuration, "INGEST_AUDIO_MAXLEN", 36_000, 100);
+        var bufferLimit = Settings.PositiveInt(configuration, "INGEST_BUFFER_FRAMES", 600, 1, 1_000_000);
+        return new SiloSettings
+        {
+            Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),
+            ClusterId = Settings.ClusterId(configuration),
+            ServiceId = Settings.ServiceId(configuration),
+            SiloPort = Settings.Port(configuration, "SILO_PORT", 11111),
+            GatewayPort = Settings.Port(configuration, "GATEWAY_PORT", 30000),
+            HttpPort = Settings.PositiveInt(configuration, "SILO_HTTP_PORT", 8081, 0, 65535),
+            AdvertisedIp = AdvertisedAddress(configuration),
+            SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
+            Ingest = o =>
+            {
+                o.AudioStreamMaxLength = audioMax;
+                o.BufferLimit = bufferLimit;
+            },
+        };
+    }
+
+    private static IPAddress AdvertisedAddress(IConfiguration configuration)
+    {
+        if (Settings.Text(configuration, "SILO_ADVERTISED_IP") is { } text)
+        {
+            return IPAddress.TryParse(text, out var ip) ? ip : throw new SettingException("SILO_ADVERTISED_IP", "not an IP address");
+        }
+
+        // Containers and VMs: the first non-loopback IPv4 address; a bare laptop falls back to loopback.
+        var address = NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork);
+        return address ?? IPAddress.Loopback;
+    }
+}

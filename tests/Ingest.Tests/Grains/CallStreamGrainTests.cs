@@ -1,0 +1,163 @@
+using System.Collections.Immutable;
+using Ingest.Grains.Interfaces;
+using Ingest.Tests.Infrastructure;
+
+namespace Ingest.Tests.Grains;
+
+[Collection(GrainClusterCollection.Name)]
+public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
+{
+    private static long _nextIndex;
+
+    private static CallStart ExotelStart(string streamId, string connection = "conn-1") =>
+        new(CallProtocol.Exotel, streamId, "call-" + streamId, "acct", "+911", "+912", "pcm16le", 8000, 1,
+            ImmutableDictionary<string, string>.Empty, connection);
+
+    private static CallItem Media(long seq, long? chunk = null) =>
+        new(Interlocked.Increment(ref _nextIndex), CallItemKind.Media, seq, chunk, seq * 100, [(byte)seq, (byte)(seq >> 8)], null, null, null);
+
+    private static CallItem Dtmf(long seq, string digit) =>
+        new(Interlocked.Increment(ref _nextIndex), CallItemKind.Dtmf, seq, null, seq * 100, null, digit, 100, null);
+
+    private static CallItem Mark(long seq, string name) =>
+        new(Interlocked.Increment(ref _nextIndex), CallItemKind.Mark, seq, null, seq * 100, null, null, null, name);
+
+    private ICallStreamGrain Grain(string streamId) => fixture.Cluster.Client.GetGrain<ICallStreamGrain>(streamId);
+
+    private static string NewStreamId() => Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task Frames_are_published_once_each_in_sequence_order()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        for (var seq = 2; seq <= 101; seq += 10)
+        {
+            var batch = Enumerable.Range(seq, 10).Select(s => Media(s)).ToImmutableArray();
+            var ack = await grain.Append(batch);
+            Assert.Equal(CallAckStatus.Ok, ack.Status);
+            Assert.Equal(batch[^1].Index, ack.SettledIndex);
+        }
+
+        await grain.Stop(new CallStop("callended", 102, "conn-1"));
+
+        var audio = await RedisStreams.ReadAudioAsync(fixture.Connection, id);
+        Assert.Equal(Enumerable.Range(2, 100).Select(i => (long)i), audio.Select(a => a.Seq));
+        Assert.All(audio, a => Assert.Equal(new[] { (byte)a.Seq, (byte)(a.Seq >> 8) }, a.Audio));
+        var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Connection, id);
+        Assert.Equal(["start", "stop"], lifecycle.Select(e => e["event"]));
+        Assert.Equal("call-" + id, lifecycle[0]["call_sid"]);
+        Assert.Equal("8000", lifecycle[0]["sample_rate"]);
+        Assert.Equal("callended", lifecycle[1]["reason"]);
+        Assert.Equal("100", lifecycle[1]["frames"]);
+    }
+
+    [Fact]
+    public async Task Duplicate_sequence_number_is_dropped_and_counted()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append([Media(2), Media(3)]);
+        var ack = await grain.Append([Media(3), Media(2), Media(4)]);
+
+        Assert.Equal(2, ack.Duplicates);
+        var audio = await RedisStreams.ReadAudioAsync(fixture.Connection, id);
+        Assert.Equal([2L, 3L, 4L], audio.Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Missing_sequence_number_is_recorded_as_a_gap_entry()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append([Media(2), Media(3), Media(6), Media(7)]);
+
+        Assert.Equal(1, ack.GapsRecorded);
+        Assert.Equal(2, ack.MissingFrames);
+        var gap = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "gap");
+        Assert.Equal("4", gap["from_seq"]);
+        Assert.Equal("5", gap["to_seq"]);
+        Assert.Equal("2", gap["missing"]);
+        Assert.Equal([2L, 3L, 6L, 7L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Dtmf_and_mark_take_sequence_numbers_without_making_a_gap()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append([Media(2), Dtmf(3, "5"), Media(4), Mark(5, "turn-1"), Media(6)]);
+
+        Assert.Equal(0, ack.GapsRecorded);
+        var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Connection, id);
+        Assert.DoesNotContain(lifecycle, e => e["event"] == "gap");
+        Assert.Equal("5", Assert.Single(lifecycle, e => e["event"] == "dtmf")["digit"]);
+        Assert.Equal("turn-1", Assert.Single(lifecycle, e => e["event"] == "mark")["name"]);
+        Assert.Equal([2L, 4L, 6L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Media_gap_is_measured_by_chunk_when_the_sender_numbers_chunks()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+
+        // The protocol vectors' sequence: media 2 (chunk 1), media 3 (chunk 2), dtmf 7, media 5 (chunk 4): one frame lost.
+        var ack = await grain.Append([Media(2, 1), Media(3, 2), Dtmf(7, "5"), Media(5, 4)]);
+
+        Assert.Equal(1, ack.GapsRecorded);
+        Assert.Equal(1, ack.MissingFrames);
+    }
+
+    [Fact]
+    public async Task Resend_after_the_grain_lost_its_activation_is_not_written_twice()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append([Media(2), Media(3), Media(4)]);
+
+        // A fresh activation (as after a silo failure) knows only what Redis holds.
+        var management = fixture.Cluster.Client.GetGrain<IManagementGrain>(0);
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        await Task.Delay(200);
+
+        var notStarted = await grain.Append([Media(5)]);
+        Assert.Equal(CallAckStatus.NotStarted, notStarted.Status);
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append([Media(3), Media(4), Media(5), Media(6)]);
+
+        Assert.Equal(2, ack.Duplicates);
+        Assert.Equal([2L, 3L, 4L, 5L, 6L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+        Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "start");
+    }
+
+    [Fact]
+    public async Task A_second_connection_cannot_take_a_live_stream()
+    {
+        var id = NewStreamId();
+        await Grain(id).Start(ExotelStart(id, "owner"));
+        var ack = await Grain(id).Start(ExotelStart(id, "intruder"));
+        Assert.Equal(CallAckStatus.Conflict, ack.Status);
+    }
+
+    [Fact]
+    public async Task A_stopped_stream_accepts_nothing_more()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append([Media(2)]);
+        await grain.Stop(new CallStop("stopped", 3, "conn-1"));
+
+        var again = await grain.Start(ExotelStart(id));
+        Assert.Equal(CallAckStatus.Ended, again.Status);
+        var stops = (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Count(e => e["event"] == "stop");
+        Assert.Equal(1, stops);
+    }
+}
