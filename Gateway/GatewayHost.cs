@@ -61,6 +61,9 @@ public static class GatewayHost
             // Only TRUSTED_PROXIES may speak for a client; not even loopback is trusted by default.
             o.KnownProxies.Clear();
             o.KnownIPNetworks.Clear();
+#pragma warning disable ASPDEPR005 // the obsolete list still defaults to loopback and is still consulted
+            o.KnownNetworks.Clear();
+#pragma warning restore ASPDEPR005
             foreach (var network in settings.TrustedProxies.Networks)
             {
                 o.KnownIPNetworks.Add(network);
@@ -87,7 +90,13 @@ public static class GatewayHost
         builder.Services.AddHostedService<DrainOnShutdown>();
 
         var app = builder.Build();
-        app.UseForwardedHeaders();
+        if (!settings.TrustedProxies.IsEmpty)
+        {
+            // With no known proxies the middleware would believe X-Forwarded-For from anyone, so it runs only when
+            // TRUSTED_PROXIES names the proxies to believe.
+            app.UseForwardedHeaders();
+        }
+
         app.UseWebSockets();
         app.UseAuthentication();
         app.UseAuthorization();

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Ingest.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+
+namespace Ingest.Tests.EndToEnd;
+
+/// <summary>A cluster of its own (the flag is cluster-wide): one silo, two gateways, SUPPORT_EXOTEL not set anywhere.</summary>
+public sealed class FlagFixture : IAsyncLifetime
+{
+    public IngestStack Stack { get; private set; } = null!;
+
+    public WebApplication First { get; private set; } = null!;
+
+    public WebApplication Second { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Stack = await IngestStack.StartAsync();
+        await Stack.AddSiloAsync();
+        First = await Stack.AddGatewayAsync();
+        Second = await Stack.AddGatewayAsync();
+    }
+
+    public async Task DisposeAsync() => await Stack.DisposeAsync();
+}
+
+public sealed class FlagTests(FlagFixture fixture) : IClassFixture<FlagFixture>
+{
+    private static Dictionary<string, string> Basic() =>
+        new() { ["Authorization"] = ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword) };
+
+    private static async Task PutAsync(WebApplication gateway, bool enabled)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Put, IngestStack.HttpUri(gateway, "/v1/admin/flags/support-exotel"))
+        {
+            Content = JsonContent.Create(new { enabled }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Tokens.Create(role: "admin"));
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    /// <summary>Time until the gateway answers an Exotel upgrade with <paramref name="status"/>.</summary>
+    private static async Task<TimeSpan> TimeUntilUpgradeAnswersAsync(WebApplication gateway, int status)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            if (await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(gateway), Basic()) == status)
+            {
+                return clock.Elapsed;
+            }
+
+            await Task.Delay(20);
+        }
+
+        return TimeSpan.MaxValue;
+    }
+
+    [Fact]
+    public async Task Run_time_flag_flip_is_obeyed_by_every_gateway_within_one_second_and_spares_calls_in_progress()
+    {
+        // Off by default: Exotel is refused everywhere.
+        Assert.Equal(401, await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(fixture.Second), Basic()));
+
+        await PutAsync(fixture.First, enabled: true);
+        Assert.True(await TimeUntilUpgradeAnswersAsync(fixture.Second, 101) < TimeSpan.FromSeconds(1));
+        Assert.Equal(101, await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(fixture.First), Basic()));
+
+        // A call in progress when the flag goes off carries on to its stop.
+        var sid = Guid.NewGuid().ToString("N");
+        await using var call = await ExotelClient.ConnectAsync(IngestStack.IngestUri(fixture.Second));
+        await call.StartAsync(sid, "call-flag");
+        await call.MediaAsync(sid, 2, 1, ExotelClient.Pcm(1, 1));
+
+        await PutAsync(fixture.First, enabled: false);
+        Assert.True(await TimeUntilUpgradeAnswersAsync(fixture.Second, 401) < TimeSpan.FromSeconds(1));
+
+        await call.MediaAsync(sid, 3, 2, ExotelClient.Pcm(1, 2));
+        await call.StopAsync(sid, 4);
+        await call.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([2L, 3L], (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Select(a => a.Seq));
+    }
+}

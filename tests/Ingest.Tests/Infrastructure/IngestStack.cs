@@ -1,0 +1,133 @@
+using Ingest.Gateway;
+using Ingest.Gateway.Flags;
+using Ingest.Silo;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace Ingest.Tests.Infrastructure;
+
+/// <summary>
+/// The real thing in one test process: a redis-server, silo hosts (Orleans with Redis clustering and storage) and
+/// gateway hosts on real Kestrel ports, each built by the same code as the shipped processes.
+/// </summary>
+public sealed class IngestStack : IAsyncDisposable
+{
+    private readonly List<WebApplication> _silos = [];
+    private readonly List<WebApplication> _gateways = [];
+
+    private IngestStack(RedisServer redis, IConnectionMultiplexer connection)
+    {
+        Redis = redis;
+        Connection = connection;
+    }
+
+    public const string ExotelUser = "exotel-key";
+    public const string ExotelPassword = "exotel-token-s3cret";
+    public const string JwtSecret = "test-secret-that-is-long-enough-for-hs256!!";
+
+    public RedisServer Redis { get; }
+
+    public IConnectionMultiplexer Connection { get; }
+
+    public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
+
+    public IReadOnlyList<WebApplication> Gateways => _gateways;
+
+    public static async Task<IngestStack> StartAsync(RedisServer? redis = null)
+    {
+        redis ??= await RedisServer.StartAsync();
+        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        return new IngestStack(redis, connection);
+    }
+
+    public async Task<WebApplication> AddSiloAsync(Dictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["REDIS_URL"] = Redis.ConnectionString,
+            ["CLUSTER_ID"] = ClusterId,
+            ["SERVICE_ID"] = ClusterId,
+            ["SILO_PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["SILO_HTTP_PORT"] = "0",
+            ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        Merge(settings, extra);
+        var silo = await SiloHost.BuildAsync([], b => b.Configuration.AddInMemoryCollection(settings));
+        await silo.StartAsync();
+        _silos.Add(silo);
+        return silo;
+    }
+
+    /// <summary>Starts a gateway; by default with Basic credentials and a JWT secret, SUPPORT_EXOTEL left to the cluster.</summary>
+    public async Task<WebApplication> AddGatewayAsync(Dictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["REDIS_URL"] = Redis.ConnectionString,
+            ["CLUSTER_ID"] = ClusterId,
+            ["SERVICE_ID"] = ClusterId,
+            ["PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["EXOTEL_BASIC_AUTH_USER"] = ExotelUser,
+            ["EXOTEL_BASIC_AUTH_PASS"] = ExotelPassword,
+            ["JWT_SECRET"] = JwtSecret,
+            ["DRAIN_GRACE_SECONDS"] = "2",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        Merge(settings, extra);
+        var gateway = await GatewayHost.BuildAsync([], b => b.Configuration.AddInMemoryCollection(settings));
+        await gateway.StartAsync();
+        await gateway.Services.GetRequiredService<FlagCache>().Loaded.WaitAsync(TimeSpan.FromSeconds(30));
+        _gateways.Add(gateway);
+        return gateway;
+    }
+
+    public static Uri IngestUri(WebApplication gateway, string query = "") =>
+        new(gateway.Urls.First().Replace("http://", "ws://", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + "/v1/ingest" + query);
+
+    public static Uri HttpUri(WebApplication gateway, string path) =>
+        new(gateway.Urls.First().Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal) + path);
+
+    public static bool SupportsExotel(WebApplication gateway) => gateway.Services.GetRequiredService<FlagCache>().SupportExotel;
+
+    public async Task StopSiloAsync(WebApplication silo)
+    {
+        _silos.Remove(silo);
+        await silo.StopAsync();
+        await silo.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var gateway in _gateways)
+        {
+            await gateway.StopAsync();
+            await gateway.DisposeAsync();
+        }
+
+        foreach (var silo in _silos)
+        {
+            await silo.StopAsync();
+            await silo.DisposeAsync();
+        }
+
+        Connection.Dispose();
+        await Redis.DisposeAsync();
+    }
+
+    private static void Merge(Dictionary<string, string?> target, Dictionary<string, string?>? extra)
+    {
+        if (extra is null)
+        {
+            return;
+        }
+
+        foreach (var (key, value) in extra)
+        {
+            target[key] = value;
+        }
+    }
+}
