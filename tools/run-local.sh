@@ -26,11 +26,15 @@ export PORT SILO_PORT GATEWAY_PORT SILO_HTTP_PORT
 pids=()
 cleanup() {
   echo; echo "stopping..."
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Reverse start order: gateway drains, then the silo leaves the cluster (it needs Redis for that), then Redis.
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   echo "stopped"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 
 if [[ "$REDIS_URL" == "127.0.0.1:$REDIS_PORT" ]] && ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run" --appendonly yes --save "" >"$run/redis.log" 2>&1 &
@@ -47,7 +51,7 @@ pids+=($!)
 
 # No curl on a bare Debian: ask /readyz over bash's /dev/tcp.
 ready() {
-  exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null || return 1
+  { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 1
   printf 'GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
   local status; status=$(head -n 1 <&3); exec 3>&-
   [[ "$status" == *" 200 "* ]]
