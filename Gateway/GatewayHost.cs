@@ -31,7 +31,13 @@ public static class GatewayHost
             builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
         }
 
-        builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = settings.Limits.DrainGrace + TimeSpan.FromSeconds(25));
+        builder.Host.ConfigureHostOptions(o =>
+        {
+            o.ShutdownTimeout = settings.Limits.DrainGrace + TimeSpan.FromSeconds(25);
+
+            // Serve /healthz while the Orleans client is still looking for silos; /readyz says when calls can come.
+            o.ServicesStartConcurrently = true;
+        });
 
         builder.UseOrleansClient(client =>
         {

@@ -37,11 +37,25 @@ public static class RedisUrl
             throw new SettingException(Setting, "no Redis host given");
         }
 
+        foreach (var endpoint in options.EndPoints)
+        {
+            var valid = endpoint switch
+            {
+                System.Net.DnsEndPoint dns => Uri.CheckHostName(dns.Host) != UriHostNameType.Unknown && dns.Port is >= 0 and <= 65535,
+                System.Net.IPEndPoint => true,
+                _ => false,
+            };
+            if (!valid)
+            {
+                throw new SettingException(Setting, "a Redis host is not a valid host name or address");
+            }
+        }
+
         // Keep retrying in the background instead of failing the process when Redis is briefly away,
         // and fail commands at once while disconnected so callers can buffer instead of hanging.
         options.AbortOnConnectFail = false;
         options.BacklogPolicy = BacklogPolicy.FailFast;
-        options.ConnectRetry = int.MaxValue;
+        options.ConnectRetry = 3;
         options.ConnectTimeout = 2000;
         options.SyncTimeout = 5000;
         options.AsyncTimeout = 5000;
