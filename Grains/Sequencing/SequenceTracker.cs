@@ -9,7 +9,7 @@ public readonly record struct SequenceDecision(bool Accept, long Missing, long M
 /// <summary>
 /// Decides, for each media frame and each dtmf/mark event of one stream, whether it is new or a resend, and how
 /// many media frames went missing before it. Exotel numbers every message (start is 1, media from 2, and dtmf/mark
-/// take numbers too) while <c>media.chunk</c> counts media only, so a dtmf or mark is never taken for a lost frame.
+/// take numbers too), so the dtmf/mark numbers seen between two frames are not counted as lost frames.
 /// </summary>
 public sealed class SequenceTracker
 {
@@ -50,7 +50,7 @@ public sealed class SequenceTracker
 
     public SequenceDecision OnMedia(long seq, long? chunk)
     {
-        long lower;
+        long? lower = null;
         if (HasMedia)
         {
             if (seq <= LastMediaSeq)
@@ -60,37 +60,32 @@ public sealed class SequenceTracker
 
             lower = LastMediaSeq;
         }
-        else if (Baseline is { } start)
+        else if (Baseline is { } start && seq > start)
         {
-            if (seq <= start)
-            {
-                return SequenceDecision.Duplicate;
-            }
-
+            // A first frame at or below the start's own number is a sender numbering oddity, not a resend: keep it.
             lower = start;
         }
-        else
-        {
-            lower = seq - 1;
-        }
 
-        long missing;
-        if (HasMedia && chunk is { } c && LastChunk is { } last)
-        {
-            missing = c - last - 1;
-        }
-        else
+        long missing = 0;
+        if (lower is { } below)
         {
             var eventsBetween = 0;
             foreach (var e in _eventsAfterLastMedia)
             {
-                if (e > lower && e < seq)
+                if (e > below && e < seq)
                 {
                     eventsBetween++;
                 }
             }
 
-            missing = seq - lower - 1 - eventsBetween;
+            missing = seq - below - 1 - eventsBetween;
+
+            // Senders that number chunks give a second opinion; the smaller count wins, so neither a lost dtmf nor a
+            // sender that copies sequence numbers into chunk invents a missing frame.
+            if (HasMedia && chunk is { } c && LastChunk is { } last && c > last)
+            {
+                missing = Math.Min(missing, c - last - 1);
+            }
         }
 
         LastMediaSeq = seq;
@@ -101,13 +96,13 @@ public sealed class SequenceTracker
 
         _eventsAfterLastMedia.RemoveAll(e => e <= seq);
         return missing > 0
-            ? new SequenceDecision(true, missing, lower + 1, seq - 1)
+            ? new SequenceDecision(true, missing, lower!.Value + 1, seq - 1)
             : new SequenceDecision(true, 0, 0, 0);
     }
 
     public SequenceDecision OnEvent(long seq)
     {
-        if (seq <= LastEventSeq || seq == Baseline)
+        if (seq <= LastEventSeq)
         {
             return SequenceDecision.Duplicate;
         }

@@ -101,7 +101,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Media_gap_is_measured_by_chunk_when_the_sender_numbers_chunks()
+    public async Task Frame_lost_before_a_reordered_dtmf_is_one_gap()
     {
         var id = NewStreamId();
         var grain = Grain(id);
