@@ -108,8 +108,20 @@ public sealed record GatewayLimits
     /// <summary>Items one call may hold unsent before the gateway stops reading its socket (backpressure).</summary>
     public int MaxQueuedItems { get; init; } = 3000;
 
+    /// <summary>Wrong credentials (Basic password, token) one address may present per window before it gets 429.</summary>
+    public int AuthFailureLimit { get; init; } = 10;
+
+    /// <summary>The sliding window over which <see cref="AuthFailureLimit"/> is counted.</summary>
+    public TimeSpan AuthFailureWindow { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Fixed pause before a 401 for a wrong credential, so guessing is slow even below the limit.</summary>
+    public TimeSpan AuthFailureDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
     public static GatewayLimits From(IConfiguration c) => new()
     {
+        AuthFailureLimit = Settings.PositiveInt(c, "AUTH_FAILURE_LIMIT", 10, 1, 1_000_000),
+        AuthFailureWindow = TimeSpan.FromSeconds(Settings.PositiveInt(c, "AUTH_FAILURE_WINDOW_SECONDS", 60, 1, 86_400)),
+        AuthFailureDelay = TimeSpan.FromMilliseconds(Settings.PositiveInt(c, "AUTH_FAILURE_DELAY_MS", 250, 0, 10_000)),
         MaxMessageBytes = Settings.PositiveInt(c, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
         IdleTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "IDLE_TIMEOUT_SECONDS", 30, 1, 86_400)),
         MaxCallDuration = TimeSpan.FromSeconds(Settings.PositiveInt(c, "MAX_CALL_SECONDS", 4 * 3600, 1, 7 * 86_400)),

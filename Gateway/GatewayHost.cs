@@ -81,6 +81,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<FlagCache>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FlagCache>());
         builder.Services.AddSingleton<IngestAuthenticator>();
+        builder.Services.AddSingleton<AuthFailureLimiter>();
         builder.Services.AddSingleton<SessionRegistry>();
         builder.Services.AddSingleton(sp => new SessionContext(
             sp.GetRequiredService<IClusterClient>(),

@@ -15,9 +15,16 @@ public enum CallerKind
 }
 
 /// <summary>Who is upgrading, decided once at the HTTP upgrade. <see cref="Reason"/> is safe to log: it never holds a credential.</summary>
-public readonly record struct AuthDecision(CallerKind Kind, string Reason, string? Subject = null)
+/// <remarks>
+/// <see cref="BadCredential"/> marks a refusal of a credential that was presented and is wrong (a Basic password, a
+/// token): the kind of attempt a guesser makes, which is delayed and counted per address. Refusals that guess nothing
+/// (no credential at all, Exotel support off) are not.
+/// </remarks>
+public readonly record struct AuthDecision(CallerKind Kind, string Reason, string? Subject = null, bool BadCredential = false)
 {
     public static AuthDecision Refuse(string reason) => new(CallerKind.None, reason);
+
+    public static AuthDecision RefuseCredential(string reason) => new(CallerKind.None, reason, BadCredential: true);
 }
 
 /// <summary>
@@ -41,9 +48,9 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
                 return new AuthDecision(CallerKind.Native, "jwt", result.Principal?.Identity?.Name);
             }
 
-            return AuthDecision.Refuse(settings.JwtSecret is null
-                ? "native clients are not accepted: JWT_SECRET is not set"
-                : "invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
+            return settings.JwtSecret is null
+                ? AuthDecision.Refuse("native clients are not accepted: JWT_SECRET is not set")
+                : AuthDecision.RefuseCredential("invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
         }
 
         var remote = context.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
@@ -67,7 +74,9 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
 
         if (usesBasic)
         {
-            return AuthDecision.Refuse(_expectedBasicHash is null ? "Basic credentials are not configured" : "wrong Basic credentials");
+            return _expectedBasicHash is null
+                ? AuthDecision.Refuse("Basic credentials are not configured")
+                : AuthDecision.RefuseCredential("wrong Basic credentials");
         }
 
         return AuthDecision.Refuse(settings.ExotelAllowList.IsEmpty

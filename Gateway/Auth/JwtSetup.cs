@@ -9,9 +9,15 @@ public static class JwtSetup
 {
     public const string AdminPolicy = "admin";
     public const string RoleClaim = "role";
+    public const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
 
     public static IServiceCollection AddIngestJwt(this IServiceCollection services, GatewaySettings settings)
     {
+        // "Request starting/finished" lines carry the full query string, so a ?token= would be written to the log at
+        // Information. This rule is registered after the configuration's, so it wins over a Logging:LogLevel entry of
+        // the same category; the gateway's own lines (refusals, calls) say what operators need without the query.
+        services.AddLogging(b => b.AddFilter(HostingDiagnosticsCategory, LogLevel.Warning));
+
         // Without JWT_SECRET no token can validate: a random key nobody holds.
         var key = settings.JwtSecret ?? RandomNumberGenerator.GetBytes(64);
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)

@@ -39,6 +39,14 @@ public sealed partial class ExotelSession(
             if (!ExotelMessageParser.TryParse(message.Data.Span, out var parsed, out var error))
             {
                 Malformed("message", $"{error.Kind}: {error.Detail}");
+                if (error.Kind == ProtocolErrorKind.UnsupportedSampleRate && Forwarder is null)
+                {
+                    // Only a start carries a rate. Dropping it would leave a call that can never begin and whose
+                    // audio would all be dropped as "before start"; the sender must hear why instead.
+                    End("protocol_error", WebSocketCloseStatus.InvalidPayloadData, Truncate($"invalid start: {error.Detail}"));
+                    return;
+                }
+
                 continue;
             }
 
@@ -135,6 +143,12 @@ public sealed partial class ExotelSession(
 
     private ValueTask ForwardAsync(ExotelMessage message)
     {
+        if (message.SequenceNumber is null && _lastSeq == long.MaxValue)
+        {
+            Malformed(message.EventName, "no sequence_number and the previous one was the largest possible");
+            return ValueTask.CompletedTask;
+        }
+
         var seq = message.SequenceNumber ?? _lastSeq + 1;
         _lastSeq = Math.Max(_lastSeq, seq);
         switch (message.Kind)
@@ -148,6 +162,8 @@ public sealed partial class ExotelSession(
                 return Forwarder!.EnqueueAsync(CallItemKind.Mark, seq, null, ElapsedMs, null, markName: message.MarkName);
         }
     }
+
+    private static string Truncate(string text) => text.Length <= 120 ? text : text[..120];
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Start event received: {{ stream_sid: {StreamSid}, call_sid: {CallSid} }}")]
     private partial void LogStartReceived(string streamSid, string callSid);

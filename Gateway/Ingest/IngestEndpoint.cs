@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using Ingest.Gateway.Auth;
 using Ingest.Gateway.Protocol;
@@ -19,6 +20,7 @@ public static partial class IngestEndpoint
     private static async Task HandleAsync(
         HttpContext http,
         IngestAuthenticator authenticator,
+        AuthFailureLimiter failures,
         SessionRegistry registry,
         SessionContext sessions,
         ILoggerFactory loggers)
@@ -37,9 +39,22 @@ public static partial class IngestEndpoint
             return;
         }
 
+        var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
+        if (failures.IsBlocked(remote, out var retryAfter))
+        {
+            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, "too many wrong credentials from this address; retry later");
+            return;
+        }
+
         var decision = await authenticator.AuthenticateAsync(http);
         if (decision.Kind == CallerKind.None)
         {
+            if (decision.BadCredential)
+            {
+                await failures.RecordFailureAsync(remote, http.RequestAborted);
+            }
+
             http.Response.Headers.WWWAuthenticate = Challenge;
             await RefuseAsync(http, logger, StatusCodes.Status401Unauthorized, decision.Reason);
             return;
@@ -58,7 +73,6 @@ public static partial class IngestEndpoint
             }
         }
 
-        var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
         if (!registry.TryOpenConnection(remote, out var refusal))
         {
             http.Response.Headers.RetryAfter = "1";

@@ -21,11 +21,13 @@ public abstract partial class IngestSession : IDisposable
 {
     private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
 
+    private readonly Timer _startTimer;
     private readonly Timer _idleTimer;
     private readonly Timer _lifetimeTimer;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly ILogger _logger;
     private string? _endReason;
+    private Lazy<Task>? _closing;
     private int _malformed;
 
     protected IngestSession(WebSocket socket, IPAddress remote, SessionContext context, ILogger logger)
@@ -36,6 +38,7 @@ public abstract partial class IngestSession : IDisposable
         _logger = logger;
         ConnectionId = Guid.NewGuid().ToString("N");
         Reader = new WebSocketMessageReader(socket, context.Settings.Limits.MaxMessageBytes);
+        _startTimer = new Timer(static s => ((IngestSession)s!).StartTimedOut(), this, Timeout.Infinite, Timeout.Infinite);
         _idleTimer = new Timer(static s => ((IngestSession)s!).End("idle_timeout", WebSocketCloseStatus.PolicyViolation, "idle timeout"), this, Timeout.Infinite, Timeout.Infinite);
         _lifetimeTimer = new Timer(static s => ((IngestSession)s!).End("max_duration", WebSocketCloseStatus.PolicyViolation, "maximum call duration reached"), this, Timeout.Infinite, Timeout.Infinite);
     }
@@ -61,7 +64,8 @@ public abstract partial class IngestSession : IDisposable
 
     public async Task RunAsync()
     {
-        _idleTimer.Change(Context.Settings.Limits.StartTimeout, Timeout.InfiniteTimeSpan);
+        // Until the call starts only the start timeout runs: messages before start (connected, junk) do not extend it.
+        _startTimer.Change(Context.Settings.Limits.StartTimeout, Timeout.InfiniteTimeSpan);
         _lifetimeTimer.Change(Context.Settings.Limits.MaxCallDuration, Timeout.InfiniteTimeSpan);
         try
         {
@@ -79,7 +83,19 @@ public abstract partial class IngestSession : IDisposable
         finally
         {
             await EndCallAsync(_endReason ?? "disconnected", seq: null);
-            await CloseQuietlyAsync();
+            if (Volatile.Read(ref _closing) is { } closing)
+            {
+                // The socket is disposed when this returns: first let the close frame with its code and reason go
+                // out (the Lazy runs it once, whichever thread ended the session first), then read on below,
+                // discarding, until the peer answers it, so the peer learns why rather than seeing a reset.
+                await closing.Value;
+            }
+            else
+            {
+                await CloseQuietlyAsync();
+            }
+
+            await AwaitPeerCloseAsync();
         }
     }
 
@@ -92,7 +108,7 @@ public abstract partial class IngestSession : IDisposable
     protected async ValueTask<SocketMessage> ReadAsync()
     {
         var message = await Reader.ReadAsync(CancellationToken.None);
-        if (message.Status == ReadStatus.Message)
+        if (message.Status == ReadStatus.Message && Forwarder is not null)
         {
             _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
         }
@@ -126,6 +142,8 @@ public abstract partial class IngestSession : IDisposable
             case CallAckStatus.Ok:
             case CallAckStatus.Buffering:
                 Forwarder = forwarder;
+                _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
+                _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
                 return true;
             case CallAckStatus.Conflict:
                 LogStreamHijack(start.StreamId, Remote);
@@ -152,6 +170,7 @@ public abstract partial class IngestSession : IDisposable
         }
 
         CallEnded = true;
+        _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
         _idleTimer.Change(Timeout.Infinite, Timeout.Infinite);
         if (Forwarder is { } forwarder && StreamId is { } streamId)
         {
@@ -170,7 +189,11 @@ public abstract partial class IngestSession : IDisposable
             Interlocked.CompareExchange(ref _endReason, reason, null);
         }
 
-        _ = CloseOutputAsync(status, description);
+        var closing = new Lazy<Task>(() => CloseOutputAsync(status, description));
+        if (Interlocked.CompareExchange(ref _closing, closing, null) is null)
+        {
+            _ = closing.Value;
+        }
     }
 
     protected void Malformed(string what, string detail)
@@ -185,6 +208,7 @@ public abstract partial class IngestSession : IDisposable
         }
     }
 
+    /// <summary>Sends the close frame; if the peer has not answered within the handshake timeout, aborts.</summary>
     private async Task CloseOutputAsync(WebSocketCloseStatus status, string description)
     {
         try
@@ -195,10 +219,45 @@ public abstract partial class IngestSession : IDisposable
                 await Socket.CloseOutputAsync(status, description, timeout.Token);
             }
 
-            await Task.Delay(CloseHandshakeTimeout);
+            _ = AbortUnlessClosedAsync();
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            Socket.Abort();
+        }
+    }
+
+    /// <summary>A receive loop blocked on a peer that never answers the close is released by the abort.</summary>
+    private async Task AbortUnlessClosedAsync()
+    {
+        await Task.Delay(CloseHandshakeTimeout);
+        try
+        {
             if (Socket.State != WebSocketState.Closed)
             {
                 Socket.Abort();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The session is over and the socket already gone.
+        }
+    }
+
+    /// <summary>After our close frame: discard what the peer still sends until its close arrives (bounded).</summary>
+    private async Task AwaitPeerCloseAsync()
+    {
+        var buffer = new byte[1024];
+        try
+        {
+            using var timeout = new CancellationTokenSource(CloseHandshakeTimeout);
+            while (Socket.State == WebSocketState.CloseSent)
+            {
+                var result = await Socket.ReceiveAsync(buffer, timeout.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
             }
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
@@ -224,8 +283,21 @@ public abstract partial class IngestSession : IDisposable
         }
     }
 
+    private void StartTimedOut()
+    {
+        if (Forwarder is not null)
+        {
+            return;
+        }
+
+        var seconds = Context.Settings.Limits.StartTimeout.TotalSeconds;
+        LogStartTimeout(Remote, seconds);
+        End("start_timeout", WebSocketCloseStatus.PolicyViolation, $"no start message within {seconds:0.#} s");
+    }
+
     public void Dispose()
     {
+        _startTimer.Dispose();
         _idleTimer.Dispose();
         _lifetimeTimer.Dispose();
         Reader.Dispose();
@@ -234,6 +306,9 @@ public abstract partial class IngestSession : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: dropped {What}: {Detail} (malformed #{Count} on this connection)")]
     private partial void LogMalformed(string streamId, string what, string detail, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} sent no start within {Seconds} s; closing with 1008")]
+    private partial void LogStartTimeout(IPAddress remote, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: message larger than {Limit} bytes; closing with 1009")]
     private partial void LogTooLarge(string streamId, int limit);

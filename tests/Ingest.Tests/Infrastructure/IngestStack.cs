@@ -62,8 +62,11 @@ public sealed class IngestStack : IAsyncDisposable
         return silo;
     }
 
-    /// <summary>Starts a gateway; by default with Basic credentials and a JWT secret, SUPPORT_EXOTEL left to the cluster.</summary>
-    public async Task<WebApplication> AddGatewayAsync(Dictionary<string, string?>? extra = null)
+    /// <summary>
+    /// Starts a gateway; by default with Basic credentials and a JWT secret, SUPPORT_EXOTEL left to the cluster.
+    /// <paramref name="customize"/> runs on the host builder after the settings are added (e.g. to add a log provider).
+    /// </summary>
+    public async Task<WebApplication> AddGatewayAsync(Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? customize = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -78,7 +81,11 @@ public sealed class IngestStack : IAsyncDisposable
             ["Logging:LogLevel:Default"] = "Warning",
         };
         Merge(settings, extra);
-        var gateway = await GatewayHost.BuildAsync([], b => b.Configuration.AddInMemoryCollection(settings));
+        var gateway = await GatewayHost.BuildAsync([], b =>
+        {
+            b.Configuration.AddInMemoryCollection(settings);
+            customize?.Invoke(b);
+        });
         await gateway.StartAsync();
         await gateway.Services.GetRequiredService<FlagCache>().Loaded.WaitAsync(TimeSpan.FromSeconds(30));
         _gateways.Add(gateway);
