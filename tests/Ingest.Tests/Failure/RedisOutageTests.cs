@@ -43,6 +43,37 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Redis_down_for_thirty_seconds_under_two_silos_loses_nothing_and_the_cluster_stays_whole()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true" });
+        await WaitForExotelAsync(gateway);
+
+        var calls = await Task.WhenAll(Enumerable.Range(1, 4).Select(n => LiveCall.StartAsync(IngestStack.IngestUri(gateway), n)));
+        var sending = calls.Select(c => c.SendAsync(360)).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        var clock = Stopwatch.StartNew();
+        await stack.Redis.ShutdownSaveAsync();
+        await Task.Delay(TimeSpan.FromSeconds(30) - clock.Elapsed);
+        await stack.Redis.StartProcessAsync();
+        output.WriteLine($"redis back after {clock.ElapsedMilliseconds} ms");
+
+        // A call that starts right after the outage must work too (the client still has its gateways).
+        var fresh = await LiveCall.StartAsync(IngestStack.IngestUri(gateway), 9);
+        await fresh.SendAsync(10);
+        await Task.WhenAll(sending);
+        var all = calls.Append(fresh).ToArray();
+        await Task.WhenAll(all.Select(c => c.FinishAsync()));
+        var problems = (await Task.WhenAll(all.Select(c => c.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(30))))).OfType<string>().ToList();
+        var stalls = await Task.WhenAll(calls.Select(c => c.LongestStallAsync(stack.Connection)));
+        output.WriteLine($"longest stall: {stalls.Max().TotalMilliseconds} ms");
+        Assert.True(problems.Count == 0, string.Join('\n', problems));
+    }
+
+    [Fact]
     public async Task Frames_beyond_the_buffer_during_an_outage_become_one_counted_buffer_overflow_gap_and_readyz_is_503()
     {
         await using var stack = await IngestStack.StartAsync();
