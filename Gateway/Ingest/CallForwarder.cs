@@ -17,6 +17,14 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long one grain call may take before the forwarder gives up on it and presents the call again. The Orleans
+    /// client fails a request to a silo that died (kill -9, power loss) only at its 30 s response timeout; a call
+    /// normally answers in milliseconds, so waiting that long would stall the call for half a minute. An abandoned
+    /// request that still arrives later is harmless: the grain drops items at or below the index it already has.
+    /// </summary>
+    internal static readonly TimeSpan GrainCallTimeout = TimeSpan.FromSeconds(3);
+
     private readonly ICallStreamGrain _grain;
     private readonly CallStart _start;
     private readonly GatewayLimits _limits;
@@ -54,7 +62,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
         {
             try
             {
-                var ack = await _grain.Start(_start);
+                var ack = await WithTimeout(_grain.Start(_start), linked.Token);
                 ResetBackoff();
                 if (ack.Status is CallAckStatus.Ok or CallAckStatus.Buffering)
                 {
@@ -286,7 +294,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
     {
         try
         {
-            var ack = await call();
+            var ack = await WithTimeout(call(), token);
             if (ack.Status != CallAckStatus.NotStarted)
             {
                 ResetBackoff();
@@ -300,7 +308,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
         try
         {
-            var restart = await _grain.Start(_start);
+            var restart = await WithTimeout(_grain.Start(_start), token);
             if (restart.Status is CallAckStatus.Ended or CallAckStatus.Conflict)
             {
                 return restart;
@@ -316,6 +324,9 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
         return null;
     }
+
+    private static Task<CallAck> WithTimeout(ValueTask<CallAck> call, CancellationToken token) =>
+        call.IsCompletedSuccessfully ? Task.FromResult(call.Result) : call.AsTask().WaitAsync(GrainCallTimeout, token);
 
     private async Task BackOffAsync(Exception ex, CancellationToken token)
     {

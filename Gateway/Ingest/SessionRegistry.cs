@@ -110,10 +110,24 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     private partial void LogDrainFinished(int connections);
 }
 
-/// <summary>Runs the drain when the host stops (registered last, so it stops first, before the Orleans client).</summary>
-internal sealed class DrainOnShutdown(SessionRegistry registry) : IHostedService
+/// <summary>
+/// Runs the drain when the host stops. It drains in <see cref="IHostedLifecycleService.StoppingAsync"/>, which the host
+/// runs before any hosted service's StopAsync: Kestrel's own StopAsync closes the listener at once, so draining there (or
+/// later) would refuse new upgrades with a connection reset and make /readyz unreachable instead of answering 503.
+/// Draining first keeps the listener up during the grace period, answering 503 to /readyz and to new upgrades while
+/// calls in progress finish, and the Orleans client is still connected while they flush.
+/// </summary>
+internal sealed class DrainOnShutdown(SessionRegistry registry) : IHostedLifecycleService
 {
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StopAsync(CancellationToken cancellationToken) => registry.DrainAsync(cancellationToken);
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => registry.DrainAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

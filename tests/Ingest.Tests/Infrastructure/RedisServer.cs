@@ -67,6 +67,33 @@ public sealed class RedisServer : IAsyncDisposable
         throw new InvalidOperationException($"redis-server did not answer on port {Port}");
     }
 
+    /// <summary>
+    /// Stops the server the way an operator's restart does: <c>SHUTDOWN SAVE</c> writes the data set to disk first, so
+    /// <see cref="StartProcessAsync"/> brings it back on the same port with every stream, cursor and membership row.
+    /// </summary>
+    public async Task ShutdownSaveAsync()
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            return;
+        }
+
+        try
+        {
+            using var admin = await ConnectionMultiplexer.ConnectAsync($"{ConnectionString},allowAdmin=true,connectTimeout=2000");
+            await admin.GetDatabase().ExecuteAsync("SHUTDOWN", "SAVE");
+        }
+        catch (RedisException)
+        {
+            // The server closes the connection as it exits; that is the expected answer.
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await process.WaitForExitAsync(timeout.Token);
+        process.Dispose();
+        _process = null;
+    }
+
     /// <summary>Kills the server (an outage); <see cref="StartProcessAsync"/> brings it back, empty, on the same port.</summary>
     public async Task StopProcessAsync()
     {

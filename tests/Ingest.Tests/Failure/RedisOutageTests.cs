@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Globalization;
+using Ingest.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Ingest.Tests.Failure;
+
+/// <summary>
+/// Redis stopped mid-call (SHUTDOWN SAVE, like an operator's restart) and started again on the same port by the test,
+/// under a silo and a gateway built by the shipped host code. Redis also holds the Orleans membership table, so the
+/// cluster itself rides out the outage too.
+/// </summary>
+public sealed class RedisOutageTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task Redis_down_for_five_seconds_mid_call_loses_nothing_and_keeps_order()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true" });
+        await WaitForExotelAsync(gateway);
+
+        var calls = await Task.WhenAll(Enumerable.Range(1, 5).Select(n => LiveCall.StartAsync(IngestStack.IngestUri(gateway), n)));
+        var sending = calls.Select(c => c.SendAsync(110)).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        var clock = Stopwatch.StartNew();
+        await stack.Redis.ShutdownSaveAsync();
+        output.WriteLine($"redis down (SHUTDOWN SAVE took {clock.ElapsedMilliseconds} ms)");
+        await Task.Delay(Outage - clock.Elapsed);
+        await stack.Redis.StartProcessAsync();
+        output.WriteLine($"redis back after {clock.ElapsedMilliseconds} ms");
+
+        await Task.WhenAll(sending);
+        await Task.WhenAll(calls.Select(c => c.FinishAsync()));
+        var problems = (await Task.WhenAll(calls.Select(c => c.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(30))))).OfType<string>().ToList();
+        var stalls = await Task.WhenAll(calls.Select(c => c.LongestStallAsync(stack.Connection)));
+        output.WriteLine($"longest stall (gap between two consecutive audio entries being written): {stalls.Max().TotalMilliseconds} ms");
+        Assert.True(problems.Count == 0, string.Join('\n', problems));
+        Assert.True(stalls.Max() >= Outage - TimeSpan.FromSeconds(1), "the outage did not stall publishing; was Redis really down?");
+    }
+
+    [Fact]
+    public async Task Redis_down_for_thirty_seconds_under_two_silos_loses_nothing_and_the_cluster_stays_whole()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true" });
+        await WaitForExotelAsync(gateway);
+
+        var calls = await Task.WhenAll(Enumerable.Range(1, 4).Select(n => LiveCall.StartAsync(IngestStack.IngestUri(gateway), n)));
+        var sending = calls.Select(c => c.SendAsync(360)).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        var clock = Stopwatch.StartNew();
+        await stack.Redis.ShutdownSaveAsync();
+        await Task.Delay(TimeSpan.FromSeconds(30) - clock.Elapsed);
+        await stack.Redis.StartProcessAsync();
+        output.WriteLine($"redis back after {clock.ElapsedMilliseconds} ms");
+
+        // A call that starts right after the outage must work too (the client still has its gateways).
+        var fresh = await LiveCall.StartAsync(IngestStack.IngestUri(gateway), 9);
+        await fresh.SendAsync(10);
+        await Task.WhenAll(sending);
+        var all = calls.Append(fresh).ToArray();
+        await Task.WhenAll(all.Select(c => c.FinishAsync()));
+        var problems = (await Task.WhenAll(all.Select(c => c.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(30))))).OfType<string>().ToList();
+        var stalls = await Task.WhenAll(calls.Select(c => c.LongestStallAsync(stack.Connection)));
+        output.WriteLine($"longest stall: {stalls.Max().TotalMilliseconds} ms");
+        Assert.True(problems.Count == 0, string.Join('\n', problems));
+    }
+
+    [Fact]
+    public async Task Frames_beyond_the_buffer_during_an_outage_become_one_counted_buffer_overflow_gap_and_readyz_is_503()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync(new() { ["INGEST_BUFFER_FRAMES"] = "10" });
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true" });
+        await WaitForExotelAsync(gateway);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        var call = await LiveCall.StartAsync(IngestStack.IngestUri(gateway), 1);
+        var sending = call.SendAsync(90);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        var clock = Stopwatch.StartNew();
+        await stack.Redis.ShutdownSaveAsync();
+        var readyDuringOutage = await RedisStreams.WaitUntilAsync(
+            async () => (int)(await http.GetAsync(IngestStack.HttpUri(gateway, "/readyz"))).StatusCode == 503,
+            TimeSpan.FromSeconds(3));
+        output.WriteLine($"/readyz 503 during the outage: {readyDuringOutage} ({clock.ElapsedMilliseconds} ms after the stop)");
+        await Task.Delay(Outage - clock.Elapsed);
+        await stack.Redis.StartProcessAsync();
+        var readyAgain = await RedisStreams.WaitUntilAsync(
+            async () => (int)(await http.GetAsync(IngestStack.HttpUri(gateway, "/readyz"))).StatusCode == 200,
+            TimeSpan.FromSeconds(10));
+
+        await sending;
+        await call.FinishAsync();
+        await RedisStreams.WaitUntilAsync(
+            async () => (await RedisStreams.ReadLifecycleAsync(stack.Connection, call.StreamSid)).Any(e => e["event"] == "stop"),
+            TimeSpan.FromSeconds(30));
+
+        var seqs = (await RedisStreams.ReadAudioAsync(stack.Connection, call.StreamSid)).Select(a => a.Seq).ToList();
+        var lifecycle = await RedisStreams.ReadLifecycleAsync(stack.Connection, call.StreamSid);
+        output.WriteLine($"{seqs.Count} of {call.Sent} frames published; lifecycle: " +
+            string.Join("; ", lifecycle.Select(e => string.Join(',', e.Where(kv => kv.Key != "audio").Select(kv => kv.Key + "=" + kv.Value)))));
+
+        Assert.True(readyDuringOutage, "/readyz was not 503 while Redis was down");
+        Assert.True(readyAgain, "/readyz did not return to 200 after Redis came back");
+        Assert.Equal(seqs.Distinct().Order(), seqs);
+        var gap = Assert.Single(lifecycle, e => e["event"] == "gap");
+        Assert.Equal("buffer_overflow", gap["reason"]);
+        var from = long.Parse(gap["from_seq"], CultureInfo.InvariantCulture);
+        var to = long.Parse(gap["to_seq"], CultureInfo.InvariantCulture);
+        var missing = long.Parse(gap["missing"], CultureInfo.InvariantCulture);
+
+        // Exactly the frames of the gap are absent, and nothing else.
+        var expected = Enumerable.Range(2, call.Sent).Select(i => (long)i).Where(s => s < from || s > to).ToList();
+        Assert.Equal(expected, seqs);
+        Assert.Equal(to - from + 1, missing);
+        Assert.InRange(missing, 1, call.Sent);
+        Assert.Equal(["start", "gap", "stop"], lifecycle.Select(e => e["event"]));
+        Assert.Equal(seqs.Count.ToString(CultureInfo.InvariantCulture), lifecycle[2]["frames"]);
+    }
+
+    private static async Task WaitForExotelAsync(Microsoft.AspNetCore.Builder.WebApplication gateway)
+    {
+        var ready = await RedisStreams.WaitUntilAsync(() => Task.FromResult(IngestStack.SupportsExotel(gateway)), TimeSpan.FromSeconds(10));
+        Assert.True(ready, "SUPPORT_EXOTEL did not reach the gateway");
+    }
+}

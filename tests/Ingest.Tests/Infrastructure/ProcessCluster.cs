@@ -1,0 +1,303 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace Ingest.Tests.Infrastructure;
+
+/// <summary>
+/// The shipped processes, for tests that really kill things: silos and gateways started as <c>dotnet Ingest.*.dll</c>
+/// child processes (the build output of the same configuration as the test assembly) against one real redis-server.
+/// Every child is killed on dispose, whatever happened in the test.
+/// </summary>
+public sealed class ProcessCluster : IAsyncDisposable
+{
+    private readonly List<ChildProcess> _children = [];
+
+    private ProcessCluster(RedisServer redis, IConnectionMultiplexer connection)
+    {
+        Redis = redis;
+        Connection = connection;
+    }
+
+    public RedisServer Redis { get; }
+
+    public IConnectionMultiplexer Connection { get; }
+
+    public string ClusterId { get; } = "proc-" + Guid.NewGuid().ToString("N")[..8];
+
+    public IReadOnlyList<ChildProcess> Children => _children;
+
+    public static async Task<ProcessCluster> StartAsync()
+    {
+        var redis = await RedisServer.StartAsync();
+        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        return new ProcessCluster(redis, connection);
+    }
+
+    /// <summary>Build configuration of the running test assembly (Debug or Release); the hosts are built alongside.</summary>
+    public static string Configuration =>
+        AppContext.BaseDirectory.Replace('\\', '/').Contains("/bin/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Orleans.Ingest.sln")))
+            {
+                dir = dir.Parent;
+            }
+
+            return dir?.FullName ?? throw new InvalidOperationException("Orleans.Ingest.sln not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    public static string HostDll(string project, string assembly)
+    {
+        var path = Path.Combine(RepositoryRoot, project, "bin", Configuration, "net10.0", assembly + ".dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build the solution first", path);
+    }
+
+    public async Task<ChildProcess> StartSiloAsync(string name, Dictionary<string, string>? extra = null)
+    {
+        var httpPort = RedisServer.FreePort();
+        var env = new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = Redis.ConnectionString,
+            ["CLUSTER_ID"] = ClusterId,
+            ["SERVICE_ID"] = ClusterId,
+            ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["SILO_HTTP_PORT"] = httpPort.ToString(CultureInfo.InvariantCulture),
+            ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+            ["SUPPORT_EXOTEL"] = "true",
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        Merge(env, extra);
+        var child = Start(name, HostDll("Silo", "Ingest.Silo"), env, httpPort);
+        await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
+        return child;
+    }
+
+    public async Task<ChildProcess> StartGatewayAsync(string name, Dictionary<string, string>? extra = null)
+    {
+        var port = RedisServer.FreePort();
+        var env = new Dictionary<string, string>
+        {
+            ["REDIS_URL"] = Redis.ConnectionString,
+            ["CLUSTER_ID"] = ClusterId,
+            ["SERVICE_ID"] = ClusterId,
+            ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+            ["SUPPORT_EXOTEL"] = "true",
+            ["EXOTEL_BASIC_AUTH_USER"] = IngestStack.ExotelUser,
+            ["EXOTEL_BASIC_AUTH_PASS"] = IngestStack.ExotelPassword,
+            ["JWT_SECRET"] = IngestStack.JwtSecret,
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        Merge(env, extra);
+        var child = Start(name, HostDll("Gateway", "Ingest.Gateway"), env, port);
+        await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
+
+        // Ready means the cluster answers; wait until the flag cache lets Exotel in as well.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var auth = new Dictionary<string, string> { ["Authorization"] = ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword) };
+        while (await ExotelClient.TryUpgradeAsync(child.IngestUri, auth) != 101)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException($"gateway {name} does not accept Exotel upgrades\n{child.Tail()}");
+            }
+
+            await Task.Delay(200);
+        }
+
+        return child;
+    }
+
+    private ChildProcess Start(string name, string dll, Dictionary<string, string> env, int httpPort)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { dll },
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        foreach (var (key, value) in env)
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + dll);
+        var child = new ChildProcess(name, process, httpPort);
+        lock (_children)
+        {
+            _children.Add(child);
+        }
+
+        return child;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        ChildProcess[] children;
+        lock (_children)
+        {
+            children = [.. _children];
+        }
+
+        foreach (var child in children)
+        {
+            child.Kill();
+        }
+
+        foreach (var child in children)
+        {
+            await child.DisposeAsync();
+        }
+
+        Connection.Dispose();
+        await Redis.DisposeAsync();
+    }
+
+    private static void Merge(Dictionary<string, string> target, Dictionary<string, string>? extra)
+    {
+        foreach (var (key, value) in extra ?? [])
+        {
+            target[key] = value;
+        }
+    }
+}
+
+/// <summary>One silo or gateway process with its HTTP port and the last lines it wrote.</summary>
+public sealed class ChildProcess : IAsyncDisposable
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    internal ChildProcess(string name, Process process, int httpPort)
+    {
+        Name = name;
+        Process = process;
+        HttpPort = httpPort;
+        process.OutputDataReceived += (_, e) => Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+
+    public Process Process { get; }
+
+    public int HttpPort { get; }
+
+    public Uri IngestUri => new($"ws://127.0.0.1:{HttpPort}/v1/ingest");
+
+    public Uri Http(string path) => new($"http://127.0.0.1:{HttpPort}{path}");
+
+    public bool HasExited => Process.HasExited;
+
+    public async Task<int> StatusAsync(string path)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(8) };
+        try
+        {
+            using var response = await http.GetAsync(Http(path));
+            return (int)response.StatusCode;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Sum of every series of one Prometheus metric on the process' /metrics (0 when absent).</summary>
+    public async Task<double> MetricAsync(string name)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(8) };
+        var text = await http.GetStringAsync(Http("/metrics"));
+        return text.Split('\n')
+            .Where(l => l.StartsWith(name, StringComparison.Ordinal) && (l.Length == name.Length || l[name.Length] is ' ' or '{'))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (await StatusAsync("/readyz") != 200)
+        {
+            if (Process.HasExited || DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException($"{Name} did not become ready (exited: {Process.HasExited})\n{Tail()}");
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>kill -9: no shutdown code runs.</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    /// <summary>kill -TERM: what an orchestrator sends before it stops a container.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
+        {
+            ArgumentList = { "-TERM", Process.Id.ToString(CultureInfo.InvariantCulture) },
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("could not run /bin/kill");
+        kill.WaitForExit();
+    }
+
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await Process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public string Tail(int lines = 40) => $"--- {Name} ---\n" + string.Join('\n', _lines.TakeLast(lines));
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _lines.Enqueue(line);
+        while (_lines.Count > 400 && _lines.TryDequeue(out _))
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        await WaitForExitAsync(TimeSpan.FromSeconds(10));
+        Process.Dispose();
+    }
+}
