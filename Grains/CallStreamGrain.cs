@@ -40,6 +40,7 @@ public sealed partial class CallStreamGrain(
     private bool _redisDown;
     private DateTime _nextRetryUtc;
     private IGrainTimer? _retryTimer;
+    private IGrainTimer? _orphanTimer;
     private PendingEntry? _openOverflow;
     private int _publishedSinceAck;
 
@@ -87,6 +88,11 @@ public sealed partial class CallStreamGrain(
             _head = _head with { Started = true, Baseline = start.StartSequence };
             Enqueue(audio: false, StartFields(start), _lastIndex);
         }
+
+        _orphanTimer ??= this.RegisterGrainTimer(
+            static (grain, _) => grain.OnOrphanCheckAsync(),
+            this,
+            new GrainTimerCreationOptions(OrphanCheckInterval, OrphanCheckInterval) { KeepAlive = true });
 
         await FlushAsync(force: true);
         return Ack(_redisDown ? CallAckStatus.Buffering : CallAckStatus.Ok);
@@ -180,18 +186,25 @@ public sealed partial class CallStreamGrain(
     public async ValueTask<CallAck> Stop(CallStop stop)
     {
         await EnsureLoadedAsync();
-        if (!_head.Stopped)
+        if (!_head.Stopped && !_head.Started)
         {
-            if (!_head.Started)
-            {
-                return Ack(CallAckStatus.NotStarted);
-            }
-
-            _head = _head with { Stopped = true };
-            Enqueue(audio: false, StopFields(stop.Reason), _lastIndex);
-            LogStopped(_streamId, stop.Reason, _head.Frames);
+            return Ack(CallAckStatus.NotStarted);
         }
 
+        return await StopCoreAsync(stop.Reason);
+    }
+
+    private async Task<CallAck> StopCoreAsync(string reason)
+    {
+        if (!_head.Stopped)
+        {
+            _head = _head with { Stopped = true };
+            Enqueue(audio: false, StopFields(reason), _lastIndex);
+            LogStopped(_streamId, reason, _head.Frames);
+        }
+
+        _orphanTimer?.Dispose();
+        _orphanTimer = null;
         await FlushAsync(force: true);
         if (_pending.Count == 0)
         {
@@ -201,6 +214,23 @@ public sealed partial class CallStreamGrain(
         }
 
         return Ack(CallAckStatus.Buffering);
+    }
+
+    private TimeSpan OrphanCheckInterval => TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(250).Ticks, _options.OrphanTimeout.Ticks / 4));
+
+    /// <summary>
+    /// A call whose gateway died mid-call gets no stop from anyone; after <see cref="IngestOptions.OrphanTimeout"/>
+    /// without a word from its connection the grain ends it itself, so consumers see the call close.
+    /// </summary>
+    private async Task OnOrphanCheckAsync()
+    {
+        if (_head.Stopped || !_head.Started || DateTime.UtcNow - _ownerSeenUtc < _options.OrphanTimeout)
+        {
+            return;
+        }
+
+        LogOrphaned(_streamId, _options.OrphanTimeout.TotalSeconds);
+        await StopCoreAsync("gateway_lost");
     }
 
     private async Task EnsureLoadedAsync()
@@ -329,11 +359,16 @@ public sealed partial class CallStreamGrain(
             }
 
             var audio = 0;
+            var debug = logger.IsEnabled(LogLevel.Debug);
             for (var i = 0; i < count; i++)
             {
                 if (_pending[i].Audio)
                 {
                     audio++;
+                    if (debug)
+                    {
+                        LogPublishedFrame(_streamId, _pending[i].CursorAfter.MediaSeq);
+                    }
                 }
 
                 if (ReferenceEquals(_pending[i], _openOverflow))
@@ -484,6 +519,12 @@ public sealed partial class CallStreamGrain(
 
         return [.. fields];
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Published audio frame: {{ stream_sid: {StreamSid}, seq: {Seq} }}")]
+    private partial void LogPublishedFrame(string streamSid, long seq);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: nothing from its connection for {Seconds} s (gateway lost?); ending the call with reason gateway_lost")]
+    private partial void LogOrphaned(string streamId, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} is live on another connection; refused a second one")]
     private partial void LogStreamConflict(string streamId);

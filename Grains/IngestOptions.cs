@@ -23,4 +23,10 @@ public sealed class IngestOptions
 
     /// <summary>How long another connection is refused a stream id that a live connection still owns.</summary>
     public TimeSpan OwnerLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A started call that hears nothing from its connection for this long is ended by the grain with reason
+    /// <c>gateway_lost</c> (its gateway died). Keep it above the gateways' IDLE_TIMEOUT_SECONDS.
+    /// </summary>
+    public TimeSpan OrphanTimeout { get; set; } = TimeSpan.FromSeconds(120);
 }

@@ -160,4 +160,23 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var stops = (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Count(e => e["event"] == "stop");
         Assert.Equal(1, stops);
     }
+
+    [Fact]
+    public async Task Call_whose_gateway_went_silent_is_ended_by_its_grain_with_reason_gateway_lost()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append([Media(2), Media(3)]);
+
+        // The fixture's orphan timeout is 3 s; nothing more is sent, as when a gateway process dies mid-call.
+        var ended = await RedisStreams.WaitUntilAsync(
+            async () => (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Any(e => e["event"] == "stop"),
+            TimeSpan.FromSeconds(15));
+
+        Assert.True(ended);
+        var stop = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop");
+        Assert.Equal("gateway_lost", stop["reason"]);
+        Assert.Equal("2", stop["frames"]);
+    }
 }

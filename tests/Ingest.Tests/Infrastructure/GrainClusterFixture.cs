@@ -33,6 +33,7 @@ public sealed class GrainClusterFixture : IAsyncLifetime
         var builder = new TestClusterBuilder((short)silos);
         builder.Options.ServiceId = ServiceId;
         builder.Properties["RedisConnectionString"] = Redis.ConnectionString;
+        builder.Properties["OrphanSeconds"] = "3";
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
@@ -57,7 +58,12 @@ public sealed class GrainClusterFixture : IAsyncLifetime
                 var options = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString);
                 var redis = ConnectionMultiplexer.Connect(options);
                 services.AddSingleton<IConnectionMultiplexer>(redis);
-                services.AddIngestGrains(o => o.RetryInterval = TimeSpan.FromMilliseconds(100));
+                var orphanSeconds = int.TryParse(context.Configuration["OrphanSeconds"], out var seconds) ? seconds : 120;
+                services.AddIngestGrains(o =>
+                {
+                    o.RetryInterval = TimeSpan.FromMilliseconds(100);
+                    o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
+                });
                 services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
             });
             hostBuilder.UseOrleans((context, silo) =>
