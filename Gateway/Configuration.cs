@@ -109,7 +109,7 @@ public sealed record GatewayLimits
     public int MaxQueuedItems { get; init; } = 3000;
 
     /// <summary>Wrong credentials (Basic password, token) one address may present per window before it gets 429.</summary>
-    public int AuthFailureLimit { get; init; } = 10;
+    public int AuthFailureLimit { get; init; } = 60;
 
     /// <summary>The sliding window over which <see cref="AuthFailureLimit"/> is counted.</summary>
     public TimeSpan AuthFailureWindow { get; init; } = TimeSpan.FromSeconds(60);
@@ -119,7 +119,7 @@ public sealed record GatewayLimits
 
     public static GatewayLimits From(IConfiguration c) => new()
     {
-        AuthFailureLimit = Settings.PositiveInt(c, "AUTH_FAILURE_LIMIT", 10, 1, 1_000_000),
+        AuthFailureLimit = Settings.PositiveInt(c, "AUTH_FAILURE_LIMIT", 60, 1, 1_000_000),
         AuthFailureWindow = TimeSpan.FromSeconds(Settings.PositiveInt(c, "AUTH_FAILURE_WINDOW_SECONDS", 60, 1, 86_400)),
         AuthFailureDelay = TimeSpan.FromMilliseconds(Settings.PositiveInt(c, "AUTH_FAILURE_DELAY_MS", 250, 0, 10_000)),
         MaxMessageBytes = Settings.PositiveInt(c, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),

@@ -40,19 +40,21 @@ public static partial class IngestEndpoint
         }
 
         var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
-        if (failures.IsBlocked(remote, out var retryAfter))
-        {
-            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-            await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, "too many wrong credentials from this address; retry later");
-            return;
-        }
-
         var decision = await authenticator.AuthenticateAsync(http);
         if (decision.Kind == CallerKind.None)
         {
+            // Only wrong credentials count, and a right credential always gets in: a guesser sharing Exotel's address
+            // (a NAT, a load balancer) must not be able to lock Exotel out. Past the budget a wrong one gets 429.
             if (decision.BadCredential)
             {
                 await failures.RecordFailureAsync(remote, http.RequestAborted);
+                if (failures.IsBlocked(remote, out var retryAfter))
+                {
+                    http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                    http.Response.Headers.WWWAuthenticate = Challenge;
+                    await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, "too many wrong credentials from this address; retry later");
+                    return;
+                }
             }
 
             http.Response.Headers.WWWAuthenticate = Challenge;
