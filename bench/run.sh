@@ -91,9 +91,11 @@ if [[ ",$systems," == *",relay,"* ]]; then
   relay_pid=$!; pids+=("$relay_pid")
   wait_http "$port" /healthz relay "$run/relay.log"
   out="$results/$stamp$label-relay.json"
+  redis-cli -p "$redis_port" config resetstat >/dev/null
   "${bench[@]}" run --system relay --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
     --redis "$REDIS_URL" --pids "relay=$relay_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
   files+=("$out")
+  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-relay.txt"
   stop_pid "$relay_pid"
   redis-cli -p "$redis_port" flushall >/dev/null
 fi
@@ -109,9 +111,11 @@ if [[ ",$systems," == *",orleans,"* ]]; then
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$run/gateway.log"
   out="$results/$stamp$label-orleans.json"
+  redis-cli -p "$redis_port" config resetstat >/dev/null
   "${bench[@]}" run --system orleans --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
     --redis "$REDIS_URL" --pids "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
   files+=("$out")
+  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-orleans.txt"
   stop_pid "$gateway_pid"; stop_pid "$silo_pid"
 fi
 
@@ -119,3 +123,5 @@ echo
 echo "== $(nproc) cores, $(uname -sr); shared machine: figures are noisy, compare within one run =="
 "${bench[@]}" compare "${files[@]}" | tee "$results/$stamp$label-table.md"
 echo "results: ${files[*]}"
+echo "Redis command statistics (calls, CPU usec per call) and process logs: $run"
+grep -h -E "cmdstat_(xadd|eval|evalsha|hgetall):" "$run"/redis-commandstats-*.txt 2>/dev/null | cut -d, -f1-3 || true
