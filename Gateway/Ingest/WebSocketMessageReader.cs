@@ -15,7 +15,11 @@ public readonly record struct SocketMessage(ReadStatus Status, WebSocketMessageT
 /// <summary>Reads whole WebSocket messages into one pooled buffer, refusing any larger than the limit.</summary>
 public sealed class WebSocketMessageReader(WebSocket socket, int maxBytes) : IDisposable
 {
-    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes, 16 * 1024));
+    // Sized for one Exotel media message (100 ms of 8 kHz PCM is ~2.2 KB of JSON); it grows by doubling for larger
+    // ones. Every live call holds this buffer while it waits, so its size is paid per idle connection.
+    private const int InitialBufferBytes = 4 * 1024;
+
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes, InitialBufferBytes));
 
     /// <summary>The returned data is valid until the next call.</summary>
     public async ValueTask<SocketMessage> ReadAsync(CancellationToken cancellationToken)

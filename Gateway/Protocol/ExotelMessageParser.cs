@@ -1050,12 +1050,10 @@ internal static class ProtocolJson
             return null;
         }
 
-        foreach (var b in body)
+        // Vectorised alphabet check: this runs over every byte of every frame.
+        if (body.IndexOfAnyExcept(Base64Alphabet) >= 0)
         {
-            if (!IsBase64Char(b))
-            {
-                return null;
-            }
+            return null;
         }
 
         var whole = body.Length - remainder;
@@ -1081,6 +1079,6 @@ internal static class ProtocolJson
         return decoded;
     }
 
-    private static bool IsBase64Char(byte b) =>
-        b is (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'+' or (byte)'/';
+    private static readonly SearchValues<byte> Base64Alphabet =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"u8);
 }

@@ -1,0 +1,51 @@
+using System.Text.Json;
+using Ingest.Bench;
+
+// Ingest.Bench run --system NAME --url ws://... --redis host:port --pids name=pid,... [--calls N --seconds S ...]
+// Ingest.Bench compare a.json b.json
+if (args.Length >= 1 && args[0] == "compare")
+{
+    var runs = args.Skip(1).Select(path => JsonSerializer.Deserialize<RunResult>(File.ReadAllText(path), ResultsTable.Json)!).ToList();
+    Console.WriteLine(ResultsTable.Render(runs));
+    return 0;
+}
+
+if (args.Length < 1 || args[0] != "run")
+{
+    Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json");
+    return 2;
+}
+
+var parsed = BenchOptions.Parse(args.Skip(1).ToList());
+
+// The driver shares the machine, so its own CPU is reported next to the servers'.
+var options = parsed with { Processes = new Dictionary<string, int>(parsed.Processes) { ["driver"] = Environment.ProcessId } };
+var startedUtc = DateTime.UtcNow;
+await using var redis = await RedisProbe.ConnectAsync(options.Redis);
+var runner = new ScenarioRunner(options, redis, Console.Out);
+var results = new List<ScenarioResult>();
+
+Console.WriteLine($"[{options.System}] warm-up");
+await runner.WarmUpAsync();
+foreach (var scenario in options.Scenarios)
+{
+    Console.WriteLine($"[{options.System}] scenario {scenario}");
+    var result = scenario switch
+    {
+        "idle" => await runner.IdleAsync(),
+        "realtime" => await runner.RealTimeAsync(),
+        "max" => await runner.MaxThroughputAsync(),
+        _ => throw new ArgumentException($"unknown scenario {scenario}"),
+    };
+    results.Add(result);
+    Console.WriteLine(ResultsTable.Render([new RunResult(options.System, string.Empty, startedUtc, Summary(options), [result])]));
+}
+
+var machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+var run = new RunResult(options.System, machine, startedUtc, Summary(options), results);
+Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.OutputPath))!);
+await File.WriteAllTextAsync(options.OutputPath, JsonSerializer.Serialize(run, ResultsTable.Json));
+Console.WriteLine($"[{options.System}] wrote {options.OutputPath}");
+return 0;
+
+static BenchOptionsSummary Summary(BenchOptions o) => new(o.Calls, o.Seconds, o.CadenceMs, o.SampleRate, o.MaxCalls, o.MaxFramesPerCall, o.ObservedCalls);

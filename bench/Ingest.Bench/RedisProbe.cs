@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using StackExchange.Redis;
+
+namespace Ingest.Bench;
+
+/// <summary>
+/// Looks at the system only from outside, through Redis: when each observed frame became readable (XREAD BLOCK on a
+/// multiplexer of its own, so the blocking read delays nothing else), how many entries are readable, and, at the end,
+/// whether every stream holds exactly its frames, in order (XRANGE).
+/// </summary>
+public sealed class RedisProbe : IAsyncDisposable
+{
+    private const int ReadCount = 2000;
+    private const int BlockMs = 200;
+
+    private readonly ConnectionMultiplexer _commands;
+    private readonly ConnectionMultiplexer _blockingReads;
+
+    private RedisProbe(ConnectionMultiplexer commands, ConnectionMultiplexer blockingReads)
+    {
+        _commands = commands;
+        _blockingReads = blockingReads;
+    }
+
+    public static async Task<RedisProbe> ConnectAsync(string configuration)
+    {
+        var options = ConfigurationOptions.Parse(configuration);
+        options.SyncTimeout = options.AsyncTimeout = 30_000;
+        var commands = await ConnectionMultiplexer.ConnectAsync(options);
+        var blocking = await ConnectionMultiplexer.ConnectAsync(options.Clone());
+        return new RedisProbe(commands, blocking);
+    }
+
+    public static RedisKey AudioKey(string streamSid) => "ingest:audio:" + streamSid;
+
+    /// <summary>
+    /// Follows the observed calls' streams until every frame they sent has been seen or <paramref name="stop"/> fires,
+    /// and returns the send→readable latency of each frame in milliseconds.
+    /// </summary>
+    public async Task<List<double>> ObserveAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
+    {
+        var latencies = new List<double>();
+        if (calls.Count == 0)
+        {
+            return latencies;
+        }
+
+        var db = _blockingReads.GetDatabase();
+        var lastIds = Enumerable.Repeat("0-0", calls.Count).ToArray();
+        var seen = new long[calls.Count];
+        var index = calls.Select((c, i) => (Key: (string)AudioKey(c.StreamSid)!, Index: i)).ToDictionary(p => p.Key, p => p.Index, StringComparer.Ordinal);
+        var args = new object[5 + calls.Count * 2];
+        args[0] = "COUNT";
+        args[1] = ReadCount;
+        args[2] = "BLOCK";
+        args[3] = BlockMs;
+        args[4] = "STREAMS";
+        for (var i = 0; i < calls.Count; i++)
+        {
+            args[5 + i] = (string)AudioKey(calls[i].StreamSid)!;
+        }
+
+        while (!stop.IsCancellationRequested)
+        {
+            if (sendingDone() && Enumerable.Range(0, calls.Count).All(i => seen[i] >= calls[i].FramesSent))
+            {
+                break;
+            }
+
+            for (var i = 0; i < calls.Count; i++)
+            {
+                args[5 + calls.Count + i] = lastIds[i];
+            }
+
+            var reply = await db.ExecuteAsync("XREAD", args);
+            var now = Stopwatch.GetTimestamp();
+            if (reply.IsNull)
+            {
+                continue;
+            }
+
+            foreach (var stream in (RedisResult[])reply!)
+            {
+                var pair = (RedisResult[])stream!;
+                var i = index[(string)pair[0]!];
+                var sendTicks = calls[i].SendTicks!;
+                foreach (var entry in (RedisResult[])pair[1]!)
+                {
+                    var parts = (RedisResult[])entry!;
+                    lastIds[i] = (string)parts[0]!;
+                    var fields = (RedisResult[])parts[1]!;
+                    for (var f = 0; f + 1 < fields.Length; f += 2)
+                    {
+                        if ((string)fields[f]! == "seq")
+                        {
+                            var seq = (long)fields[f + 1];
+                            if (seq >= 2 && seq - 2 < sendTicks.Length && sendTicks[seq - 2] != 0)
+                            {
+                                latencies.Add(Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds);
+                            }
+
+                            break;
+                        }
+                    }
+
+                    seen[i]++;
+                }
+            }
+        }
+
+        return latencies;
+    }
+
+    /// <summary>Entries readable in the calls' audio streams (XLEN, pipelined).</summary>
+    public async Task<long> CountReadableAsync(IReadOnlyList<SimulatedExotelCall> calls)
+    {
+        var db = _commands.GetDatabase();
+        var lengths = await Task.WhenAll(calls.Select(c => db.StreamLengthAsync(AudioKey(c.StreamSid))));
+        return lengths.Sum();
+    }
+
+    /// <summary>Reads every stream back and counts frames missing, duplicated, out of order or with wrong audio.</summary>
+    public async Task<Verification> VerifyAsync(IReadOnlyList<SimulatedExotelCall> calls, int frameBytes)
+    {
+        var db = _commands.GetDatabase();
+        long lost = 0, duplicated = 0, reordered = 0, corrupt = 0;
+        using var gate = new SemaphoreSlim(16);
+        await Task.WhenAll(calls.Select(async call =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                var expected = SimulatedExotelCall.AudioOf(call.StreamSid, frameBytes);
+                var seen = new bool[call.FramesSent];
+                long previous = 1, dup = 0, order = 0, bad = 0;
+                RedisValue from = "-";
+                while (true)
+                {
+                    var page = await db.StreamRangeAsync(AudioKey(call.StreamSid), from, "+", 1000);
+                    foreach (var entry in page)
+                    {
+                        var seq = (long)entry["seq"];
+                        if (seq < previous)
+                        {
+                            order++;
+                        }
+
+                        previous = seq;
+                        if (seq < 2 || seq - 2 >= seen.Length)
+                        {
+                            bad++;
+                        }
+                        else if (seen[seq - 2])
+                        {
+                            dup++;
+                        }
+                        else
+                        {
+                            seen[seq - 2] = true;
+                        }
+
+                        if (!((byte[])entry["audio"]!).AsSpan().SequenceEqual(expected))
+                        {
+                            bad++;
+                        }
+                    }
+
+                    if (page.Length < 1000)
+                    {
+                        break;
+                    }
+
+                    // Exclusive start after the last id read.
+                    from = "(" + page[^1].Id;
+                }
+
+                Interlocked.Add(ref lost, seen.LongCount(s => !s));
+                Interlocked.Add(ref duplicated, dup);
+                Interlocked.Add(ref reordered, order);
+                Interlocked.Add(ref corrupt, bad);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+
+        return new Verification(lost, duplicated, reordered, corrupt);
+    }
+
+    /// <summary>Deletes a scenario's audio streams and cursors so Redis memory stays bounded across scenarios.</summary>
+    public async Task DeleteAsync(IReadOnlyList<SimulatedExotelCall> calls)
+    {
+        var db = _commands.GetDatabase();
+        foreach (var chunk in calls.Chunk(500))
+        {
+            await db.KeyDeleteAsync(chunk.SelectMany(c => new RedisKey[] { AudioKey(c.StreamSid), "ingest:cursor:" + c.StreamSid }).ToArray());
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _commands.CloseAsync();
+        await _blockingReads.CloseAsync();
+        _commands.Dispose();
+        _blockingReads.Dispose();
+    }
+}
+
+public sealed record Verification(long Lost, long Duplicated, long Reordered, long Corrupt);

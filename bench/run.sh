@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# One command: build Release, start a private Redis, measure the baseline relay, then silo + gateway, with the same
+# driver and scenarios, and print the comparison. Everything it starts is stopped on exit.
+#
+#   bench/run.sh                                  # quick: 1000 calls x 20 s real time, 64 calls flat out (~4 min)
+#   bench/run.sh --calls 2000 --seconds 60        # the target point
+#   bench/run.sh --cadence-ms 20 --sample-rate 16000 --systems orleans --scenarios realtime
+#
+# Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000
+#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,max
+# Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+label=""
+systems="relay,orleans"
+build=1
+driver_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --systems) systems="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --label) label="-$2"; shift 2 ;;
+    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios)
+      driver_args+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+run="$root/.run/bench-$stamp"
+results="$root/bench/results"
+mkdir -p "$run" "$results"
+tools/ensure-redis.sh
+
+if [[ $build -eq 1 ]]; then
+  echo "building Release..."
+  dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet
+  dotnet build bench/Ingest.Relay/Ingest.Relay.csproj -c Release -nologo -v quiet
+  dotnet build bench/Ingest.Bench/Ingest.Bench.csproj -c Release -nologo -v quiet
+fi
+
+# Loopback ports nobody listens on (other engineers run their own stacks on this box).
+free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$(( 20000 + RANDOM % 20000 ))
+    if ! ss -ltnH "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
+pids=()
+stop_pid() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+}
+trap cleanup EXIT INT TERM
+
+http_ok() { # port path
+  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&3
+  local status; status=$(head -n 1 <&3); exec 3>&-
+  [[ "$status" == *" 200 "* ]]
+}
+wait_http() { # port path what log
+  for _ in $(seq 120); do http_ok "$1" "$2" && return 0; sleep 0.5; done
+  echo "$3 not ready; see $4" >&2; exit 1
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" --save "" --appendonly no >"$run/redis.log" 2>&1 &
+redis_pid=$!; pids+=("$redis_pid")
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+export REDIS_URL="127.0.0.1:$redis_port"
+export EXOTEL_BASIC_AUTH_USER=bench EXOTEL_BASIC_AUTH_PASS="bench-secret-$RANDOM$RANDOM"
+export Logging__LogLevel__Default=Warning
+bench=(dotnet bench/Ingest.Bench/bin/Release/net10.0/Ingest.Bench.dll)
+files=()
+
+if [[ ",$systems," == *",relay,"* ]]; then
+  port=$(free_port)
+  PORT=$port dotnet bench/Ingest.Relay/bin/Release/net10.0/Ingest.Relay.dll >"$run/relay.log" 2>&1 &
+  relay_pid=$!; pids+=("$relay_pid")
+  wait_http "$port" /healthz relay "$run/relay.log"
+  out="$results/$stamp$label-relay.json"
+  redis-cli -p "$redis_port" config resetstat >/dev/null
+  "${bench[@]}" run --system relay --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
+    --redis "$REDIS_URL" --pids "relay=$relay_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
+  files+=("$out")
+  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-relay.txt"
+  stop_pid "$relay_pid"
+  redis-cli -p "$redis_port" flushall >/dev/null
+fi
+
+if [[ ",$systems," == *",orleans,"* ]]; then
+  port=$(free_port)
+  export SILO_PORT=$(free_port) GATEWAY_PORT=$(free_port) SILO_HTTP_PORT=$(free_port) SILO_ADVERTISED_IP=127.0.0.1
+  export SUPPORT_EXOTEL=true CLUSTER_ID="bench-$stamp" SERVICE_ID="bench-$stamp"
+  export MAX_CONNECTIONS_PER_IP=20000 MAX_CONNECTIONS=20000
+  dotnet Silo/bin/Release/net10.0/Ingest.Silo.dll >"$run/silo.log" 2>&1 &
+  silo_pid=$!; pids+=("$silo_pid")
+  PORT=$port dotnet Gateway/bin/Release/net10.0/Ingest.Gateway.dll >"$run/gateway.log" 2>&1 &
+  gateway_pid=$!; pids+=("$gateway_pid")
+  wait_http "$port" /readyz gateway "$run/gateway.log"
+  out="$results/$stamp$label-orleans.json"
+  redis-cli -p "$redis_port" config resetstat >/dev/null
+  "${bench[@]}" run --system orleans --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
+    --redis "$REDIS_URL" --pids "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
+  files+=("$out")
+  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-orleans.txt"
+  stop_pid "$gateway_pid"; stop_pid "$silo_pid"
+fi
+
+echo
+echo "== $(nproc) cores, $(uname -sr); shared machine: figures are noisy, compare within one run =="
+"${bench[@]}" compare "${files[@]}" | tee "$results/$stamp$label-table.md"
+echo "results: ${files[*]}"
+echo "Redis command statistics (calls, CPU usec per call) and process logs: $run"
+grep -h -E "cmdstat_(xadd|eval|evalsha|hgetall):" "$run"/redis-commandstats-*.txt 2>/dev/null | cut -d, -f1-3 || true
