@@ -113,6 +113,18 @@ public sealed partial class CallStreamGrain(
         }
 
         _ownerSeenUtc = DateTime.UtcNow;
+        if (_pending.Count >= _options.BufferLimit && publisher.IsConnected)
+        {
+            // Redis is there but slow (overload, not an outage): take nothing more. The gateway keeps these items and
+            // sends them again after a pause, so nothing is dropped and the pressure reaches the sockets.
+            await FlushAsync(force: true);
+            if (_pending.Count >= _options.BufferLimit)
+            {
+                GrainMetrics.Pushback.Add(1);
+                throw new TimeoutException($"Redis is slow: stream {_streamId} already holds {_pending.Count} unwritten entries");
+            }
+        }
+
         int duplicates = 0, gaps = 0, overflowed = 0;
         long missing = 0;
 
@@ -142,7 +154,8 @@ public sealed partial class CallStreamGrain(
                     Enqueue(audio: false, GapFields(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), item.Index);
                 }
 
-                if (_redisDown && _pending.Count >= _options.BufferLimit)
+                // Only a real outage (no connection) drops frames; a slow Redis pushes back instead (see above).
+                if (_redisDown && !publisher.IsConnected && _pending.Count >= _options.BufferLimit)
                 {
                     overflowed++;
                     Overflow(item);
@@ -330,7 +343,7 @@ public sealed partial class CallStreamGrain(
             var started = Stopwatch.GetTimestamp();
             try
             {
-                outcome = await publisher.WriteAsync(_streamId, _written.Version, _pending, count, _options);
+                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, _options);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {

@@ -13,6 +13,7 @@ internal static class GrainMetrics
     public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.silo.gaps", "{gap}", "Gap entries recorded.");
     public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.silo.frames.missing", "{frame}", "Frames never received (sum over gap entries).");
     public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.silo.frames.overflowed", "{frame}", "Frames that did not fit the per-call buffer while Redis was unreachable.");
+    public static readonly Counter<long> Pushback = Meter.CreateCounter<long>("ingest.silo.pushback", "{call}", "Appends refused because Redis was slow and the call's buffer was full (the gateway resends).");
     public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
     public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "ms", "Time of one batch write to Redis.");
     public static readonly UpDownCounter<long> Buffered = Meter.CreateUpDownCounter<long>("ingest.silo.buffered", "{entry}", "Entries waiting for Redis.");

@@ -49,6 +49,28 @@ public sealed record CallCursor
         new("missing", Missing),
     ];
 
+    /// <summary>The fields whose value differs from <paramref name="previous"/>; the version always.</summary>
+    public HashEntry[] ChangedSince(CallCursor previous)
+    {
+        var all = ToHashEntries();
+        if (previous.Version == 0)
+        {
+            return all;
+        }
+
+        var before = previous.ToHashEntries();
+        var changed = new List<HashEntry>(all.Length);
+        for (var i = 0; i < all.Length; i++)
+        {
+            if (i == 0 || all[i].Value != before[i].Value)
+            {
+                changed.Add(all[i]);
+            }
+        }
+
+        return [.. changed];
+    }
+
     public static CallCursor FromHash(HashEntry[] entries)
     {
         if (entries.Length == 0)

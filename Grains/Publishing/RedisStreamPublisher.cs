@@ -55,16 +55,20 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         return CallCursor.FromHash(entries);
     }
 
-    /// <summary>Writes <paramref name="entries"/> and the cursor of the last of them, if Redis is still at <paramref name="expectedVersion"/>.</summary>
+    /// <summary>
+    /// Writes <paramref name="entries"/> and the cursor of the last of them, if Redis still holds <paramref name="written"/>.
+    /// Only the cursor fields that changed since <paramref name="written"/> are sent (per frame: a handful).
+    /// </summary>
     public async Task<WriteOutcome> WriteAsync(
         string streamId,
-        long expectedVersion,
+        CallCursor written,
         IReadOnlyList<PendingEntry> entries,
         int count,
         IngestOptions options)
     {
+        var expectedVersion = written.Version;
         var cursor = entries[count - 1].CursorAfter with { Version = expectedVersion + 1 };
-        var cursorFields = cursor.ToHashEntries();
+        var cursorFields = cursor.ChangedSince(written);
 
         var size = FixedArgs + cursorFields.Length * 2;
         for (var e = 0; e < count; e++)

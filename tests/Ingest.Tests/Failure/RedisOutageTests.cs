@@ -127,6 +127,30 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         Assert.Equal(seqs.Count.ToString(CultureInfo.InvariantCulture), lifecycle[2]["frames"]);
     }
 
+    [Fact]
+    public async Task Slow_redis_that_stays_connected_loses_and_duplicates_nothing()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync(new() { ["INGEST_BUFFER_FRAMES"] = "5" });
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true" });
+        await WaitForExotelAsync(gateway);
+
+        var call = await LiveCall.StartAsync(IngestStack.IngestUri(gateway), 1);
+        var sending = call.SendAsync(100);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        // Writes block for 7 s while every connection stays up: batch writes time out (5 s), and a timed-out write may
+        // still land when the pause ends (the fence then turns the retry into a resend). No frame lost or doubled.
+        await stack.Connection.GetServer(stack.Connection.GetEndPoints()[0]).ExecuteAsync("CLIENT", "PAUSE", "7000", "WRITE");
+        await sending;
+        await call.FinishAsync();
+
+        var problem = await call.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(40));
+        var stall = await call.LongestStallAsync(stack.Connection);
+        output.WriteLine($"longest stall under a 7 s write pause: {stall.TotalMilliseconds} ms; {problem ?? "all frames once, in order"}");
+        Assert.Null(problem);
+    }
+
     private static async Task WaitForExotelAsync(Microsoft.AspNetCore.Builder.WebApplication gateway)
     {
         var ready = await RedisStreams.WaitUntilAsync(() => Task.FromResult(IngestStack.SupportsExotel(gateway)), TimeSpan.FromSeconds(10));
