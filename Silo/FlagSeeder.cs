@@ -23,7 +23,7 @@ internal sealed partial class FlagSeeder(
                 var current = settings.SupportExotel is { } wanted
                     ? await flags.SetSupportExotel(wanted, "setting")
                     : await flags.Get();
-                LogStartupFlag(current.SupportExotel, settings.SupportExotel.HasValue ? "setting" : "persisted " + current.Source);
+                LogStartupFlag(Lower(current.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + current.Source);
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -42,8 +42,11 @@ internal sealed partial class FlagSeeder(
         return started.Task;
     }
 
+    /// <summary>The contract's spelling: <c>supportExotel: true</c>, not .NET's <c>True</c>.</summary>
+    private static string Lower(bool value) => value ? "true" : "false";
+
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
-    private partial void LogStartupFlag(bool enabled, string source);
+    private partial void LogStartupFlag(string enabled, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read or seed the SUPPORT_EXOTEL flag (attempt {Attempt}): {Error}")]
     private partial void LogSeedFailed(int attempt, string error);

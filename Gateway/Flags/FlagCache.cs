@@ -66,7 +66,7 @@ public sealed partial class FlagCache(
                 var flags = settings.SupportExotel is { } wanted
                     ? await SetSupportExotelAsync(wanted, "setting")
                     : await RefreshAsync();
-                LogStartupFlag(flags.SupportExotel, settings.SupportExotel.HasValue ? "setting" : "persisted " + flags.Source);
+                LogStartupFlag(Lower(flags.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + flags.Source);
                 _loaded.TrySetResult();
                 return;
             }
@@ -89,7 +89,7 @@ public sealed partial class FlagCache(
         _current = flags;
         if (previous is not null && previous.SupportExotel != flags.SupportExotel)
         {
-            LogChanged(flags.SupportExotel, flags.Source);
+            LogChanged(Lower(flags.SupportExotel), flags.Source);
         }
 
         if (flags.SupportExotel && previous?.SupportExotel != true && !settings.ExotelCredentialsConfigured && settings.ExotelAllowList.IsEmpty)
@@ -98,11 +98,14 @@ public sealed partial class FlagCache(
         }
     }
 
+    /// <summary>The contract's spelling: <c>supportExotel: true</c>, not .NET's <c>True</c>.</summary>
+    private static string Lower(bool value) => value ? "true" : "false";
+
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
-    private partial void LogStartupFlag(bool enabled, string source);
+    private partial void LogStartupFlag(string enabled, string source);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (changed; source: {Source})")]
-    private partial void LogChanged(bool enabled, string source);
+    private partial void LogChanged(string enabled, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "SUPPORT_EXOTEL is true but neither EXOTEL_BASIC_AUTH_USER/PASS nor EXOTEL_IP_ALLOWLIST is set: every Exotel connection will get 401")]
     private partial void LogNoExotelCredentials();
