@@ -101,6 +101,7 @@ public static class GatewayHost
         builder.Services.AddHostedService<DrainOnShutdown>();
 
         var app = builder.Build();
+        GatewayMetrics.Initialize();
         if (!settings.TrustedProxies.IsEmpty)
         {
             // With no known proxies the middleware would believe X-Forwarded-For from anyone, so it runs only when

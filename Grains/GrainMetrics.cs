@@ -16,5 +16,16 @@ internal static class GrainMetrics
     public static readonly Counter<long> Pushback = Meter.CreateCounter<long>("ingest.silo.pushback", "{call}", "Appends refused because Redis was slow and the call's buffer was full (the gateway resends).");
     public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
     public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "ms", "Time of one batch write to Redis.");
+    /// <summary>Touches every counter so a scrape finds each series at 0 from the start.</summary>
+    public static void Initialize()
+    {
+        foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, RedisFailures, Pushback })
+        {
+            counter.Add(0);
+        }
+
+        Buffered.Add(0);
+    }
+
     public static readonly UpDownCounter<long> Buffered = Meter.CreateUpDownCounter<long>("ingest.silo.buffered", "{entry}", "Entries waiting for Redis.");
 }

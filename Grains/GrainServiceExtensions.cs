@@ -15,6 +15,7 @@ public static class GrainServiceExtensions
         }
 
         services.AddSingleton<RedisStreamPublisher>();
+        GrainMetrics.Initialize();
         return services;
     }
 }

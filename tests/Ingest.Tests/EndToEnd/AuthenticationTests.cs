@@ -106,14 +106,31 @@ public sealed class AuthenticationTests(EndToEndFixture fixture)
     }
 
     [Fact]
-    public async Task Health_endpoints_answer()
+    public async Task Health_endpoints_answer_and_metrics_carry_every_contract_series()
     {
+        var sid = Guid.NewGuid().ToString("N");
+        await using (var call = await ExotelClient.ConnectAsync(IngestStack.IngestUri(fixture.Main)))
+        {
+            await call.StartAsync(sid, "call-metrics");
+            await call.MediaAsync(sid, 2, 1, ExotelClient.Pcm(5, 1));
+            await call.StopAsync(sid, 3);
+            await call.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+        }
+
         using var http = new HttpClient();
         using var live = await http.GetAsync(IngestStack.HttpUri(fixture.Main, "/healthz"));
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         using var ready = await http.GetAsync(IngestStack.HttpUri(fixture.Main, "/readyz"));
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         var metrics = await http.GetStringAsync(IngestStack.HttpUri(fixture.Main, "/metrics"));
-        Assert.Contains("ingest_frames_received", metrics, StringComparison.Ordinal);
+        // CONTRACT §8: frames received, published, duplicates, gaps, malformed messages, active calls, publish latency.
+        foreach (var series in new[]
+        {
+            "ingest_frames_received_total", "ingest_frames_published_total", "ingest_frames_duplicates_total", "ingest_gaps_total",
+            "ingest_messages_malformed_total", "ingest_calls_active", "ingest_publish_latency_milliseconds_bucket",
+        })
+        {
+            Assert.Contains(series, metrics, StringComparison.Ordinal);
+        }
     }
 }
