@@ -94,7 +94,7 @@ public static class GatewayHost
 
         builder.AddServiceDefaults();
         builder.Services.AddHealthChecks()
-            .AddCheck<RedisReadiness>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
+            .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
             .AddCheck<ClusterReadiness>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag]);
 
         // Registered last so it stops first: calls drain while the Orleans client is still connected.
@@ -116,22 +116,6 @@ public static class GatewayHost
         app.MapIngest();
         app.MapFlagsApi();
         return app;
-    }
-}
-
-internal sealed class RedisReadiness(IConnectionMultiplexer redis) : IHealthCheck
-{
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            var latency = await redis.GetDatabase().PingAsync();
-            return HealthCheckResult.Healthy($"ping {latency.TotalMilliseconds:F1} ms");
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            return HealthCheckResult.Unhealthy("Redis unreachable");
-        }
     }
 }
 

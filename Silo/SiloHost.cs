@@ -77,22 +77,6 @@ public static class ClusterTuning
     }
 }
 
-internal sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
-{
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            var latency = await redis.GetDatabase().PingAsync();
-            return HealthCheckResult.Healthy($"ping {latency.TotalMilliseconds:F1} ms");
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            return HealthCheckResult.Unhealthy("Redis unreachable");
-        }
-    }
-}
-
 internal sealed class SiloHealthCheck(ISiloStatusOracle oracle) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
