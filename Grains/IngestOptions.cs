@@ -26,7 +26,8 @@ public sealed class IngestOptions
 
     /// <summary>
     /// A started call that hears nothing from its connection for this long is ended by the grain with reason
-    /// <c>gateway_lost</c> (its gateway died). Keep it above the gateways' IDLE_TIMEOUT_SECONDS.
+    /// <c>gateway_lost</c> (its gateway died). Gateways call every live call's grain at least every 10 s, even when
+    /// the call is quiet, so this only has to outlast that heartbeat and a silo failover.
     /// </summary>
-    public TimeSpan OrphanTimeout { get; set; } = TimeSpan.FromSeconds(120);
+    public TimeSpan OrphanTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -34,7 +34,7 @@ public sealed record SiloSettings
     {
         var audioMax = Settings.PositiveInt(configuration, "INGEST_AUDIO_MAXLEN", 36_000, 100);
         var bufferLimit = Settings.PositiveInt(configuration, "INGEST_BUFFER_FRAMES", 600, 1, 1_000_000);
-        var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 120, 1, 7 * 86_400);
+        var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 30, 15, 7 * 86_400);
         return new SiloSettings
         {
             Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),

@@ -14,6 +14,9 @@ namespace Ingest.Gateway.Ingest;
 public sealed partial class CallForwarder : IAsyncDisposable
 {
     private const int MaxBatch = 128;
+    /// <summary>How often a call with nothing to send calls its grain anyway; well below the grains' INGEST_ORPHAN_SECONDS.</summary>
+    internal static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(10);
+
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
@@ -77,6 +80,9 @@ public sealed partial class CallForwarder : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Completes when the call is over for the cluster: stopped, or refused mid-call (Ended, Conflict).</summary>
+    public Task<CallAckStatus> Completion => _completed.Task;
 
     /// <summary>Queues one item. Completes at once unless this call already holds too much unsent (then: backpressure).</summary>
     public ValueTask EnqueueAsync(CallItemKind kind, long seq, long? chunk, long timestampMs, byte[]? audio, string? digit = null, long? durationMs = null, string? markName = null)
@@ -162,7 +168,18 @@ public sealed partial class CallForwarder : IAsyncDisposable
         var token = _stop.Token;
         while (!token.IsCancellationRequested)
         {
-            await _wake.WaitAsync(token);
+            if (!await _wake.WaitAsync(HeartbeatInterval, token))
+            {
+                // A quiet call still tells its grain it is alive (and learns what Redis now holds), so the grain can
+                // tell a quiet call from one whose gateway died.
+                if (await TryCallAsync(() => _grain.Append([]), token) is { } heartbeat && !Settle(heartbeat))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
             while (TakeBatch() is { IsDefaultOrEmpty: false } batch)
             {
                 // null: the grain call failed and the unsettled items are back in the queue; take them again.

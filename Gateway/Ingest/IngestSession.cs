@@ -142,6 +142,19 @@ public abstract partial class IngestSession : IDisposable
             case CallAckStatus.Ok:
             case CallAckStatus.Buffering:
                 Forwarder = forwarder;
+                _ = forwarder.Completion.ContinueWith(
+                    static (done, state) =>
+                    {
+                        var session = (IngestSession)state!;
+                        if (!session.CallEnded && done.Result is CallAckStatus.Ended or CallAckStatus.Conflict)
+                        {
+                            session.End("refused", WebSocketCloseStatus.PolicyViolation, "the call was ended by the cluster", endCall: false);
+                        }
+                    },
+                    this,
+                    CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnRanToCompletion,
+                    TaskScheduler.Default);
                 _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
                 _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
                 return true;

@@ -1,4 +1,6 @@
 using System.Net.WebSockets;
+using Ingest.Grains.Interfaces;
+using Microsoft.Extensions.DependencyInjection;
 using Ingest.Tests.Infrastructure;
 
 namespace Ingest.Tests.EndToEnd;
@@ -138,5 +140,23 @@ public sealed class ExotelCallTests(EndToEndFixture fixture)
 
         var start = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, sid), e => e["event"] == "start");
         Assert.Equal("16000", start["sample_rate"]);
+    }
+
+    [Fact]
+    public async Task Call_ended_by_the_cluster_mid_call_closes_its_socket_with_1008()
+    {
+        var sid = NewSid();
+        await using var client = await ExotelClient.ConnectAsync(IngestStack.IngestUri(fixture.Main));
+        await client.StartAsync(sid, "call-refused");
+        await client.MediaAsync(sid, 2, 1, ExotelClient.Pcm(4, 1));
+        Assert.True(await RedisStreams.WaitUntilAsync(
+            async () => (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Count == 1, TimeSpan.FromSeconds(10)));
+
+        // The grain ends the call behind the gateway's back (as it does for an orphaned call).
+        var cluster = fixture.Main.Services.GetRequiredService<IClusterClient>();
+        await cluster.GetGrain<ICallStreamGrain>(sid).Stop(new CallStop("operator", null, "test"));
+        await client.MediaAsync(sid, 3, 2, ExotelClient.Pcm(4, 2));
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, await client.WaitForCloseAsync(TimeSpan.FromSeconds(15)));
     }
 }
