@@ -27,7 +27,7 @@ public sealed class FlagFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Stack.DisposeAsync();
 }
 
-public sealed class FlagTests(FlagFixture fixture) : IClassFixture<FlagFixture>
+public sealed class FlagTests(FlagFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<FlagFixture>
 {
     private static Dictionary<string, string> Basic() =>
         new() { ["Authorization"] = ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword) };
@@ -68,7 +68,9 @@ public sealed class FlagTests(FlagFixture fixture) : IClassFixture<FlagFixture>
         Assert.Equal(401, await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(fixture.Second), Basic()));
 
         await PutAsync(fixture.First, enabled: true);
-        Assert.True(await TimeUntilUpgradeAnswersAsync(fixture.Second, 101) < TimeSpan.FromSeconds(1));
+        var on = await TimeUntilUpgradeAnswersAsync(fixture.Second, 101);
+        output.WriteLine($"flag on via the first gateway: the second admitted Exotel after {on.TotalMilliseconds:F0} ms");
+        Assert.True(on < TimeSpan.FromSeconds(1), $"took {on}");
         Assert.Equal(101, await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(fixture.First), Basic()));
 
         // A call in progress when the flag goes off carries on to its stop.
@@ -78,7 +80,9 @@ public sealed class FlagTests(FlagFixture fixture) : IClassFixture<FlagFixture>
         await call.MediaAsync(sid, 2, 1, ExotelClient.Pcm(1, 1));
 
         await PutAsync(fixture.First, enabled: false);
-        Assert.True(await TimeUntilUpgradeAnswersAsync(fixture.Second, 401) < TimeSpan.FromSeconds(1));
+        var off = await TimeUntilUpgradeAnswersAsync(fixture.Second, 401);
+        output.WriteLine($"flag off via the first gateway: the second refused Exotel after {off.TotalMilliseconds:F0} ms");
+        Assert.True(off < TimeSpan.FromSeconds(1), $"took {off}");
 
         await call.MediaAsync(sid, 3, 2, ExotelClient.Pcm(1, 2));
         await call.StopAsync(sid, 4);
