@@ -179,4 +179,23 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         Assert.Equal("gateway_lost", stop["reason"]);
         Assert.Equal("2", stop["frames"]);
     }
+
+    [Fact]
+    public async Task Cursor_expires_on_its_own_whether_or_not_the_call_has_stopped()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append([Media(2), Media(3)]);
+        var db = fixture.Connection.GetDatabase();
+        var live = await db.KeyTimeToLiveAsync("ingest:cursor:" + id);
+
+        await grain.Stop(new CallStop("stopped", 4, "conn-1"));
+        var ended = await db.KeyTimeToLiveAsync("ingest:cursor:" + id);
+
+        Assert.NotNull(live);
+        Assert.True(live > TimeSpan.FromHours(23), $"TTL while live: {live}");
+        Assert.NotNull(ended);
+        Assert.True(ended > TimeSpan.FromHours(23), $"TTL after stop: {ended}");
+    }
 }
