@@ -1,4 +1,5 @@
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 
 namespace Ingest.Grains;
@@ -40,15 +41,12 @@ public sealed partial class IngestFlagsGrain(
         state.State.Source = source;
         state.State.ChangedAt = DateTimeOffset.UtcNow;
         await state.WriteStateAsync();
-        LogChanged(Lower(enabled), Lower(previous), source);
+        LogChanged(LogValues.Bool(enabled), LogValues.Bool(previous), source);
         return Snapshot();
     }
 
     private IngestFlags Snapshot() =>
         new(state.State.SupportExotel, state.State.Version, state.State.Source, state.State.ChangedAt);
-
-    /// <summary>The contract's spelling: <c>supportExotel: true</c>, not .NET's <c>True</c>.</summary>
-    private static string Lower(bool value) => value ? "true" : "false";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (was {Previous}; source: {Source})")]
     private partial void LogChanged(string enabled, string previous, string source);

@@ -1,4 +1,5 @@
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 
 namespace Ingest.Silo;
 
@@ -23,7 +24,7 @@ internal sealed partial class FlagSeeder(
                 var current = settings.SupportExotel is { } wanted
                     ? await flags.SetSupportExotel(wanted, "setting")
                     : await flags.Get();
-                LogStartupFlag(Lower(current.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + current.Source);
+                LogStartupFlag(LogValues.Bool(current.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + current.Source);
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -41,9 +42,6 @@ internal sealed partial class FlagSeeder(
         stoppingToken.Register(() => started.TrySetCanceled(stoppingToken));
         return started.Task;
     }
-
-    /// <summary>The contract's spelling: <c>supportExotel: true</c>, not .NET's <c>True</c>.</summary>
-    private static string Lower(bool value) => value ? "true" : "false";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
     private partial void LogStartupFlag(string enabled, string source);

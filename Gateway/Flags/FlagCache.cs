@@ -1,4 +1,5 @@
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 
 namespace Ingest.Gateway.Flags;
 
@@ -66,7 +67,7 @@ public sealed partial class FlagCache(
                 var flags = settings.SupportExotel is { } wanted
                     ? await SetSupportExotelAsync(wanted, "setting")
                     : await RefreshAsync();
-                LogStartupFlag(Lower(flags.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + flags.Source);
+                LogStartupFlag(LogValues.Bool(flags.SupportExotel), settings.SupportExotel.HasValue ? "setting" : "persisted " + flags.Source);
                 _loaded.TrySetResult();
                 return;
             }
@@ -89,7 +90,7 @@ public sealed partial class FlagCache(
         _current = flags;
         if (previous is not null && previous.SupportExotel != flags.SupportExotel)
         {
-            LogChanged(Lower(flags.SupportExotel), flags.Source);
+            LogChanged(LogValues.Bool(flags.SupportExotel), flags.Source);
         }
 
         if (flags.SupportExotel && previous?.SupportExotel != true && !settings.ExotelCredentialsConfigured && settings.ExotelAllowList.IsEmpty)
@@ -97,9 +98,6 @@ public sealed partial class FlagCache(
             LogNoExotelCredentials();
         }
     }
-
-    /// <summary>The contract's spelling: <c>supportExotel: true</c>, not .NET's <c>True</c>.</summary>
-    private static string Lower(bool value) => value ? "true" : "false";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
     private partial void LogStartupFlag(string enabled, string source);

@@ -34,37 +34,42 @@ public sealed record CallCursor
 
     public static readonly CallCursor Empty = new();
 
-    public HashEntry[] ToHashEntries() =>
+    // The one list of what the cursor hash holds; "v" first (always written).
+    private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value)[] Fields =
     [
-        new("v", Version),
-        new("started", Started ? 1 : 0),
-        new("stopped", Stopped ? 1 : 0),
-        new("baseline", Baseline.HasValue ? Baseline.Value.ToString(CultureInfo.InvariantCulture) : string.Empty),
-        new("media_seq", MediaSeq),
-        new("chunk", Chunk.HasValue ? Chunk.Value.ToString(CultureInfo.InvariantCulture) : string.Empty),
-        new("event_seq", EventSeq),
-        new("evs", EventsAfterMedia),
-        new("frames", Frames),
-        new("gaps", Gaps),
-        new("missing", Missing),
+        ("v", c => c.Version),
+        ("started", c => c.Started ? 1 : 0),
+        ("stopped", c => c.Stopped ? 1 : 0),
+        ("baseline", c => c.Baseline is { } b ? b : RedisValue.EmptyString),
+        ("media_seq", c => c.MediaSeq),
+        ("chunk", c => c.Chunk is { } n ? n : RedisValue.EmptyString),
+        ("event_seq", c => c.EventSeq),
+        ("evs", c => c.EventsAfterMedia),
+        ("frames", c => c.Frames),
+        ("gaps", c => c.Gaps),
+        ("missing", c => c.Missing),
     ];
 
-    /// <summary>The fields whose value differs from <paramref name="previous"/>; the version always.</summary>
+    public HashEntry[] ToHashEntries() => Array.ConvertAll(Fields, f => new HashEntry(f.Name, f.Value(this)));
+
+    /// <summary>
+    /// The fields whose value differs from <paramref name="previous"/>, and the version always: per frame that is a
+    /// handful, written on the hot path, so nothing else is built.
+    /// </summary>
     public HashEntry[] ChangedSince(CallCursor previous)
     {
-        var all = ToHashEntries();
         if (previous.Version == 0)
         {
-            return all;
+            return ToHashEntries();
         }
 
-        var before = previous.ToHashEntries();
-        var changed = new List<HashEntry>(all.Length);
-        for (var i = 0; i < all.Length; i++)
+        var changed = new List<HashEntry>(6) { new(Fields[0].Name, Version) };
+        for (var i = 1; i < Fields.Length; i++)
         {
-            if (i == 0 || all[i].Value != before[i].Value)
+            var value = Fields[i].Value(this);
+            if (value != Fields[i].Value(previous))
             {
-                changed.Add(all[i]);
+                changed.Add(new HashEntry(Fields[i].Name, value));
             }
         }
 
