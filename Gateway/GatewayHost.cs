@@ -120,7 +120,7 @@ public static class GatewayHost
 }
 
 /// <summary>Ready when a grain call round-trips through the cluster, and not while draining.</summary>
-internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry) : IHealthCheck
+internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -132,7 +132,11 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
         try
         {
             await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
-            return HealthCheckResult.Healthy("cluster reachable");
+
+            // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
+            return flags.Loaded.IsCompletedSuccessfully
+                ? HealthCheckResult.Healthy("cluster reachable")
+                : HealthCheckResult.Unhealthy("cluster flags not loaded yet");
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -61,6 +61,10 @@ public static class RedisUrl
         options.AsyncTimeout = 5000;
         options.KeepAlive = 5;
         options.ReconnectRetryPolicy = new LinearRetry(500);
+
+        // Run the client's socket reads on the .NET thread pool instead of its own dedicated threads: on a small node
+        // every hand-off between the two pools is a futex wake and a context switch (bench/run.sh, docs/PERFORMANCE.md).
+        options.SocketManager = SocketManager.ThreadPool;
         return options;
     }
 

@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --label) label="-$2"; shift 2 ;;
-    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios)
+    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls)
       driver_args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -105,9 +105,9 @@ if [[ ",$systems," == *",orleans,"* ]]; then
   export SILO_PORT=$(free_port) GATEWAY_PORT=$(free_port) SILO_HTTP_PORT=$(free_port) SILO_ADVERTISED_IP=127.0.0.1
   export SUPPORT_EXOTEL=true CLUSTER_ID="bench-$stamp" SERVICE_ID="bench-$stamp"
   export MAX_CONNECTIONS_PER_IP=20000 MAX_CONNECTIONS=20000
-  dotnet Silo/bin/Release/net10.0/Ingest.Silo.dll >"$run/silo.log" 2>&1 &
+  dotnet "${BENCH_SILO_DLL:-Silo/bin/Release/net10.0/Ingest.Silo.dll}" >"$run/silo.log" 2>&1 &
   silo_pid=$!; pids+=("$silo_pid")
-  PORT=$port dotnet Gateway/bin/Release/net10.0/Ingest.Gateway.dll >"$run/gateway.log" 2>&1 &
+  PORT=$port dotnet "${BENCH_GATEWAY_DLL:-Gateway/bin/Release/net10.0/Ingest.Gateway.dll}" >"$run/gateway.log" 2>&1 &
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$run/gateway.log"
   out="$results/$stamp$label-orleans.json"

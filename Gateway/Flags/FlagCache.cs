@@ -74,7 +74,7 @@ public sealed partial class FlagCache(
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 LogPollFailed(ex.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(250 * attempt, 2000)), stoppingToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100 * attempt, 1000)), stoppingToken);
             }
         }
     }

@@ -39,6 +39,9 @@ public sealed record BenchOptions
     /// <summary>Calls whose every frame is timed (XREAD BLOCK); the others are counted and verified only.</summary>
     public int ObservedCalls { get; init; } = 200;
 
+    /// <summary>Calls of the warm-up before the scenarios (50 frames each, flat out); not measured.</summary>
+    public int WarmupCalls { get; init; } = 32;
+
     public IReadOnlyList<string> Scenarios { get; init; } = ["idle", "realtime", "max"];
 
     public string OutputPath { get; init; } = "bench/results/result.json";
@@ -71,6 +74,7 @@ public sealed record BenchOptions
                 "--max-calls" => options with { MaxCalls = Int() },
                 "--max-frames" => options with { MaxFramesPerCall = Int() },
                 "--observe" => options with { ObservedCalls = Int() },
+                "--warmup-calls" => options with { WarmupCalls = Int() },
                 "--scenarios" => options with { Scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries) },
                 "--out" => options with { OutputPath = Value() },
                 _ => throw new ArgumentException($"unknown option {name}"),

@@ -27,9 +27,12 @@ var results = new List<ScenarioResult>();
 
 Console.WriteLine($"[{options.System}] warm-up");
 await runner.WarmUpAsync();
+var occurrences = new Dictionary<string, int>(StringComparer.Ordinal);
 foreach (var scenario in options.Scenarios)
 {
-    Console.WriteLine($"[{options.System}] scenario {scenario}");
+    // A scenario named twice runs twice on the same servers: the first on cold processes, the second warm.
+    var occurrence = occurrences[scenario] = occurrences.GetValueOrDefault(scenario) + 1;
+    Console.WriteLine($"[{options.System}] scenario {scenario}{(occurrence > 1 ? $" (run {occurrence})" : string.Empty)}");
     var result = scenario switch
     {
         "idle" => await runner.IdleAsync(),
@@ -37,6 +40,11 @@ foreach (var scenario in options.Scenarios)
         "max" => await runner.MaxThroughputAsync(),
         _ => throw new ArgumentException($"unknown scenario {scenario}"),
     };
+    if (occurrence > 1)
+    {
+        result = result with { Scenario = $"{result.Scenario} (run {occurrence})" };
+    }
+
     results.Add(result);
     Console.WriteLine(ResultsTable.Render([new RunResult(options.System, string.Empty, startedUtc, Summary(options), [result])]));
 }

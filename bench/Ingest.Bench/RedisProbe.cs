@@ -35,11 +35,11 @@ public sealed class RedisProbe : IAsyncDisposable
 
     /// <summary>
     /// Follows the observed calls' streams until every frame they sent has been seen or <paramref name="stop"/> fires,
-    /// and returns the send→readable latency of each frame in milliseconds.
+    /// and returns the send→readable latency of each frame in milliseconds, with the time it became readable.
     /// </summary>
-    public async Task<List<double>> ObserveAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
+    public async Task<List<(long ReadTicks, double Ms)>> ObserveAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
     {
-        var latencies = new List<double>();
+        var latencies = new List<(long ReadTicks, double Ms)>();
         if (calls.Count == 0)
         {
             return latencies;
@@ -96,7 +96,7 @@ public sealed class RedisProbe : IAsyncDisposable
                             var seq = (long)fields[f + 1];
                             if (seq >= 2 && seq - 2 < sendTicks.Length && sendTicks[seq - 2] != 0)
                             {
-                                latencies.Add(Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds);
+                                latencies.Add((now, Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds));
                             }
 
                             break;

@@ -29,6 +29,9 @@ public sealed record ScenarioResult
 
     public LatencySummary? Latency { get; init; }
 
+    /// <summary>Per second of the scenario (by the time a frame became readable): samples, p50, p99, max.</summary>
+    public List<LatencySecond>? LatencyBySecond { get; init; }
+
     public Verification? Verification { get; init; }
 
     public double? KbPerIdleCall { get; init; }
@@ -43,13 +46,26 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
 {
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(90);
     private static readonly string[] ServerProcesses = ["gateway", "silo", "relay"];
+    private int _batches;
     private readonly string _runId = DateTime.UtcNow.ToString("HHmmss", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>A few calls through every path, so JIT and first activations are not billed to a scenario.</summary>
     public async Task WarmUpAsync()
     {
-        var calls = CreateCalls("warm", 32, observed: 0, frames: 0);
-        await ConnectAllAsync(calls);
+        // A server that just said ready may still refuse for a moment (a gateway still reading its flags): retry, bounded.
+        var calls = CreateCalls("warm", options.WarmupCalls, observed: 0, frames: 0);
+        for (var attempt = 1; await ConnectAllAsync(calls) > 0; attempt++)
+        {
+            await DisposeAllAsync(calls);
+            if (attempt == 60)
+            {
+                throw new InvalidOperationException("the server refused warm-up calls for 30 s");
+            }
+
+            await Task.Delay(500);
+            calls = CreateCalls("warm" + attempt, options.WarmupCalls, observed: 0, frames: 0);
+        }
+
         await Task.WhenAll(calls.Select(c => c.SendMediaAsync(50, 0, 0, CancellationToken.None)));
         await StopAllAsync(calls);
         await WaitReadableAsync(calls, calls.Sum(c => c.FramesSent), Stopwatch.GetTimestamp());
@@ -116,6 +132,12 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         var processes = usage.Stop();
         await StopAllAsync(calls);
 
+        if (latencies.Count > 0)
+        {
+            var series = LatencySecond.Series(latencies, firstDue);
+            log.WriteLine($"  p99 ms by second: {string.Join(' ', series.Select(s => s.P99Ms.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
+        }
+
         log.WriteLine($"  verifying {calls.Count} streams...");
         var verification = await redis.VerifyAsync(calls, options.FrameBytes);
         await redis.DeleteAsync(calls);
@@ -133,7 +155,8 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             FramesPerSecond = window > 0 ? Math.Round(readable / window) : 0,
             MaxSendLagMs = Math.Round(calls.Max(c => c.MaxLagTicks) * 1000.0 / Stopwatch.Frequency, 1),
             ObservedCalls = observed,
-            Latency = LatencySummary.From(latencies),
+            Latency = LatencySummary.From(latencies.Select(l => l.Ms).ToList()),
+            LatencyBySecond = LatencySecond.Series(latencies, firstDue),
             Verification = verification,
             Processes = processes,
             FailedCalls = failed,
@@ -154,10 +177,14 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         }
     }
 
-    private List<SimulatedExotelCall> CreateCalls(string scenario, int count, int observed, int frames) =>
-        Enumerable.Range(0, count)
-            .Select(i => new SimulatedExotelCall($"bench-{options.System}-{_runId}-{scenario}-{i}", options, i < observed ? new long[frames] : null))
+    private List<SimulatedExotelCall> CreateCalls(string scenario, int count, int observed, int frames)
+    {
+        // A scenario may run more than once (--scenarios realtime,realtime: cold, then warm); stream ids never repeat.
+        var batch = Interlocked.Increment(ref _batches);
+        return Enumerable.Range(0, count)
+            .Select(i => new SimulatedExotelCall($"bench-{options.System}-{_runId}-{scenario}{batch}-{i}", options, i < observed ? new long[frames] : null))
             .ToList();
+    }
 
     /// <summary>Connects and starts every call, a bounded number at a time; returns how many failed.</summary>
     private async Task<int> ConnectAllAsync(List<SimulatedExotelCall> calls)

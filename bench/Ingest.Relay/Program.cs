@@ -3,7 +3,10 @@ using Ingest.Relay;
 // The baseline of bench/run.sh: the gateway's endpoint contract with nothing behind it but XADD. No Orleans, no
 // sequence tracking, no cursor: what a single process costs to move the same frames, to measure the system against.
 var settings = RelaySettings.From(Environment.GetEnvironmentVariables());
-var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(settings.RedisConfiguration);
+// Same client tuning as the silo and gateway (ServiceDefaults/RedisUrl.cs), so the ratio measures the design.
+var redisOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.RedisConfiguration);
+redisOptions.SocketManager = StackExchange.Redis.SocketManager.ThreadPool;
+var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redisOptions);
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
