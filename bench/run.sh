@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --label) label="-$2"; shift 2 ;;
-    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls)
+    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
       driver_args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;

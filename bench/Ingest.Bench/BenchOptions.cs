@@ -42,6 +42,9 @@ public sealed record BenchOptions
     /// <summary>Calls of the warm-up before the scenarios (50 frames each, flat out); not measured.</summary>
     public int WarmupCalls { get; init; } = 32;
 
+    /// <summary>Seconds to wait after the warm-up (background JIT finishing) before the first scenario.</summary>
+    public int WarmupPauseSeconds { get; init; }
+
     public IReadOnlyList<string> Scenarios { get; init; } = ["idle", "realtime", "max"];
 
     public string OutputPath { get; init; } = "bench/results/result.json";
@@ -75,6 +78,7 @@ public sealed record BenchOptions
                 "--max-frames" => options with { MaxFramesPerCall = Int() },
                 "--observe" => options with { ObservedCalls = Int() },
                 "--warmup-calls" => options with { WarmupCalls = Int() },
+                "--warmup-pause" => options with { WarmupPauseSeconds = Int() },
                 "--scenarios" => options with { Scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries) },
                 "--out" => options with { OutputPath = Value() },
                 _ => throw new ArgumentException($"unknown option {name}"),

@@ -27,6 +27,7 @@ var results = new List<ScenarioResult>();
 
 Console.WriteLine($"[{options.System}] warm-up");
 await runner.WarmUpAsync();
+await Task.Delay(TimeSpan.FromSeconds(options.WarmupPauseSeconds));
 var occurrences = new Dictionary<string, int>(StringComparer.Ordinal);
 foreach (var scenario in options.Scenarios)
 {

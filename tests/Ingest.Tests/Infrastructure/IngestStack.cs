@@ -66,7 +66,7 @@ public sealed class IngestStack : IAsyncDisposable
     /// Starts a gateway; by default with Basic credentials and a JWT secret, SUPPORT_EXOTEL left to the cluster.
     /// <paramref name="customize"/> runs on the host builder after the settings are added (e.g. to add a log provider).
     /// </summary>
-    public async Task<WebApplication> AddGatewayAsync(Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? customize = null)
+    public async Task<WebApplication> AddGatewayAsync(Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? customize = null, bool waitForFlags = true)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -87,8 +87,12 @@ public sealed class IngestStack : IAsyncDisposable
             customize?.Invoke(b);
         });
         await gateway.StartAsync();
-        await gateway.Services.GetRequiredService<FlagCache>().Loaded.WaitAsync(TimeSpan.FromSeconds(30));
         _gateways.Add(gateway);
+        if (waitForFlags)
+        {
+            await gateway.Services.GetRequiredService<FlagCache>().Loaded.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
         return gateway;
     }
 
