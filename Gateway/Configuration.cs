@@ -105,8 +105,19 @@ public sealed record GatewayLimits
     /// <summary>How long calls in progress may go on after SIGTERM before the gateway ends them.</summary>
     public TimeSpan DrainGrace { get; init; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>Items one call may hold unsent before the gateway stops reading its socket (backpressure).</summary>
+    /// <summary>
+    /// Items one call keeps until its grain says they are in Redis: the copy resent after a silo loss. While Redis is
+    /// away beyond this, the oldest are held only by the grain's buffer.
+    /// </summary>
     public int MaxQueuedItems { get; init; } = 3000;
+
+    /// <summary>
+    /// Items one call may hold not yet handed to its grain before the gateway stops reading its socket (backpressure).
+    /// A real-time call has one or two, and 60 s of audio while its grain is unreachable; a sender faster than the cluster
+    /// stops here instead of filling the gateway's heap (with 3000 per call, 64 flat-out senders held ~300 MB, and the GC
+    /// copying it cost a fifth of the throughput: bench/run.sh, docs/PERFORMANCE.md).
+    /// </summary>
+    public int MaxUnsentItems { get; init; } = 600;
 
     /// <summary>Wrong credentials (Basic password, token) one address may present per window before it gets 429.</summary>
     public int AuthFailureLimit { get; init; } = 60;
@@ -131,5 +142,6 @@ public sealed record GatewayLimits
         MaxConnections = Settings.PositiveInt(c, "MAX_CONNECTIONS", 10_000, 1),
         DrainGrace = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 3600)),
         MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
+        MaxUnsentItems = Settings.PositiveInt(c, "MAX_UNSENT_FRAMES", 600, 10),
     };
 }

@@ -2,12 +2,13 @@
 # One command: build Release, start a private Redis, measure the baseline relay, then silo + gateway, with the same
 # driver and scenarios, and print the comparison. Everything it starts is stopped on exit.
 #
-#   bench/run.sh                                  # quick: 1000 calls x 20 s real time, 64 calls flat out (~4 min)
-#   bench/run.sh --calls 2000 --seconds 60        # the target point
+#   bench/run.sh                                  # 1000 calls: idle, 20 s real time cold then warm, 64 x 3000 frames flat out (~5 min)
+#   bench/run.sh --calls 2000 --seconds 30        # the target point (docs/PERFORMANCE.md)
 #   bench/run.sh --cadence-ms 20 --sample-rate 16000 --systems orleans --scenarios realtime
 #
 # Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000
-#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,max
+#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S
+# Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -92,7 +92,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
         {
             var item = new CallItem(++_nextIndex, kind, seq, chunk, timestampMs, audio, digit, durationMs, markName);
             _unsent.Add(new Queued(item, Stopwatch.GetTimestamp()));
-            if (_unsent.Count >= _limits.MaxQueuedItems)
+            if (_unsent.Count >= _limits.MaxUnsentItems)
             {
                 _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _space.Task;
@@ -227,7 +227,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
             _unsettled.AddRange(_unsent.GetRange(0, count));
             _unsent.RemoveRange(0, count);
-            if (_space is not null && _unsent.Count < _limits.MaxQueuedItems / 2)
+            if (_space is not null && _unsent.Count < _limits.MaxUnsentItems / 2)
             {
                 _space.TrySetResult();
                 _space = null;

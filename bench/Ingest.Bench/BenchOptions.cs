@@ -34,7 +34,7 @@ public sealed record BenchOptions
     /// <summary>Calls of the max-throughput scenario, each sending its frames back to back.</summary>
     public int MaxCalls { get; init; } = 64;
 
-    public int MaxFramesPerCall { get; init; } = 600;
+    public int MaxFramesPerCall { get; init; } = 3000;
 
     /// <summary>Calls whose every frame is timed (XREAD BLOCK); the others are counted and verified only.</summary>
     public int ObservedCalls { get; init; } = 200;
@@ -45,7 +45,7 @@ public sealed record BenchOptions
     /// <summary>Seconds to wait after the warm-up (background JIT finishing) before the first scenario.</summary>
     public int WarmupPauseSeconds { get; init; }
 
-    public IReadOnlyList<string> Scenarios { get; init; } = ["idle", "realtime", "max"];
+    public IReadOnlyList<string> Scenarios { get; init; } = ["idle", "realtime", "realtime", "max"];
 
     public string OutputPath { get; init; } = "bench/results/result.json";
 

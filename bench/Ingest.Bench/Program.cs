@@ -3,6 +3,7 @@ using Ingest.Bench;
 
 // Ingest.Bench run --system NAME --url ws://... --redis host:port --pids name=pid,... [--calls N --seconds S ...]
 // Ingest.Bench compare a.json b.json
+// Ingest.Bench curve a.json b.json ...   (calls vs latency vs CPU over several runs)
 if (args.Length >= 1 && args[0] == "compare")
 {
     var runs = args.Skip(1).Select(path => JsonSerializer.Deserialize<RunResult>(File.ReadAllText(path), ResultsTable.Json)!).ToList();
@@ -10,9 +11,16 @@ if (args.Length >= 1 && args[0] == "compare")
     return 0;
 }
 
+if (args.Length >= 1 && args[0] == "curve")
+{
+    var runs = args.Skip(1).Select(path => JsonSerializer.Deserialize<RunResult>(File.ReadAllText(path), ResultsTable.Json)!).ToList();
+    Console.WriteLine(CurveTable.Render(runs));
+    return 0;
+}
+
 if (args.Length < 1 || args[0] != "run")
 {
-    Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json");
+    Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json | curve A.json ...");
     return 2;
 }
 

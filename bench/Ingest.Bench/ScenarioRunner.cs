@@ -29,6 +29,9 @@ public sealed record ScenarioResult
 
     public LatencySummary? Latency { get; init; }
 
+    /// <summary>Frames that became readable from the 10th second of the scenario on: the tail once a cold start has passed.</summary>
+    public LatencySummary? SteadyLatency { get; init; }
+
     /// <summary>Per second of the scenario (by the time a frame became readable): samples, p50, p99, max.</summary>
     public List<LatencySecond>? LatencyBySecond { get; init; }
 
@@ -157,6 +160,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             ObservedCalls = observed,
             Latency = LatencySummary.From(latencies.Select(l => l.Ms).ToList()),
             LatencyBySecond = LatencySecond.Series(latencies, firstDue),
+            SteadyLatency = LatencySummary.From(latencies.Where(l => l.ReadTicks - firstDue >= 10 * Stopwatch.Frequency).Select(l => l.Ms).ToList()),
             Verification = verification,
             Processes = processes,
             FailedCalls = failed,

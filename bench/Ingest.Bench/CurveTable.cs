@@ -1,0 +1,40 @@
+using System.Globalization;
+using System.Text;
+
+namespace Ingest.Bench;
+
+/// <summary>
+/// Calls against latency and CPU over several runs (bench/curve.sh): where the tail starts to grow, and how busy the two
+/// cores were when it did. One row per system, call count and real-time run (cold: first on fresh processes; warm: again).
+/// </summary>
+public static class CurveTable
+{
+    public static string Render(IReadOnlyList<RunResult> runs)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| calls | system | run | frames/s | p50 ms | p95 ms | p99 ms | p99 ms from the 10th second on | CPU µs per frame gateway+silo (or relay) | CPU µs per frame Redis | box CPU busy % (all processes, 2 cores) | lost/dup/reordered |");
+        text.AppendLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        var rows = runs
+            .SelectMany(r => r.Scenarios.Where(s => s.Scenario.StartsWith("realtime", StringComparison.Ordinal)).Select(s => (Run: r, Scenario: s)))
+            .OrderBy(x => x.Scenario.Calls)
+            .ThenBy(x => x.Run.System == "relay" ? 0 : 1)
+            .ThenBy(x => x.Scenario.Scenario, StringComparer.Ordinal);
+        foreach (var (run, s) in rows)
+        {
+            var frames = Math.Max(1, s.FramesReadable);
+            var servers = s.Processes.Where(p => p.Key is not ("redis" or "driver")).Sum(p => p.Value.CpuSeconds);
+            var redis = s.Processes.TryGetValue("redis", out var r) ? r.CpuSeconds : 0;
+            var all = s.Processes.Sum(p => p.Value.CpuSeconds);
+            var busy = s.WindowSeconds > 0 ? all / (s.WindowSeconds * Environment.ProcessorCount) * 100 : double.NaN;
+            var steady = s.SteadyLatency?.P99Ms;
+            var which = s.Scenario.Contains("(run", StringComparison.Ordinal) ? "warm" : "cold";
+            text.Append(CultureInfo.InvariantCulture, $"| {s.Calls} | {run.System} | {which} | {s.FramesPerSecond:N0} | {Ms(s.Latency?.P50Ms)} | {Ms(s.Latency?.P95Ms)} | {Ms(s.Latency?.P99Ms)} | {Ms(steady)} ");
+            text.Append(CultureInfo.InvariantCulture, $"| {servers / frames * 1e6:0} | {redis / frames * 1e6:0} | {busy:0} ");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {(s.Verification is { } v ? $"{v.Lost}/{v.Duplicated}/{v.Reordered}" : "-")} |");
+        }
+
+        return text.ToString();
+    }
+
+    private static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "-";
+}
