@@ -86,17 +86,22 @@ export Logging__LogLevel__Default=Warning
 bench=(dotnet bench/Ingest.Bench/bin/Release/net10.0/Ingest.Bench.dll)
 files=()
 
+# Runs the driver against one system listening on a port; its JSON joins the comparison, Redis's statistics the run dir.
+drive() { # system port pids
+  local out="$results/$stamp$label-$1.json"
+  redis-cli -p "$redis_port" config resetstat >/dev/null
+  "${bench[@]}" run --system "$1" --url "ws://127.0.0.1:$2/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
+    --redis "$REDIS_URL" --pids "$3" --out "$out" "${driver_args[@]}"
+  files+=("$out")
+  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-$1.txt"
+}
+
 if [[ ",$systems," == *",relay,"* ]]; then
   port=$(free_port)
   PORT=$port dotnet bench/Ingest.Relay/bin/Release/net10.0/Ingest.Relay.dll >"$run/relay.log" 2>&1 &
   relay_pid=$!; pids+=("$relay_pid")
   wait_http "$port" /healthz relay "$run/relay.log"
-  out="$results/$stamp$label-relay.json"
-  redis-cli -p "$redis_port" config resetstat >/dev/null
-  "${bench[@]}" run --system relay --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
-    --redis "$REDIS_URL" --pids "relay=$relay_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
-  files+=("$out")
-  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-relay.txt"
+  drive relay "$port" "relay=$relay_pid,redis=$redis_pid"
   stop_pid "$relay_pid"
   redis-cli -p "$redis_port" flushall >/dev/null
 fi
@@ -111,12 +116,7 @@ if [[ ",$systems," == *",orleans,"* ]]; then
   PORT=$port dotnet "${BENCH_GATEWAY_DLL:-Gateway/bin/Release/net10.0/Ingest.Gateway.dll}" >"$run/gateway.log" 2>&1 &
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$run/gateway.log"
-  out="$results/$stamp$label-orleans.json"
-  redis-cli -p "$redis_port" config resetstat >/dev/null
-  "${bench[@]}" run --system orleans --url "ws://127.0.0.1:$port/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
-    --redis "$REDIS_URL" --pids "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid" --out "$out" "${driver_args[@]}"
-  files+=("$out")
-  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-orleans.txt"
+  drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid"
   stop_pid "$gateway_pid"; stop_pid "$silo_pid"
 fi
 

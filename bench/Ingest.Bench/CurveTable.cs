@@ -22,19 +22,17 @@ public static class CurveTable
         foreach (var (run, s) in rows)
         {
             var frames = Math.Max(1, s.FramesReadable);
-            var servers = s.Processes.Where(p => p.Key is not ("redis" or "driver")).Sum(p => p.Value.CpuSeconds);
+            var servers = s.Servers.Sum(p => p.Value.CpuSeconds);
             var redis = s.Processes.TryGetValue("redis", out var r) ? r.CpuSeconds : 0;
             var all = s.Processes.Sum(p => p.Value.CpuSeconds);
             var busy = s.WindowSeconds > 0 ? all / (s.WindowSeconds * Environment.ProcessorCount) * 100 : double.NaN;
             var steady = s.SteadyLatency?.P99Ms;
             var which = s.Scenario.Contains("(run", StringComparison.Ordinal) ? "warm" : "cold";
-            text.Append(CultureInfo.InvariantCulture, $"| {s.Calls} | {run.System} | {which} | {s.FramesPerSecond:N0} | {Ms(s.Latency?.P50Ms)} | {Ms(s.Latency?.P95Ms)} | {Ms(s.Latency?.P99Ms)} | {Ms(steady)} ");
+            text.Append(CultureInfo.InvariantCulture, $"| {s.Calls} | {run.System} | {which} | {s.FramesPerSecond:N0} | {ResultsTable.Ms(s.Latency?.P50Ms)} | {ResultsTable.Ms(s.Latency?.P95Ms)} | {ResultsTable.Ms(s.Latency?.P99Ms)} | {ResultsTable.Ms(steady)} ");
             text.Append(CultureInfo.InvariantCulture, $"| {servers / frames * 1e6:0} | {redis / frames * 1e6:0} | {busy:0} ");
             text.AppendLine(CultureInfo.InvariantCulture, $"| {(s.Verification is { } v ? $"{v.Lost}/{v.Duplicated}/{v.Reordered}" : "-")} |");
         }
 
         return text.ToString();
     }
-
-    private static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "-";
 }

@@ -4,17 +4,10 @@ using Ingest.Bench;
 // Ingest.Bench run --system NAME --url ws://... --redis host:port --pids name=pid,... [--calls N --seconds S ...]
 // Ingest.Bench compare a.json b.json
 // Ingest.Bench curve a.json b.json ...   (calls vs latency vs CPU over several runs)
-if (args.Length >= 1 && args[0] == "compare")
+if (args.Length >= 1 && args[0] is "compare" or "curve")
 {
     var runs = args.Skip(1).Select(path => JsonSerializer.Deserialize<RunResult>(File.ReadAllText(path), ResultsTable.Json)!).ToList();
-    Console.WriteLine(ResultsTable.Render(runs));
-    return 0;
-}
-
-if (args.Length >= 1 && args[0] == "curve")
-{
-    var runs = args.Skip(1).Select(path => JsonSerializer.Deserialize<RunResult>(File.ReadAllText(path), ResultsTable.Json)!).ToList();
-    Console.WriteLine(CurveTable.Render(runs));
+    Console.WriteLine(args[0] == "compare" ? ResultsTable.Render(runs) : CurveTable.Render(runs));
     return 0;
 }
 

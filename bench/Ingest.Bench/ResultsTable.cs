@@ -28,14 +28,14 @@ public static class ResultsTable
                     continue;
                 }
 
-                var servers = s.Processes.Where(p => p.Key is not ("redis" or "driver")).Sum(p => p.Value.CpuSeconds);
+                var servers = s.Servers.Sum(p => p.Value.CpuSeconds);
                 text.Append(CultureInfo.InvariantCulture, $"| {run.System} | {s.Scenario}{(s.CadenceMs > 0 ? $" {s.CadenceMs} ms" : string.Empty)} | {s.Calls}{(s.FailedCalls > 0 ? $" ({s.FailedCalls} failed)" : string.Empty)} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {(s.FramesSent > 0 ? s.FramesPerSecond.ToString("N0", CultureInfo.InvariantCulture) : "-")} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {Ms(s.Latency?.P50Ms)} | {Ms(s.Latency?.P95Ms)} | {Ms(s.Latency?.P99Ms)} | {Ms(s.Latency?.MaxMs)} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {(s.Verification is { } v ? $"{v.Lost}/{v.Duplicated}/{v.Reordered}/{v.Corrupt}" : "-")} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {(s.FramesSent > 0 ? s.MaxSendLagMs.ToString("0.#", CultureInfo.InvariantCulture) : "-")} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Processes.Select(p => $"{p.Key} {p.Value.CpuSeconds:0.0}"))} | {servers:0.0} ");
-                text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Processes.Where(p => p.Key is not ("redis" or "driver")).Select(p => $"{p.Key} {p.Value.PeakRssMb:0}"))} ");
+                text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Servers.Select(p => $"{p.Key} {p.Value.PeakRssMb:0}"))} ");
                 text.AppendLine(CultureInfo.InvariantCulture, $"| {(s.KbPerIdleCall is { } kb ? kb.ToString("0.0", CultureInfo.InvariantCulture) : "-")} |");
             }
         }
@@ -51,5 +51,5 @@ public static class ResultsTable
         return text.ToString();
     }
 
-    private static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "-";
+    internal static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "-";
 }

@@ -41,6 +41,10 @@ public sealed record ScenarioResult
 
     public required Dictionary<string, ProcessFigures> Processes { get; init; }
 
+    /// <summary>The measured servers (gateway and silo, or the relay): every process but Redis and the driver.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IEnumerable<KeyValuePair<string, ProcessFigures>> Servers => Processes.Where(p => p.Key is not ("redis" or "driver"));
+
     public int FailedCalls { get; init; }
 }
 
@@ -135,9 +139,9 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         var processes = usage.Stop();
         await StopAllAsync(calls);
 
-        if (latencies.Count > 0)
+        var series = LatencySecond.Series(latencies, firstDue);
+        if (series.Count > 0)
         {
-            var series = LatencySecond.Series(latencies, firstDue);
             log.WriteLine($"  p99 ms by second: {string.Join(' ', series.Select(s => s.P99Ms.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
         }
 
@@ -159,7 +163,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             MaxSendLagMs = Math.Round(calls.Max(c => c.MaxLagTicks) * 1000.0 / Stopwatch.Frequency, 1),
             ObservedCalls = observed,
             Latency = LatencySummary.From(latencies.Select(l => l.Ms).ToList()),
-            LatencyBySecond = LatencySecond.Series(latencies, firstDue),
+            LatencyBySecond = series,
             SteadyLatency = LatencySummary.From(latencies.Where(l => l.ReadTicks - firstDue >= 10 * Stopwatch.Frequency).Select(l => l.Ms).ToList()),
             Verification = verification,
             Processes = processes,
