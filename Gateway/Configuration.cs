@@ -119,6 +119,21 @@ public sealed record GatewayLimits
     /// </summary>
     public int MaxUnsentItems { get; init; } = 600;
 
+    /// <summary>
+    /// Audio bytes one call may hold (unsent, and the copy kept for resend). A full call waits up to 2 s (backpressure),
+    /// then frames that do not fit are counted and recorded as a buffer_overflow gap (CONTRACT §7: memory in bytes).
+    /// </summary>
+    public long MaxCallBufferBytes { get; init; } = 8L * 1024 * 1024;
+
+    /// <summary>Audio bytes all calls of this gateway may hold together; beyond it, as for one full call.</summary>
+    public long MaxGatewayBufferBytes { get; init; } = 192L * 1024 * 1024;
+
+    /// <summary>How long the socket of an ended call waits for its last frames to be confirmed before it is closed.</summary>
+    public TimeSpan CloseWait { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>After the socket is closed, how long delivery of what the call still holds goes on before it is counted as lost.</summary>
+    public TimeSpan DeliveryTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
     /// <summary>Wrong credentials (Basic password, token) one address may present per window before it gets 429.</summary>
     public int AuthFailureLimit { get; init; } = 60;
 
@@ -143,5 +158,8 @@ public sealed record GatewayLimits
         DrainGrace = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 3600)),
         MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
         MaxUnsentItems = Settings.PositiveInt(c, "MAX_UNSENT_FRAMES", 600, 10),
+        MaxCallBufferBytes = Settings.PositiveInt(c, "MAX_CALL_BUFFER_BYTES", 8 * 1024 * 1024, 64 * 1024),
+        MaxGatewayBufferBytes = Settings.PositiveInt(c, "MAX_GATEWAY_BUFFER_BYTES", 192 * 1024 * 1024, 1024 * 1024),
+        DeliveryTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DELIVERY_TIMEOUT_SECONDS", 300, 1, 86_400)),
     };
 }

@@ -14,6 +14,9 @@ internal static class GatewayMetrics
     public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.gaps", "{gap}", "Gap entries recorded for missing sequence numbers.");
     public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.frames.missing", "{frame}", "Frames never received, summed over gaps.");
     public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.frames.overflowed", "{frame}", "Frames dropped because a call's buffer was full while Redis was away.");
+    public static readonly Counter<long> Dropped = Meter.CreateCounter<long>("ingest.frames.dropped", "{frame}", "Frames received but not delivered, by reason (not_owner, call_ended, undeliverable).");
+    public static readonly Counter<long> OddLength = Meter.CreateCounter<long>("ingest.frames.odd_length", "{frame}", "Frames whose payload is not whole PCM16 samples (an odd byte count), published byte for byte.");
+    public static readonly Counter<long> Pushback = Meter.CreateCounter<long>("ingest.forward.pushback", "{batch}", "Batches a grain did not take because Redis was slow (kept and sent again).");
     public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.messages.malformed", "{message}", "Messages refused as malformed or out of protocol.");
     public static readonly Counter<long> UnknownEvents = Meter.CreateCounter<long>("ingest.messages.unknown", "{message}", "Unknown events and fields ignored.");
     public static readonly Counter<long> Rejected = Meter.CreateCounter<long>("ingest.upgrades.rejected", "{request}", "Upgrade requests refused (by status code).");
@@ -24,7 +27,7 @@ internal static class GatewayMetrics
     /// <summary>Counters appear on /metrics only once touched; touch them at start so a scrape finds every series at 0.</summary>
     public static void Initialize()
     {
-        foreach (var counter in new[] { FramesReceived, FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, Malformed, UnknownEvents, Resends })
+        foreach (var counter in new[] { FramesReceived, FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, Malformed, UnknownEvents, Resends, OddLength, Pushback })
         {
             counter.Add(0);
         }

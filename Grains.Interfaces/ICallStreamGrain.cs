@@ -11,7 +11,11 @@ public interface ICallStreamGrain : IGrainWithStringKey
 {
     ValueTask<CallAck> Start(CallStart start);
 
-    ValueTask<CallAck> Append(ImmutableArray<CallItem> items);
+    /// <summary>
+    /// Items of the connection <paramref name="connectionId"/>, which must own the stream (the one whose Start was
+    /// accepted); any other connection gets <see cref="CallAckStatus.Conflict"/>.
+    /// </summary>
+    ValueTask<CallAck> Append(string connectionId, ImmutableArray<CallItem> items);
 
     ValueTask<CallAck> Stop(CallStop stop);
 }

@@ -31,6 +31,15 @@ public enum CallItemKind
     Media = 0,
     Dtmf = 1,
     Mark = 2,
+
+    /// <summary>A media message that was received but could not be used (bad base64): it holds its number, no audio.</summary>
+    Malformed = 3,
+
+    /// <summary>
+    /// Media frames the gateway could not keep (its byte budget was full while the cluster was away): one item stands for
+    /// <see cref="CallItem.Count"/> frames numbered <see cref="CallItem.Seq"/>..<see cref="CallItem.ToSeq"/>.
+    /// </summary>
+    Overflow = 4,
 }
 
 /// <summary>
@@ -48,7 +57,13 @@ public sealed record CallItem(
     [property: Id(5)] byte[]? Audio,
     [property: Id(6)] string? Digit,
     [property: Id(7)] long? DurationMs,
-    [property: Id(8)] string? MarkName);
+    [property: Id(8)] string? MarkName,
+    [property: Id(9)] long ToSeq = 0,
+    [property: Id(10)] long Count = 0)
+{
+    /// <summary>Bytes of audio this item holds, for the byte budgets.</summary>
+    public int Bytes => Audio?.Length ?? 0;
+}
 
 /// <summary>How a call ended.</summary>
 [GenerateSerializer, Immutable]
@@ -70,7 +85,8 @@ public sealed record CallAck(
     [property: Id(4)] long MissingFrames,
     [property: Id(5)] int Overflowed,
     [property: Id(6)] int Buffered,
-    [property: Id(7)] CallAckStatus Status);
+    [property: Id(7)] CallAckStatus Status,
+    [property: Id(8)] int Malformed = 0);
 
 [GenerateSerializer]
 public enum CallAckStatus
@@ -84,6 +100,12 @@ public enum CallAckStatus
     Ended = 3,
     /// <summary>Another live connection owns this stream id.</summary>
     Conflict = 4,
+
+    /// <summary>
+    /// Redis is connected but not keeping up: the grain took nothing of this batch. Keep the items, pause, send again;
+    /// the call stays presented (this is pushback, not a lost silo).
+    /// </summary>
+    Busy = 5,
 }
 
 /// <summary>The cluster-wide feature flags and where their last change came from.</summary>

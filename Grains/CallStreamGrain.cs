@@ -13,15 +13,21 @@ namespace Ingest.Grains;
 
 /// <summary>
 /// One activation per live stream. Items arrive in the order the gateway received them; the grain drops resends,
-/// records gaps, and writes to Redis in batches fenced by the call's cursor (see <see cref="RedisStreamPublisher"/>).
-/// While Redis is unreachable it holds up to <see cref="IngestOptions.BufferLimit"/> entries and retries on a timer;
-/// frames beyond that are counted and become one gap entry when Redis returns.
+/// records gaps (missing, malformed, buffer_overflow, after_stop), and writes to Redis in batches fenced by the call's
+/// cursor (see <see cref="RedisStreamPublisher"/>). The cursor also holds the owning connection and the last gateway
+/// index settled, so ownership and exactly-once survive a reactivation on another silo.
+/// While Redis is unreachable it holds up to <see cref="IngestOptions.BufferLimit"/> entries (and the byte budgets)
+/// and retries on a timer; frames beyond that are counted and become one gap entry. A Redis that is connected but slow
+/// gets pushback instead (<see cref="CallAckStatus.Busy"/>): nothing is dropped and the gateway keeps the items.
 /// </summary>
 public sealed partial class CallStreamGrain(
     RedisStreamPublisher publisher,
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
 {
+    private static readonly TimeSpan ExpiryRefreshInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan QuietExpiryRefreshInterval = TimeSpan.FromSeconds(30);
+
     private readonly IngestOptions _options = options.Value;
     private readonly SequenceTracker _tracker = new();
     private readonly List<PendingEntry> _pending = [];
@@ -34,15 +40,20 @@ public sealed partial class CallStreamGrain(
     private CallCursor _head = CallCursor.Empty;
 
     private long _lastIndex;
-    private string? _owner;
+
+    // The owner presented its call to this activation (a fresh activation answers NotStarted until it does).
+    private bool _presented;
     private DateTime _ownerSeenUtc;
-    private string? _callSid;
+    private bool _cursorDirty;
     private bool _redisDown;
     private DateTime _nextRetryUtc;
+    private DateTime _lastExpiryUtc;
+    private bool _audioExpirySet;
     private IGrainTimer? _retryTimer;
     private IGrainTimer? _orphanTimer;
-    private PendingEntry? _openOverflow;
+    private PendingEntry? _openGap;
     private int _publishedSinceAck;
+    private long _pendingBytes;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -58,7 +69,7 @@ public sealed partial class CallStreamGrain(
             if (_pending.Count > 0)
             {
                 LogDeactivatedWithPending(_streamId, _pending.Count, reason.Description);
-                GrainMetrics.Buffered.Add(-_pending.Count);
+                ReleasePending();
             }
         }
     }
@@ -72,61 +83,98 @@ public sealed partial class CallStreamGrain(
         }
 
         var now = DateTime.UtcNow;
-        if (_owner is not null && _owner != start.ConnectionId && now - _ownerSeenUtc < _options.OwnerLease)
+        if (_head.Owner.Length > 0 && _head.Owner != start.ConnectionId && now - _ownerSeenUtc < _options.OwnerLease)
         {
             LogStreamConflict(_streamId);
             return Ack(CallAckStatus.Conflict);
         }
 
-        _owner = start.ConnectionId;
-        _ownerSeenUtc = now;
-        _callSid = start.CallSid;
+        if (_head.Owner != start.ConnectionId)
+        {
+            if (_head.Owner.Length > 0)
+            {
+                LogOwnerReplaced(_streamId, _options.OwnerLease.TotalSeconds);
+            }
 
+            // A new owner: the first, or one taking over a stream whose owner has been silent past the lease. Its
+            // gateway indexes start again, and the cursor says so with the next write.
+            _head = _head with { Owner = start.ConnectionId, Index = 0 };
+            _lastIndex = 0;
+            _cursorDirty = true;
+        }
+
+        _presented = true;
+        _ownerSeenUtc = now;
         if (!_head.Started)
         {
             _tracker.SetBaseline(start.StartSequence);
-            _head = _head with { Started = true, Baseline = start.StartSequence };
+            _head = _head with
+            {
+                Started = true,
+                Baseline = start.StartSequence,
+                CallSid = start.CallSid ?? string.Empty,
+                Protocol = ProtocolName(start.Protocol),
+                StartedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            };
             Enqueue(audio: false, StartFields(start), _lastIndex);
         }
 
-        _orphanTimer ??= this.RegisterGrainTimer(
-            static (grain, _) => grain.OnOrphanCheckAsync(),
-            this,
-            new GrainTimerCreationOptions(OrphanCheckInterval, OrphanCheckInterval) { KeepAlive = true });
-
+        EnsureOrphanTimer();
         await FlushAsync(force: true);
-        return Ack(_redisDown ? CallAckStatus.Buffering : CallAckStatus.Ok);
+        return Ack(Status());
     }
 
-    public async ValueTask<CallAck> Append(ImmutableArray<CallItem> items)
+    public async ValueTask<CallAck> Append(string connectionId, ImmutableArray<CallItem> items)
     {
         await EnsureLoadedAsync();
-        if (!_head.Started || _owner is null)
+        if (_head.Stopped)
+        {
+            if (connectionId == _head.Owner)
+            {
+                await RecordAfterStopAsync(items);
+            }
+
+            return Ack(CallAckStatus.Ended);
+        }
+
+        if (!_presented)
         {
             // A fresh activation after a failover: the gateway must re-present the call before resending.
             return Ack(CallAckStatus.NotStarted);
         }
 
-        if (_head.Stopped)
+        if (connectionId != _head.Owner)
         {
-            return Ack(CallAckStatus.Ended);
+            return Ack(CallAckStatus.Conflict);
         }
 
         _ownerSeenUtc = DateTime.UtcNow;
-        if (_pending.Count >= _options.BufferLimit && publisher.IsConnected)
+        if (items.IsDefaultOrEmpty)
+        {
+            await HeartbeatAsync();
+            return Ack(Status());
+        }
+
+        if (BufferFull(0) && publisher.IsConnected)
         {
             // Redis is there but slow (overload, not an outage): take nothing more. The gateway keeps these items and
             // sends them again after a pause, so nothing is dropped and the pressure reaches the sockets.
             await FlushAsync(force: true);
-            if (_pending.Count >= _options.BufferLimit)
+            if (!_presented)
+            {
+                return Ack(CallAckStatus.NotStarted);
+            }
+
+            if (BufferFull(0))
             {
                 GrainMetrics.Pushback.Add(1);
-                throw new TimeoutException($"Redis is slow: stream {_streamId} already holds {_pending.Count} unwritten entries");
+                return Ack(CallAckStatus.Busy);
             }
         }
 
-        int duplicates = 0, gaps = 0, overflowed = 0;
+        int duplicates = 0, gaps = 0, overflowed = 0, malformed = 0;
         long missing = 0;
+        var busy = false;
 
         foreach (var item in items)
         {
@@ -135,47 +183,63 @@ public sealed partial class CallStreamGrain(
                 continue;
             }
 
-            _lastIndex = item.Index;
-            if (item.Kind == CallItemKind.Media)
+            if (item.Kind == CallItemKind.Media && BufferFull(item.Bytes) && publisher.IsConnected)
             {
-                var decision = _tracker.OnMedia(item.Seq, item.Chunk);
-                if (!decision.Accept)
-                {
-                    duplicates++;
-                    continue;
-                }
-
-                if (decision.Missing > 0)
-                {
-                    gaps++;
-                    missing += decision.Missing;
-                    _head = _head with { Gaps = _head.Gaps + 1, Missing = _head.Missing + decision.Missing };
-                    LogGap(_streamId, decision.MissingFrom, decision.MissingTo, decision.Missing);
-                    Enqueue(audio: false, GapFields(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), item.Index);
-                }
-
-                // Only a real outage (no connection) drops frames; a slow Redis pushes back instead (see above).
-                if (_redisDown && !publisher.IsConnected && _pending.Count >= _options.BufferLimit)
-                {
-                    overflowed++;
-                    Overflow(item);
-                    continue;
-                }
-
-                _openOverflow = null;
-                _head = _head with { Frames = _head.Frames + 1 };
-                Enqueue(audio: true, AudioFields(item), item.Index);
+                // Connected but slow: this item and the rest of the batch are not taken; they come again.
+                busy = true;
+                break;
             }
-            else
-            {
-                var decision = _tracker.OnEvent(item.Seq);
-                if (!decision.Accept)
-                {
-                    duplicates++;
-                    continue;
-                }
 
-                Enqueue(audio: false, EventFields(item), item.Index);
+            _lastIndex = item.Index;
+            var gapBefore = SequenceDecision.New;
+            var decision = item.Kind switch
+            {
+                CallItemKind.Media or CallItemKind.Malformed => _tracker.OnMedia(item.Seq, item.Chunk),
+                CallItemKind.Overflow => _tracker.OnMediaRange(item.Seq, item.ToSeq, out gapBefore),
+                _ => _tracker.OnEvent(item.Seq),
+            };
+
+            if (decision.Verdict == SequenceVerdict.Duplicate)
+            {
+                duplicates++;
+                continue;
+            }
+
+            if (decision.Verdict == SequenceVerdict.Malformed)
+            {
+                malformed++;
+                LogSequenceJump(_streamId, item.Seq, _tracker.Highest);
+                continue;
+            }
+
+            switch (item.Kind)
+            {
+                case CallItemKind.Media:
+                    gaps += RecordMissing(decision, item.Index - 1, ref missing);
+                    if (_redisDown && !publisher.IsConnected && BufferFull(item.Bytes))
+                    {
+                        // Only a real outage (no connection) drops frames; a slow Redis pushes back instead (see above).
+                        overflowed++;
+                        gaps += AddToGap("buffer_overflow", item.Seq, item.Seq, 1, item.Index);
+                        continue;
+                    }
+
+                    _head = _head with { Frames = _head.Frames + 1 };
+                    Enqueue(audio: true, AudioFields(item), item.Index, item.Bytes);
+                    break;
+                case CallItemKind.Malformed:
+                    gaps += RecordMissing(decision, item.Index - 1, ref missing);
+                    gaps += AddToGap("malformed", item.Seq, item.Seq, 1, item.Index);
+                    break;
+                case CallItemKind.Overflow:
+                    // The gateway could not keep these frames; they take their numbers as one buffer_overflow gap.
+                    gaps += RecordMissing(gapBefore, item.Index - 1, ref missing);
+                    overflowed += (int)Math.Min(int.MaxValue, decision.Missing);
+                    gaps += AddToGap("buffer_overflow", decision.MissingFrom, decision.MissingTo, decision.Missing, item.Index);
+                    break;
+                default:
+                    Enqueue(audio: false, EventFields(item), item.Index);
+                    break;
             }
         }
 
@@ -191,20 +255,58 @@ public sealed partial class CallStreamGrain(
             GrainMetrics.MissingFrames.Add(missing);
         }
 
-        await FlushAsync(force: false);
-        var ack = Ack(_redisDown ? CallAckStatus.Buffering : CallAckStatus.Ok);
-        return ack with { Duplicates = duplicates, GapsRecorded = gaps, MissingFrames = missing, Overflowed = overflowed };
+        if (overflowed > 0)
+        {
+            GrainMetrics.Overflowed.Add(overflowed);
+        }
+
+        if (malformed > 0)
+        {
+            GrainMetrics.Malformed.Add(malformed);
+        }
+
+        await FlushAsync(force: busy);
+        var status = Status();
+        if (busy && status != CallAckStatus.NotStarted)
+        {
+            GrainMetrics.Pushback.Add(1);
+            status = CallAckStatus.Busy;
+        }
+
+        var ack = Ack(status);
+        return ack with { Duplicates = duplicates, GapsRecorded = gaps, MissingFrames = missing, Overflowed = overflowed, Malformed = malformed };
     }
 
     public async ValueTask<CallAck> Stop(CallStop stop)
     {
         await EnsureLoadedAsync();
-        if (!_head.Stopped && !_head.Started)
+        if (_head.Stopped)
+        {
+            // A resent stop of the owner is already done; anyone else is told the stream is over.
+            return Ack(stop.ConnectionId == _head.Owner ? Status() : CallAckStatus.Ended);
+        }
+
+        if (!_head.Started || !_presented)
         {
             return Ack(CallAckStatus.NotStarted);
         }
 
-        return await StopCoreAsync(stop.Reason);
+        if (stop.ConnectionId != _head.Owner)
+        {
+            LogStreamConflict(_streamId);
+            return Ack(CallAckStatus.Conflict);
+        }
+
+        // Numbers missing just before the stop: the stop's own sequence number tells.
+        long missing = 0;
+        if (RecordMissing(_tracker.OnStop(stop.Seq), _lastIndex, ref missing) > 0)
+        {
+            GrainMetrics.Gaps.Add(1);
+            GrainMetrics.MissingFrames.Add(missing);
+        }
+
+        var ack = await StopCoreAsync(stop.Reason);
+        return missing > 0 ? ack with { GapsRecorded = 1, MissingFrames = missing } : ack;
     }
 
     private async Task<CallAck> StopCoreAsync(string reason)
@@ -219,17 +321,56 @@ public sealed partial class CallStreamGrain(
         _orphanTimer?.Dispose();
         _orphanTimer = null;
         await FlushAsync(force: true);
-        if (_pending.Count == 0)
+        if (_pending.Count == 0 && _presented)
         {
             // Nothing left to write: free the memory now rather than at the idle collection.
             DeactivateOnIdle();
-            return Ack(CallAckStatus.Ok);
         }
 
-        return Ack(CallAckStatus.Buffering);
+        return Ack(Status());
+    }
+
+    /// <summary>
+    /// Frames of the owner that reach a stream already stopped (its gateway was cut off past the orphan timeout): they
+    /// cannot be published after the stop, so they leave one gap entry (reason after_stop) that says so.
+    /// </summary>
+    private async Task RecordAfterStopAsync(ImmutableArray<CallItem> items)
+    {
+        long from = long.MaxValue, to = long.MinValue, count = 0;
+        foreach (var item in items.IsDefault ? [] : items)
+        {
+            if (item.Index <= _lastIndex)
+            {
+                continue;
+            }
+
+            _lastIndex = item.Index;
+            if (item.Kind is CallItemKind.Media or CallItemKind.Malformed or CallItemKind.Overflow)
+            {
+                count += item.Kind == CallItemKind.Overflow ? item.Count : 1;
+                from = Math.Min(from, item.Seq);
+                to = Math.Max(to, item.Kind == CallItemKind.Overflow ? item.ToSeq : item.Seq);
+            }
+        }
+
+        if (count == 0)
+        {
+            return;
+        }
+
+        LogAfterStop(_streamId, count, from, to);
+        GrainMetrics.Gaps.Add(AddToGap("after_stop", from, to, count, _lastIndex));
+        GrainMetrics.MissingFrames.Add(count);
+        await FlushAsync(force: true);
     }
 
     private TimeSpan OrphanCheckInterval => TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(250).Ticks, _options.OrphanTimeout.Ticks / 4));
+
+    private void EnsureOrphanTimer() =>
+        _orphanTimer ??= this.RegisterGrainTimer(
+            static (grain, _) => grain.OnOrphanCheckAsync(),
+            this,
+            new GrainTimerCreationOptions(OrphanCheckInterval, OrphanCheckInterval) { KeepAlive = true });
 
     /// <summary>
     /// A call whose gateway died mid-call gets no stop from anyone; after <see cref="IngestOptions.OrphanTimeout"/>
@@ -246,6 +387,29 @@ public sealed partial class CallStreamGrain(
         await StopCoreAsync("gateway_lost");
     }
 
+    private async Task HeartbeatAsync()
+    {
+        if (_pending.Count > 0 || _cursorDirty)
+        {
+            await FlushAsync(force: false);
+            return;
+        }
+
+        // A quiet call writes nothing, but its keys must not expire while it is live.
+        if (DateTime.UtcNow - _lastExpiryUtc >= QuietExpiryRefreshInterval)
+        {
+            try
+            {
+                await publisher.RefreshExpiryAsync(_streamId, _options.StreamTtl);
+                _lastExpiryUtc = DateTime.UtcNow;
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                GrainMetrics.RedisFailures.Add(1);
+            }
+        }
+    }
+
     private async Task EnsureLoadedAsync()
     {
         if (_loaded)
@@ -253,18 +417,30 @@ public sealed partial class CallStreamGrain(
             return;
         }
 
-        // Redis is the source of truth for what was already published; a load failure surfaces to the gateway,
-        // which keeps the frames and retries.
+        // Redis is the source of truth for what was already published and who owns the stream; a load failure
+        // surfaces to the gateway, which keeps the frames and retries.
         var cursor = await publisher.LoadCursorAsync(_streamId);
         _written = cursor;
         _head = cursor;
-        _tracker.Restore(cursor.Baseline, cursor.MediaSeq, cursor.Chunk, cursor.EventSeq, cursor.ParseEventsAfterMedia());
+        _tracker.Restore(cursor.Baseline, cursor.MediaSeq.HasValue, cursor.MediaSeq ?? 0, cursor.Chunk, cursor.EventsAbove, cursor.EventMax);
+        _lastIndex = cursor.Index;
+        _presented = false;
+        _audioExpirySet = false;
+
+        // The owner is as good as seen now: it gets the lease to present its call again after a failover.
+        _ownerSeenUtc = DateTime.UtcNow;
         _loaded = true;
-        if (cursor.Started)
+        if (cursor.Started && !cursor.Stopped)
         {
-            LogResumed(_streamId, cursor.MediaSeq, cursor.Frames);
+            LogResumed(_streamId, cursor.MediaSeq ?? 0, cursor.Frames);
+            EnsureOrphanTimer();
         }
     }
+
+    private CallAckStatus Status() =>
+        !_presented && _head.Started && !_head.Stopped ? CallAckStatus.NotStarted
+        : _redisDown ? CallAckStatus.Buffering
+        : CallAckStatus.Ok;
 
     private CallAck Ack(CallAckStatus status)
     {
@@ -281,52 +457,106 @@ public sealed partial class CallStreamGrain(
             Status: status);
     }
 
-    private void Enqueue(bool audio, NameValueEntry[] fields, long index)
+    private bool BufferFull(int extraBytes) =>
+        _pending.Count >= _options.BufferLimit
+        || (extraBytes > 0 || _pendingBytes > 0) && _pendingBytes + extraBytes > _options.BufferBytes
+        || SiloBuffers.Bytes + extraBytes > _options.SiloBufferBytes;
+
+    /// <summary>A gap entry for numbers no item took, written together with the item that revealed them. Returns gaps added.</summary>
+    private int RecordMissing(SequenceDecision decision, long settledIndex, ref long missing)
     {
-        _head = _head with
+        if (decision.Missing <= 0)
         {
-            MediaSeq = _tracker.LastMediaSeq,
-            Chunk = _tracker.LastChunk,
-            EventSeq = _tracker.LastEventSeq,
-            EventsAfterMedia = _tracker.EventsAfterLastMedia.Count == 0
-                ? string.Empty
-                : string.Join(',', _tracker.EventsAfterLastMedia),
-        };
-        _pending.Add(new PendingEntry(audio, fields, _head, index));
+            return 0;
+        }
+
+        missing += decision.Missing;
+        _head = _head with { Gaps = _head.Gaps + 1, Missing = _head.Missing + decision.Missing };
+        LogGap(_streamId, decision.MissingFrom, decision.MissingTo, decision.Missing);
+        Enqueue(audio: false, GapFields(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), settledIndex, joinNext: true);
+        return 1;
+    }
+
+    /// <summary>Adds frames to a gap of one reason, growing the last pending gap when it is contiguous. Returns gaps added.</summary>
+    private int AddToGap(string reason, long from, long to, long count, long index)
+    {
+        _head = _head with { Missing = _head.Missing + count };
+        if (_openGap is { Gap: { } open } && open.Reason == reason && open.ToSeq + 1 == from && _pending.Count > 0 && ReferenceEquals(_pending[^1], _openGap))
+        {
+            open.ToSeq = to;
+            open.Count += count;
+            _head = Snapshot(index);
+            _openGap.Fields = GapFields(open.FromSeq, open.ToSeq, open.Count, reason);
+            _openGap.CursorAfter = _head;
+            _openGap.Index = index;
+            return 0;
+        }
+
+        if (reason == "buffer_overflow")
+        {
+            LogOverflowStarted(_streamId, _options.BufferLimit, from);
+        }
+
+        var gap = new OpenGap { Reason = reason, FromSeq = from, ToSeq = to, Count = count };
+        _head = Snapshot(index) with { Gaps = _head.Gaps + 1 };
+        _openGap = new PendingEntry(false, GapFields(from, to, count, reason), _head, index) { Gap = gap };
+        _pending.Add(_openGap);
+        GrainMetrics.Buffered.Add(1);
+        return 1;
+    }
+
+    private CallCursor Snapshot(long index) => _head with
+    {
+        MediaSeq = _tracker.HasMedia ? _tracker.LastMediaSeq : null,
+        Chunk = _tracker.LastChunk,
+        EventsAbove = _tracker.EventsAbove,
+        EventMax = _tracker.MaxEventAbove,
+        Index = index,
+    };
+
+    private void Enqueue(bool audio, NameValueEntry[] fields, long index, int bytes = 0, bool joinNext = false)
+    {
+        _head = Snapshot(index);
+        _pending.Add(new PendingEntry(audio, fields, _head, index, bytes) { JoinNext = joinNext });
+        _pendingBytes += bytes;
+        SiloBuffers.Add(bytes);
         GrainMetrics.Buffered.Add(1);
     }
 
-    private void Overflow(CallItem item)
+    private void RemovePending(int count)
     {
-        GrainMetrics.Overflowed.Add(1);
-        _head = _head with
+        long bytes = 0;
+        for (var i = 0; i < count; i++)
         {
-            MediaSeq = _tracker.LastMediaSeq,
-            Chunk = _tracker.LastChunk,
-        };
-
-        if (_openOverflow?.Overflow is { } open)
-        {
-            open.ToSeq = item.Seq;
-            open.Count++;
-            _head = _head with { Missing = _head.Missing + 1 };
-            _openOverflow.Fields = GapFields(open.FromSeq, open.ToSeq, open.Count, "buffer_overflow");
-            _openOverflow.CursorAfter = _head;
-            return;
+            bytes += _pending[i].Bytes;
+            if (ReferenceEquals(_pending[i], _openGap))
+            {
+                _openGap = null;
+            }
         }
 
-        var gap = new OverflowGap { FromSeq = item.Seq, ToSeq = item.Seq, Count = 1 };
-        _head = _head with { Gaps = _head.Gaps + 1, Missing = _head.Missing + 1 };
-        _openOverflow = new PendingEntry(false, GapFields(gap.FromSeq, gap.ToSeq, gap.Count, "buffer_overflow"), _head, item.Index) { Overflow = gap };
-        _pending.Add(_openOverflow);
-        GrainMetrics.Buffered.Add(1);
-        GrainMetrics.Gaps.Add(1);
-        LogOverflowStarted(_streamId, _options.BufferLimit, item.Seq);
+        _pending.RemoveRange(0, count);
+        _pendingBytes -= bytes;
+        SiloBuffers.Add(-bytes);
+        GrainMetrics.Buffered.Add(-count);
+    }
+
+    private void ReleasePending() => RemovePending(_pending.Count);
+
+    private long ExpiryFor(int count, DateTime now)
+    {
+        var due = _written.Version == 0 || now - _lastExpiryUtc >= ExpiryRefreshInterval;
+        for (var i = 0; i < count && !due; i++)
+        {
+            due = (_pending[i].Audio && !_audioExpirySet) || (_pending[i].CursorAfter.Stopped && !_written.Stopped);
+        }
+
+        return due ? (long)_options.StreamTtl.TotalSeconds : 0;
     }
 
     private async Task FlushAsync(bool force)
     {
-        if (_pending.Count == 0)
+        if (_pending.Count == 0 && !_cursorDirty)
         {
             return;
         }
@@ -336,21 +566,30 @@ public sealed partial class CallStreamGrain(
             return;
         }
 
-        while (_pending.Count > 0)
+        do
         {
             var count = Math.Min(_pending.Count, _options.MaxBatch);
+            while (count < _pending.Count && _pending[count - 1].JoinNext)
+            {
+                // A gap entry goes with the frame that revealed it: a cursor between them would claim the frame.
+                count++;
+            }
+
+            var cursorAfter = count > 0 ? _pending[count - 1].CursorAfter : _head;
+            var now = DateTime.UtcNow;
+            var ttl = ExpiryFor(count, now);
             WriteOutcome outcome;
             var started = Stopwatch.GetTimestamp();
             try
             {
-                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, _options);
+                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, cursorAfter, ttl, _options);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
                 GrainMetrics.RedisFailures.Add(1);
                 if (!_redisDown)
                 {
-                    LogRedisUnavailable(_streamId, _pending.Count, ex.Message);
+                    LogRedisUnavailable(_streamId, _pending.Count, ex);
                 }
 
                 _redisDown = true;
@@ -363,12 +602,13 @@ public sealed partial class CallStreamGrain(
             if (outcome == WriteOutcome.Conflict)
             {
                 // Another activation of this stream wrote first (a split brain during a silo failure). Start over from
-                // what Redis holds: the gateway still has every unsettled item and will resend it.
+                // what Redis holds: the gateway still has every unsettled item, presents the call again and resends.
                 LogCursorMoved(_streamId);
-                GrainMetrics.Buffered.Add(-_pending.Count);
-                _pending.Clear();
-                DeactivateOnIdle();
-                throw new InvalidOperationException($"The cursor of stream {_streamId} moved; resend unsettled items.");
+                ReleasePending();
+                _loaded = false;
+                _presented = false;
+                _cursorDirty = false;
+                return;
             }
 
             var audio = 0;
@@ -380,19 +620,20 @@ public sealed partial class CallStreamGrain(
                     audio++;
                     if (debug)
                     {
-                        LogPublishedFrame(_streamId, _pending[i].CursorAfter.MediaSeq);
+                        LogPublishedFrame(_streamId, _pending[i].CursorAfter.MediaSeq ?? 0);
                     }
-                }
-
-                if (ReferenceEquals(_pending[i], _openOverflow))
-                {
-                    _openOverflow = null;
                 }
             }
 
-            _written = _pending[count - 1].CursorAfter with { Version = _written.Version + 1 };
-            _pending.RemoveRange(0, count);
-            GrainMetrics.Buffered.Add(-count);
+            if (ttl > 0)
+            {
+                _lastExpiryUtc = now;
+                _audioExpirySet |= audio > 0;
+            }
+
+            _written = cursorAfter with { Version = _written.Version + 1 };
+            _cursorDirty = false;
+            RemovePending(count);
             GrainMetrics.FramesPublished.Add(audio);
             _publishedSinceAck += audio;
             if (_redisDown)
@@ -401,6 +642,7 @@ public sealed partial class CallStreamGrain(
                 LogRedisRecovered(_streamId, _pending.Count);
             }
         }
+        while (_pending.Count > 0);
 
         // Keep the head's version in step so the next write is fenced against what we just wrote.
         _head = _head with { Version = _written.Version };
@@ -416,7 +658,7 @@ public sealed partial class CallStreamGrain(
 
     private async Task OnRetryTimerAsync()
     {
-        if (_pending.Count > 0)
+        if (_pending.Count > 0 || _cursorDirty)
         {
             await FlushAsync(force: true);
         }
@@ -432,13 +674,15 @@ public sealed partial class CallStreamGrain(
         }
     }
 
+    private static string ProtocolName(CallProtocol protocol) => protocol == CallProtocol.Exotel ? "exotel" : "native";
+
     private NameValueEntry[] StartFields(CallStart start)
     {
         var fields = new List<NameValueEntry>(12)
         {
             new("event", "start"),
             new("stream_id", start.StreamId),
-            new("protocol", start.Protocol == CallProtocol.Exotel ? "exotel" : "native"),
+            new("protocol", ProtocolName(start.Protocol)),
             new("encoding", start.Encoding),
             new("sample_rate", start.SampleRate),
             new("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
@@ -525,7 +769,7 @@ public sealed partial class CallStreamGrain(
             new("missing", _head.Missing),
             new("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
         };
-        if (_callSid is { } callSid)
+        if (_head.CallSid is { Length: > 0 } callSid)
         {
             fields.Add(new("call_sid", callSid));
         }
@@ -554,8 +798,17 @@ public sealed partial class CallStreamGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Stream {StreamId} resumed from Redis at sequence {MediaSeq} ({Frames} frame(s) already published)")]
     private partial void LogResumed(string streamId, long mediaSeq, long frames);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable for stream {StreamId}; holding {Pending} entr(ies) and retrying: {Error}")]
-    private partial void LogRedisUnavailable(string streamId, int pending, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable for stream {StreamId}; holding {Pending} entr(ies) and retrying")]
+    private partial void LogRedisUnavailable(string streamId, int pending, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: sequence number {Seq} is more than 100000 beyond the stream's highest ({Highest}); dropped as malformed, the stream's position is unchanged")]
+    private partial void LogSequenceJump(string streamId, long seq, long highest);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: its owner has been silent for more than {Seconds} s; a new connection takes it over")]
+    private partial void LogOwnerReplaced(string streamId, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: {Count} frame(s) ({From}..{To}) arrived after the stream stopped; recorded as an after_stop gap")]
+    private partial void LogAfterStop(string streamId, long count, long from, long to);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Redis back for stream {StreamId}; buffer flushed ({Pending} left)")]
     private partial void LogRedisRecovered(string streamId, int pending);
@@ -563,7 +816,7 @@ public sealed partial class CallStreamGrain(
     [LoggerMessage(Level = LogLevel.Error, Message = "Buffer of stream {StreamId} full ({Limit} entries) while Redis is away; dropping frames from sequence {Seq}, counted and recorded as a gap")]
     private partial void LogOverflowStarted(string streamId, int limit, long seq);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cursor of stream {StreamId} moved under this activation; deactivating so the gateway resends")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cursor of stream {StreamId} moved under this activation; reloading it, the gateway presents the call again and resends")]
     private partial void LogCursorMoved(string streamId);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId} deactivated ({Reason}) with {Pending} entr(ies) unwritten; the gateway holds them for resend")]

@@ -14,12 +14,13 @@ internal static class GrainMetrics
     public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.silo.frames.missing", "{frame}", "Frames never received (sum over gap entries).");
     public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.silo.frames.overflowed", "{frame}", "Frames that did not fit the per-call buffer while Redis was unreachable.");
     public static readonly Counter<long> Pushback = Meter.CreateCounter<long>("ingest.silo.pushback", "{call}", "Appends refused because Redis was slow and the call's buffer was full (the gateway resends).");
+    public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.silo.items.malformed", "{item}", "Items dropped as malformed by the grain (a sequence number absurdly far ahead).");
     public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
     public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "ms", "Time of one batch write to Redis.");
     /// <summary>Touches every counter so a scrape finds each series at 0 from the start.</summary>
     public static void Initialize()
     {
-        foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, RedisFailures, Pushback })
+        foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, RedisFailures, Pushback, Malformed })
         {
             counter.Add(0);
         }

@@ -12,11 +12,21 @@ public sealed class IngestOptions
     /// <summary>Items a call may hold while Redis is unreachable; beyond it frames are counted and recorded as a gap. Default: 60 s of 100 ms frames.</summary>
     public int BufferLimit { get; set; } = 600;
 
+    /// <summary>Bytes of audio one call may hold unwritten; beyond it, like <see cref="BufferLimit"/> (bounds memory in bytes, CONTRACT §7).</summary>
+    public long BufferBytes { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>Bytes of audio all calls of this silo may hold unwritten together; beyond it, like <see cref="BufferLimit"/>.</summary>
+    public long SiloBufferBytes { get; set; } = 384L * 1024 * 1024;
+
     /// <summary>Most entries written in one Redis round trip.</summary>
     public int MaxBatch { get; set; } = 256;
 
-    /// <summary>How long the per-call cursor survives in Redis after the last write (lets a resent frame be recognised).</summary>
-    public TimeSpan CursorTtl { get; set; } = TimeSpan.FromHours(24);
+    /// <summary>
+    /// INGEST_AUDIO_TTL_SECONDS: a stream's keys (audio stream and cursor) expire this long after its stop, or after its
+    /// last write (or its gateway's last heartbeat) if it never stops. A live call keeps pushing it forward, so its
+    /// cursor outlives the call however long it is.
+    /// </summary>
+    public TimeSpan StreamTtl { get; set; } = TimeSpan.FromSeconds(900);
 
     /// <summary>How often a call with buffered items retries Redis.</summary>
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);

@@ -35,6 +35,9 @@ public sealed record SiloSettings
         var audioMax = Settings.PositiveInt(configuration, "INGEST_AUDIO_MAXLEN", 36_000, 100);
         var bufferLimit = Settings.PositiveInt(configuration, "INGEST_BUFFER_FRAMES", 600, 1, 1_000_000);
         var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 30, 15, 7 * 86_400);
+        var ttlSeconds = Settings.PositiveInt(configuration, "INGEST_AUDIO_TTL_SECONDS", 900, 1, 30 * 86_400);
+        var bufferBytes = Settings.PositiveInt(configuration, "INGEST_BUFFER_BYTES", 16 * 1024 * 1024, 64 * 1024);
+        var siloBufferBytes = Settings.PositiveInt(configuration, "INGEST_SILO_BUFFER_BYTES", 384 * 1024 * 1024, 1024 * 1024);
         return new SiloSettings
         {
             Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),
@@ -50,6 +53,9 @@ public sealed record SiloSettings
                 o.AudioStreamMaxLength = audioMax;
                 o.BufferLimit = bufferLimit;
                 o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
+                o.StreamTtl = TimeSpan.FromSeconds(ttlSeconds);
+                o.BufferBytes = bufferBytes;
+                o.SiloBufferBytes = siloBufferBytes;
             },
         };
     }

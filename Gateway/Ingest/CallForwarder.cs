@@ -6,27 +6,34 @@ namespace Ingest.Gateway.Ingest;
 
 /// <summary>
 /// Carries one call's items from its socket to its grain, in order, with at most one grain call in flight.
-/// Every item stays here until the grain says it is settled (in Redis, or dropped for a counted reason). When a grain
-/// call fails (silo lost, timeout) the forwarder presents the call again and resends what is unsettled, in order; the
-/// grain recognises what Redis already has, so nothing is written twice. While one call is in flight the next items
-/// queue up and go as one batch.
+/// The call is presented to its grain by the forwarder's own loop, so a call whose start arrives while Redis or the
+/// silos are unreachable is kept: its items queue here (within the byte budgets) and go, in order, once the grain
+/// accepts the call. Every item stays here until the grain says it is settled (in Redis, or dropped for a counted
+/// reason). When a grain call fails (silo lost, timeout) the forwarder presents the call again and resends what is
+/// unsettled, in order; the grain recognises what Redis already has, so nothing is written twice.
+/// Every wait is bounded: grain calls by <see cref="GrainCallTimeout"/>, a full buffer by <see cref="BackpressureLimit"/>
+/// (after which frames become a counted buffer_overflow gap), the end of the call by the caller's timeout.
 /// </summary>
 public sealed partial class CallForwarder : IAsyncDisposable
 {
     private const int MaxBatch = 128;
+
     /// <summary>How often a call with nothing to send calls its grain anyway; well below the grains' INGEST_ORPHAN_SECONDS.</summary>
     internal static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(10);
 
-    private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
-
     /// <summary>
     /// How long one grain call may take before the forwarder gives up on it and presents the call again. The Orleans
-    /// client fails a request to a silo that died (kill -9, power loss) only at its 30 s response timeout; a call
-    /// normally answers in milliseconds, so waiting that long would stall the call for half a minute. An abandoned
-    /// request that still arrives later is harmless: the grain drops items at or below the index it already has.
+    /// client fails a request to a silo that died (kill -9, power loss) only at its response timeout; a call
+    /// normally answers in milliseconds, so waiting that long would stall the call. An abandoned request that still
+    /// arrives later is harmless: the grain drops items at or below the index it already has.
     /// </summary>
     internal static readonly TimeSpan GrainCallTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long a socket waits for room when its call's buffer is full before frames are counted as overflow.</summary>
+    internal static readonly TimeSpan BackpressureLimit = TimeSpan.FromSeconds(2);
+
+    private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
     private readonly ICallStreamGrain _grain;
     private readonly CallStart _start;
@@ -42,7 +49,10 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private TaskCompletionSource? _space;
     private CallStop? _stopRequest;
     private long _nextIndex;
+    private long _bytes;
+    private bool _overflowing;
     private Task? _pump;
+    private bool _presented;
     private bool _released;
     private int _failures;
     private TimeSpan _backoff = InitialBackoff;
@@ -57,57 +67,65 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
     private readonly record struct Queued(CallItem Item, long ReceivedTicks);
 
-    /// <summary>Presents the call to its grain (retrying through failures) and starts forwarding.</summary>
-    public async Task<CallAckStatus> StartAsync(CancellationToken cancellationToken)
-    {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-        while (true)
-        {
-            try
-            {
-                var ack = await WithTimeout(_grain.Start(_start), linked.Token);
-                ResetBackoff();
-                if (ack.Status is CallAckStatus.Ok or CallAckStatus.Buffering)
-                {
-                    _pump = Task.Run(PumpAsync, CancellationToken.None);
-                }
+    /// <summary>True once the grain has accepted the call at least once.</summary>
+    public bool WasAccepted { get; private set; }
 
-                return ack.Status;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException || !linked.IsCancellationRequested)
-            {
-                await BackOffAsync(ex, linked.Token);
-            }
-        }
-    }
-
-    /// <summary>Completes when the call is over for the cluster: stopped, or refused mid-call (Ended, Conflict).</summary>
+    /// <summary>Completes when the call is over for the cluster: stopped, or refused (Ended, Conflict).</summary>
     public Task<CallAckStatus> Completion => _completed.Task;
 
-    /// <summary>Queues one item. Completes at once unless this call already holds too much unsent (then: backpressure).</summary>
-    public ValueTask EnqueueAsync(CallItemKind kind, long seq, long? chunk, long timestampMs, byte[]? audio, string? digit = null, long? durationMs = null, string? markName = null)
+    /// <summary>Audio bytes this call holds (unsent and the copy kept for resend).</summary>
+    public long HeldBytes => Interlocked.Read(ref _bytes);
+
+    /// <summary>Starts presenting the call and forwarding; items may be queued before and after.</summary>
+    public void Begin() => _pump ??= Task.Run(PumpAsync, CancellationToken.None);
+
+    /// <summary>
+    /// Queues one item. Completes at once while there is room; a full buffer holds the caller (backpressure) for at
+    /// most <see cref="BackpressureLimit"/>, after which media frames that do not fit become one counted
+    /// buffer_overflow gap until room returns. dtmf/mark events are small and always kept.
+    /// </summary>
+    public async ValueTask EnqueueAsync(CallItemKind kind, long seq, long? chunk, long timestampMs, byte[]? audio, string? digit = null, long? durationMs = null, string? markName = null)
     {
-        Task? wait = null;
+        var bytes = audio?.Length ?? 0;
+        if (kind == CallItemKind.Media && !_overflowing && !HasRoom(bytes))
+        {
+            await WaitForRoomAsync(bytes);
+        }
+
         lock (_gate)
         {
+            if (kind == CallItemKind.Media && !HasRoom(bytes))
+            {
+                if (!_overflowing)
+                {
+                    _overflowing = true;
+                    LogOverflowStarted(_start.StreamId, seq, _limits.MaxCallBufferBytes);
+                }
+
+                GatewayMetrics.Overflowed.Add(1);
+                AddOverflow(seq);
+                Wake();
+                return;
+            }
+
+            if (_overflowing && _bytes <= _limits.MaxCallBufferBytes / 2)
+            {
+                _overflowing = false;
+            }
+
             var item = new CallItem(++_nextIndex, kind, seq, chunk, timestampMs, audio, digit, durationMs, markName);
             _unsent.Add(new Queued(item, Stopwatch.GetTimestamp()));
-            if (_unsent.Count >= _limits.MaxUnsentItems)
-            {
-                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _space.Task;
-            }
+            AddBytes(bytes);
         }
 
         Wake();
-        return wait is null ? ValueTask.CompletedTask : new ValueTask(wait.WaitAsync(_stop.Token));
     }
 
     /// <summary>
-    /// Ends the call: everything queued goes first, then the stop. Completes when the grain has accepted the stop
-    /// (written, or buffered while Redis is away), or when <paramref name="timeout"/> runs out.
+    /// Requests the end of the call: everything queued goes first, then the stop. <see cref="Completion"/> completes
+    /// when the grain has accepted the stop (written, or buffered while Redis is away).
     /// </summary>
-    public async Task<CallAckStatus> CompleteAsync(string reason, long? seq, string connectionId, TimeSpan timeout)
+    public void Complete(string reason, long? seq, string connectionId)
     {
         lock (_gate)
         {
@@ -115,25 +133,46 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
 
         Wake();
-        if (_pump is null)
-        {
-            return CallAckStatus.NotStarted;
-        }
+    }
 
+    /// <summary>Waits for the end of the call for at most <paramref name="timeout"/>; null when it did not come in time.</summary>
+    public async Task<CallAckStatus?> WaitAsync(TimeSpan timeout)
+    {
         try
         {
             return await _completed.Task.WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
-            int held;
+            return null;
+        }
+    }
+
+    /// <summary>Items (frames, events) still held: not yet confirmed by the grain.</summary>
+    public int HeldItems
+    {
+        get
+        {
             lock (_gate)
             {
-                held = _unsent.Count + _unsettled.Count;
+                return _unsent.Count + _unsettled.Count;
             }
+        }
+    }
 
-            LogCompleteTimedOut(_start.StreamId, held, timeout.TotalSeconds);
-            return CallAckStatus.Buffering;
+    /// <summary>Gives up on what is still held (the delivery bound ran out): counted and logged, never silent.</summary>
+    public void Abandon(string why)
+    {
+        long frames;
+        lock (_gate)
+        {
+            frames = CountFrames(_unsent) + CountFrames(_unsettled);
+        }
+
+        if (frames > 0)
+        {
+            GatewayMetrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", "undeliverable"));
+            LogAbandoned(_start.StreamId, frames, why);
         }
     }
 
@@ -151,62 +190,239 @@ public sealed partial class CallForwarder : IAsyncDisposable
             }
         }
 
+        lock (_gate)
+        {
+            _unsent.Clear();
+            _unsettled.Clear();
+            AddBytes(-_bytes);
+        }
+
+        _space?.TrySetResult();
         _stop.Dispose();
         _wake.Dispose();
+    }
+
+    private bool HasRoom(int bytes) =>
+        _unsent.Count < _limits.MaxUnsentItems
+        && _bytes + bytes <= _limits.MaxCallBufferBytes
+        && GatewayBuffers.Bytes + bytes <= _limits.MaxGatewayBufferBytes;
+
+    private async Task WaitForRoomAsync(int bytes)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(BackpressureLimit.TotalSeconds * Stopwatch.Frequency);
+        while (!_stop.IsCancellationRequested)
+        {
+            Task wait;
+            lock (_gate)
+            {
+                if (HasRoom(bytes))
+                {
+                    return;
+                }
+
+                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _space.Task;
+            }
+
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            // Room can also come from other calls (the gateway-wide budget), which do not signal this one: poll too.
+            await Task.WhenAny(wait, Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100, left.TotalMilliseconds))));
+        }
+    }
+
+    /// <summary>One more frame that did not fit: grows the overflow item at the end of the queue, or starts one.</summary>
+    private void AddOverflow(long seq)
+    {
+        if (_unsent.Count > 0 && _unsent[^1].Item is { Kind: CallItemKind.Overflow } open)
+        {
+            _unsent[^1] = _unsent[^1] with { Item = open with { ToSeq = Math.Max(open.ToSeq, seq), Count = open.Count + 1 } };
+            return;
+        }
+
+        var item = new CallItem(++_nextIndex, CallItemKind.Overflow, seq, null, 0, null, null, null, null, ToSeq: seq, Count: 1);
+        _unsent.Add(new Queued(item, Stopwatch.GetTimestamp()));
+    }
+
+    private void AddBytes(long bytes)
+    {
+        if (bytes != 0)
+        {
+            Interlocked.Add(ref _bytes, bytes);
+            GatewayBuffers.Add(bytes);
+        }
+    }
+
+    private static long CountFrames(List<Queued> items)
+    {
+        long frames = 0;
+        foreach (var q in items)
+        {
+            frames += q.Item.Kind switch
+            {
+                CallItemKind.Media or CallItemKind.Malformed => 1,
+                CallItemKind.Overflow => q.Item.Count,
+                _ => 0,
+            };
+        }
+
+        return frames;
     }
 
     private void Wake()
     {
         if (_wake.CurrentCount == 0)
         {
-            _wake.Release();
+            try
+            {
+                _wake.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The call is over.
+            }
         }
     }
 
     private async Task PumpAsync()
     {
         var token = _stop.Token;
-        while (!token.IsCancellationRequested)
+        try
         {
-            if (!await _wake.WaitAsync(HeartbeatInterval, token))
+            while (!token.IsCancellationRequested)
             {
-                // A quiet call still tells its grain it is alive (and learns what Redis now holds), so the grain can
-                // tell a quiet call from one whose gateway died.
-                if (await TryCallAsync(() => _grain.Append([]), token) is { } heartbeat && !Settle(heartbeat))
+                if (!_presented)
                 {
+                    if (await CallAsync(() => _grain.Start(_start), token) is not { } started)
+                    {
+                        continue;
+                    }
+
+                    if (started.Status is CallAckStatus.Ended or CallAckStatus.Conflict)
+                    {
+                        Refused(started.Status);
+                        return;
+                    }
+
+                    if (started.Status is CallAckStatus.Ok or CallAckStatus.Buffering)
+                    {
+                        _presented = true;
+                        WasAccepted = true;
+                        RequeueUnsettled();
+                    }
+                    else
+                    {
+                        await BackOffAsync(null, token);
+                    }
+
+                    continue;
+                }
+
+                if (TakeBatch() is { IsDefaultOrEmpty: false } batch)
+                {
+                    if (await CallAsync(() => _grain.Append(_start.ConnectionId, batch), token) is { } ack && !await HandleAsync(ack, token))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                CallStop? stop;
+                lock (_gate)
+                {
+                    stop = _unsent.Count == 0 ? _stopRequest : null;
+                }
+
+                if (stop is not null)
+                {
+                    if (await CallAsync(() => _grain.Stop(stop), token) is not { } stopped)
+                    {
+                        continue;
+                    }
+
+                    if (stopped.Status is CallAckStatus.NotStarted or CallAckStatus.Busy)
+                    {
+                        await HandleAsync(stopped, token);
+                        continue;
+                    }
+
+                    Settle(stopped);
+                    if (stopped.Status is CallAckStatus.Conflict)
+                    {
+                        Refused(stopped.Status);
+                        return;
+                    }
+
+                    _completed.TrySetResult(stopped.Status);
                     return;
                 }
 
-                continue;
-            }
-
-            while (TakeBatch() is { IsDefaultOrEmpty: false } batch)
-            {
-                // null: the grain call failed and the unsettled items are back in the queue; take them again.
-                if (await TryCallAsync(() => _grain.Append(batch), token) is { } ack && !Settle(ack))
+                if (!await _wake.WaitAsync(HeartbeatInterval, token))
                 {
-                    return;
+                    // A quiet call still tells its grain it is alive (and learns what Redis now holds), so the grain can
+                    // tell a quiet call from one whose gateway died.
+                    if (await CallAsync(() => _grain.Append(_start.ConnectionId, []), token) is { } heartbeat && !await HandleAsync(heartbeat, token))
+                    {
+                        return;
+                    }
                 }
-            }
-
-            CallStop? stop;
-            lock (_gate)
-            {
-                stop = _unsent.Count == 0 ? _stopRequest : null;
-            }
-
-            if (stop is not null)
-            {
-                if (await TryCallAsync(() => _grain.Stop(stop), token) is { } ack)
-                {
-                    Settle(ack);
-                    _completed.TrySetResult(ack.Status);
-                    return;
-                }
-
-                Wake();
             }
         }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // Disposed: the session is over.
+        }
+    }
+
+    /// <summary>Applies an ack; false when the call cannot go on (ended, or owned by another connection).</summary>
+    private async ValueTask<bool> HandleAsync(CallAck ack, CancellationToken token)
+    {
+        Settle(ack);
+        switch (ack.Status)
+        {
+            case CallAckStatus.Ended:
+            case CallAckStatus.Conflict:
+                Refused(ack.Status);
+                return false;
+            case CallAckStatus.NotStarted:
+                // A fresh activation (failover) or a moved cursor: present the call again, then resend.
+                _presented = false;
+                RequeueUnsettled();
+                return true;
+            case CallAckStatus.Busy:
+                // Pushback from a slow Redis: keep everything, pause, send again. Not a lost silo.
+                RequeueUnsettled();
+                GatewayMetrics.Pushback.Add(1);
+                await Task.Delay(_backoff, token);
+                _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
+                return true;
+            default:
+                return true;
+        }
+    }
+
+    private void Refused(CallAckStatus status)
+    {
+        long frames;
+        lock (_gate)
+        {
+            frames = CountFrames(_unsent) + CountFrames(_unsettled);
+        }
+
+        if (frames > 0)
+        {
+            // Ended: the grain recorded what reached it after the stop as an after_stop gap. Conflict: these frames are
+            // not this stream's (another connection owns it), so they are counted here, not written there.
+            GatewayMetrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", status == CallAckStatus.Conflict ? "not_owner" : "call_ended"));
+        }
+
+        LogCallRefused(_start.StreamId, status, frames);
+        _completed.TrySetResult(status);
     }
 
     private ImmutableArray<CallItem> TakeBatch()
@@ -227,18 +443,22 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
             _unsettled.AddRange(_unsent.GetRange(0, count));
             _unsent.RemoveRange(0, count);
-            if (_space is not null && _unsent.Count < _limits.MaxUnsentItems / 2)
-            {
-                _space.TrySetResult();
-                _space = null;
-            }
-
+            SignalRoom();
             return builder.MoveToImmutable();
         }
     }
 
-    /// <summary>Applies an ack; false when the call cannot go on (ended, or taken by another connection).</summary>
-    private bool Settle(CallAck ack)
+    private void SignalRoom()
+    {
+        if (_space is not null && _unsent.Count < _limits.MaxUnsentItems && _bytes < _limits.MaxCallBufferBytes)
+        {
+            _space.TrySetResult();
+            _space = null;
+        }
+    }
+
+    /// <summary>Counts what the grain reports and forgets what it settled.</summary>
+    private void Settle(CallAck ack)
     {
         if (ack.Published > 0)
         {
@@ -261,97 +481,87 @@ public sealed partial class CallForwarder : IAsyncDisposable
             GatewayMetrics.Overflowed.Add(ack.Overflowed);
         }
 
+        if (ack.Malformed > 0)
+        {
+            GatewayMetrics.Malformed.Add(ack.Malformed);
+        }
+
+        if (ack.Status is CallAckStatus.Ok or CallAckStatus.Buffering)
+        {
+            ResetBackoff();
+        }
+
         var now = Stopwatch.GetTimestamp();
         lock (_gate)
         {
             var settled = 0;
+            long bytes = 0;
             while (settled < _unsettled.Count && _unsettled[settled].Item.Index <= ack.SettledIndex)
             {
-                if (_unsettled[settled].Item.Kind == CallItemKind.Media)
+                var item = _unsettled[settled].Item;
+                if (item.Kind == CallItemKind.Media)
                 {
                     GatewayMetrics.PublishLatency.Record(Stopwatch.GetElapsedTime(_unsettled[settled].ReceivedTicks, now).TotalMilliseconds);
                 }
 
+                bytes += item.Bytes;
                 settled++;
             }
 
             _unsettled.RemoveRange(0, settled);
 
-            // While Redis is away the grain holds what it accepted; keep a bounded copy for resend after a silo loss.
-            var excess = _unsettled.Count - _limits.MaxQueuedItems;
-            if (excess > 0)
+            // While Redis is away the grain holds what it accepted; the copy kept here for resend after a silo loss is
+            // bounded in items and in bytes. Beyond it the oldest are held only by the grain.
+            if (ack.Status == CallAckStatus.Buffering)
             {
-                _unsettled.RemoveRange(0, excess);
-                if (!_released)
+                var release = 0;
+                while (release < _unsettled.Count
+                    && (_unsettled.Count - release > _limits.MaxQueuedItems || _bytes - bytes > _limits.MaxCallBufferBytes / 2))
                 {
-                    _released = true;
-                    LogReleasedUnsettled(_start.StreamId, _limits.MaxQueuedItems);
+                    bytes += _unsettled[release].Item.Bytes;
+                    release++;
+                }
+
+                if (release > 0)
+                {
+                    _unsettled.RemoveRange(0, release);
+                    if (!_released)
+                    {
+                        _released = true;
+                        LogReleasedUnsettled(_start.StreamId, _limits.MaxQueuedItems);
+                    }
                 }
             }
-        }
 
-        switch (ack.Status)
-        {
-            case CallAckStatus.Ended:
-            case CallAckStatus.Conflict:
-                LogCallRefused(_start.StreamId, ack.Status);
-                _completed.TrySetResult(ack.Status);
-                return false;
-            default:
-                return true;
+            AddBytes(-bytes);
+            SignalRoom();
         }
     }
 
-    /// <summary>
-    /// One grain call. When it fails (silo lost, timeout) or a fresh activation answers NotStarted, the call is
-    /// presented again and everything unsettled goes back in front of the queue, so order is kept and the caller
-    /// gets null to rebuild its request. Returns a terminal ack when the grain refuses the call.
-    /// </summary>
-    private async Task<CallAck?> TryCallAsync(Func<ValueTask<CallAck>> call, CancellationToken token)
+    /// <summary>One grain call; null when it failed (after a backoff), and then the call is presented again.</summary>
+    private async Task<CallAck?> CallAsync(Func<ValueTask<CallAck>> call, CancellationToken token)
     {
         try
         {
-            var ack = await WithTimeout(call(), token);
-            if (ack.Status != CallAckStatus.NotStarted)
-            {
-                ResetBackoff();
-                return ack;
-            }
+            var pending = call();
+            return pending.IsCompletedSuccessfully ? pending.Result : await pending.AsTask().WaitAsync(GrainCallTimeout, token);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
         {
-            await BackOffAsync(ex, token);
-        }
-
-        try
-        {
-            var restart = await WithTimeout(_grain.Start(_start), token);
-            if (restart.Status is CallAckStatus.Ended or CallAckStatus.Conflict)
-            {
-                return restart;
-            }
-
+            _presented = false;
             RequeueUnsettled();
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
-        {
             await BackOffAsync(ex, token);
-            RequeueUnsettled();
+            return null;
         }
-
-        return null;
     }
 
-    private static Task<CallAck> WithTimeout(ValueTask<CallAck> call, CancellationToken token) =>
-        call.IsCompletedSuccessfully ? Task.FromResult(call.Result) : call.AsTask().WaitAsync(GrainCallTimeout, token);
-
-    private async Task BackOffAsync(Exception ex, CancellationToken token)
+    private async Task BackOffAsync(Exception? ex, CancellationToken token)
     {
         _failures++;
         GatewayMetrics.Resends.Add(1);
-        if (_failures == 1 || _failures % 20 == 0)
+        if (ex is not null && (_failures == 1 || _failures % 20 == 0))
         {
-            LogGrainCallFailed(_start.StreamId, _failures, ex.GetType().Name, ex.Message);
+            LogGrainCallFailed(_start.StreamId, _failures, ex);
         }
 
         await Task.Delay(_backoff, token);
@@ -378,15 +588,28 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Grain call for stream {StreamId} failed (attempt {Attempt}, {ErrorType}: {Error}); presenting the call again and resending unsettled frames")]
-    private partial void LogGrainCallFailed(string streamId, int attempt, string errorType, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Grain call for stream {StreamId} failed (attempt {Attempt}); presenting the call again and resending unsettled frames")]
+    private partial void LogGrainCallFailed(string streamId, int attempt, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} refused by its grain: {Status}")]
-    private partial void LogCallRefused(string streamId, CallAckStatus status);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} refused by its grain: {Status}; {Frames} frame(s) not delivered")]
+    private partial void LogCallRefused(string streamId, CallAckStatus status, long frames);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: more than {Limit} items await Redis; the oldest are now held only by the grain")]
     private partial void LogReleasedUnsettled(string streamId, int limit);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: stop not confirmed after {Seconds} s; {Held} item(s) still held")]
-    private partial void LogCompleteTimedOut(string streamId, int held, double seconds);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: buffer full ({Limit} bytes) while the cluster does not take frames; from sequence {Seq} frames are dropped, counted and recorded as a buffer_overflow gap")]
+    private partial void LogOverflowStarted(string streamId, long seq, long limit);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: gave up delivering {Frames} frame(s) ({Why}); counted in ingest_frames_dropped_total{{reason=\"undeliverable\"}}")]
+    private partial void LogAbandoned(string streamId, long frames, string why);
+}
+
+/// <summary>Audio bytes all calls of this gateway hold (the gateway-wide byte budget, CONTRACT §7).</summary>
+internal static class GatewayBuffers
+{
+    private static long _bytes;
+
+    public static long Bytes => Interlocked.Read(ref _bytes);
+
+    public static void Add(long bytes) => Interlocked.Add(ref _bytes, bytes);
 }

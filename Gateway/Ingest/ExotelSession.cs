@@ -17,6 +17,8 @@ public sealed partial class ExotelSession(
     int? urlSampleRate,
     ILogger<ExotelSession> logger) : IngestSession(socket, remote, context, logger)
 {
+    private const long MaxSequenceJump = 100_000;
+
     private long _lastSeq;
 
     protected override async Task ReceiveLoopAsync()
@@ -36,13 +38,13 @@ public sealed partial class ExotelSession(
                 return;
             }
 
-            if (!ExotelMessageParser.TryParse(message.Data.Span, out var parsed, out var error))
+            if (!ExotelMessageParser.TryParse(message.Data.Span, out var parsed, out var error, out var kind))
             {
                 Malformed("message", $"{error.Kind}: {error.Detail}");
-                if (error.Kind == ProtocolErrorKind.UnsupportedSampleRate && Forwarder is null)
+                if (kind == ExotelEventKind.Start && Forwarder is null)
                 {
-                    // Only a start carries a rate. Dropping it would leave a call that can never begin and whose
-                    // audio would all be dropped as "before start"; the sender must hear why instead.
+                    // Only a start with no usable stream id or an unsupported rate gets here (its optional fields are
+                    // read leniently). Dropping it would leave a call that can never begin; the sender hears why, at once.
                     End("protocol_error", WebSocketCloseStatus.InvalidPayloadData, Truncate($"invalid start: {error.Detail}"));
                     return;
                 }
@@ -70,7 +72,7 @@ public sealed partial class ExotelSession(
             case ExotelEventKind.Connected:
                 return true;
             case ExotelEventKind.Start:
-                return await StartAsync(message);
+                return StartCall(message);
             case ExotelEventKind.Media:
             case ExotelEventKind.Dtmf:
             case ExotelEventKind.Mark:
@@ -110,7 +112,7 @@ public sealed partial class ExotelSession(
         }
     }
 
-    private async Task<bool> StartAsync(ExotelMessage message)
+    private bool StartCall(ExotelMessage message)
     {
         if (Forwarder is not null)
         {
@@ -121,7 +123,8 @@ public sealed partial class ExotelSession(
         if (message.StreamSid is not { } streamSid)
         {
             Malformed("start", "no stream_sid");
-            return true;
+            End("protocol_error", WebSocketCloseStatus.InvalidPayloadData, "invalid start: no stream_sid");
+            return false;
         }
 
         LogStartReceived(streamSid, message.CallSid ?? string.Empty);
@@ -138,7 +141,7 @@ public sealed partial class ExotelSession(
             StartSequence: message.SequenceNumber,
             Parameters: message.CustomParameters?.ToImmutableDictionary() ?? ImmutableDictionary<string, string>.Empty,
             ConnectionId: ConnectionId);
-        return await BeginCallAsync(start);
+        return BeginCall(start);
     }
 
     private ValueTask ForwardAsync(ExotelMessage message)
@@ -150,11 +153,28 @@ public sealed partial class ExotelSession(
         }
 
         var seq = message.SequenceNumber ?? _lastSeq + 1;
-        _lastSeq = Math.Max(_lastSeq, seq);
+
+        // An absurd number (the grain drops it as malformed) must not drag along the numbers given to later messages
+        // that carry none.
+        if (seq - _lastSeq <= MaxSequenceJump)
+        {
+            _lastSeq = Math.Max(_lastSeq, seq);
+        }
+
         switch (message.Kind)
         {
+            case ExotelEventKind.Media when message.Payload is null:
+                // Received but unusable: it keeps its number, and the grain records it as a malformed gap.
+                GatewayMetrics.FramesReceived.Add(1);
+                Malformed("media", message.PayloadError ?? "payload unusable");
+                return Forwarder!.EnqueueAsync(CallItemKind.Malformed, seq, message.Chunk, message.Timestamp ?? ElapsedMs, null);
             case ExotelEventKind.Media:
                 GatewayMetrics.FramesReceived.Add(1);
+                if (message.Payload.Length % 2 != 0)
+                {
+                    GatewayMetrics.OddLength.Add(1);
+                }
+
                 return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, message.Payload);
             case ExotelEventKind.Dtmf:
                 return Forwarder!.EnqueueAsync(CallItemKind.Dtmf, seq, null, ElapsedMs, null, digit: message.Digit, durationMs: message.DurationMs);

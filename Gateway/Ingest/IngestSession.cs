@@ -122,8 +122,12 @@ public abstract partial class IngestSession : IDisposable
         return message;
     }
 
-    /// <summary>Presents the call to the cluster. False (and the socket is being closed) when it cannot go on.</summary>
-    protected async Task<bool> BeginCallAsync(CallStart start)
+    /// <summary>
+    /// Takes the call on: from here its frames are kept whatever the cluster does, and the forwarder presents it to its
+    /// grain (retrying while Redis or the silos are away). False (and the socket is being closed) when the stream id is
+    /// live on another connection of this gateway; the grain refuses one live on another gateway the same way, later.
+    /// </summary>
+    protected bool BeginCall(CallStart start)
     {
         if (!Context.Registry.TryRegisterStream(start.StreamId, this))
         {
@@ -136,45 +140,40 @@ public abstract partial class IngestSession : IDisposable
         _clock.Restart();
         var logger = Context.LoggerFactory.CreateLogger<CallForwarder>();
         var forwarder = new CallForwarder(Context.Cluster.GetGrain<ICallStreamGrain>(start.StreamId), start, Context.Settings.Limits, logger);
-        var status = await forwarder.StartAsync(CancellationToken.None);
-        switch (status)
-        {
-            case CallAckStatus.Ok:
-            case CallAckStatus.Buffering:
-                Forwarder = forwarder;
-                _ = forwarder.Completion.ContinueWith(
-                    static (done, state) =>
-                    {
-                        var session = (IngestSession)state!;
-                        if (!session.CallEnded && done.Result is CallAckStatus.Ended or CallAckStatus.Conflict)
-                        {
-                            session.End("refused", WebSocketCloseStatus.PolicyViolation, "the call was ended by the cluster", endCall: false);
-                        }
-                    },
-                    this,
-                    CancellationToken.None,
-                    TaskContinuationOptions.OnlyOnRanToCompletion,
-                    TaskScheduler.Default);
-                _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
-                _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
-                return true;
-            case CallAckStatus.Conflict:
-                LogStreamHijack(start.StreamId, Remote);
-                await forwarder.DisposeAsync();
-                Context.Registry.UnregisterStream(start.StreamId, this);
-                StreamId = null;
-                End("refused", WebSocketCloseStatus.PolicyViolation, "stream id is live on another connection", endCall: false);
-                return false;
-            default:
-                await forwarder.DisposeAsync();
-                Context.Registry.UnregisterStream(start.StreamId, this);
-                StreamId = null;
-                End("refused", WebSocketCloseStatus.PolicyViolation, "stream already ended", endCall: false);
-                return false;
-        }
+        Forwarder = forwarder;
+        _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
+        _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
+        _ = forwarder.Completion.ContinueWith(
+            static (done, state) =>
+            {
+                var (session, forwarder) = ((IngestSession, CallForwarder))state!;
+                if (session.CallEnded || done.Result is not (CallAckStatus.Ended or CallAckStatus.Conflict))
+                {
+                    return;
+                }
+
+                if (!forwarder.WasAccepted)
+                {
+                    session.LogStreamHijack(session.StreamId ?? "(none)", session.Remote);
+                }
+
+                var why = forwarder.WasAccepted ? "the call was ended by the cluster"
+                    : done.Result == CallAckStatus.Conflict ? "stream id is live on another connection"
+                    : "stream already ended";
+                session.End("refused", WebSocketCloseStatus.PolicyViolation, why, endCall: false);
+            },
+            (this, forwarder),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion,
+            TaskScheduler.Default);
+        forwarder.Begin();
+        return true;
     }
 
-    /// <summary>Ends the call once: everything received goes to the grain first, then the stop entry.</summary>
+    /// <summary>
+    /// Ends the call once: everything received goes to the grain first, then the stop entry. The socket waits a short
+    /// while for that; what is still unconfirmed then goes on being delivered after the socket is closed (bounded).
+    /// </summary>
     protected async Task EndCallAsync(string reason, long? seq)
     {
         if (CallEnded)
@@ -187,9 +186,19 @@ public abstract partial class IngestSession : IDisposable
         _idleTimer.Change(Timeout.Infinite, Timeout.Infinite);
         if (Forwarder is { } forwarder && StreamId is { } streamId)
         {
-            await forwarder.CompleteAsync(reason, seq, ConnectionId, TimeSpan.FromSeconds(30));
-            await forwarder.DisposeAsync();
+            forwarder.Complete(reason, seq, ConnectionId);
+            var status = await forwarder.WaitAsync(Context.Settings.Limits.CloseWait);
             Context.Registry.UnregisterStream(streamId, this);
+            if (status is null)
+            {
+                LogDeliveryContinues(streamId, forwarder.HeldItems, Context.Settings.Limits.DeliveryTimeout.TotalSeconds);
+                Context.Registry.DeliverInBackground(forwarder, Context.Settings.Limits.DeliveryTimeout);
+            }
+            else
+            {
+                await forwarder.DisposeAsync();
+            }
+
             LogCallEnded(streamId, reason);
         }
     }
@@ -328,6 +337,9 @@ public abstract partial class IngestSession : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Refused stream {StreamId} from {Remote}: the stream id is live on another connection")]
     private partial void LogStreamHijack(string streamId, IPAddress remote);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: {Held} item(s) not yet confirmed when the call ended; closing the socket and delivering them for up to {Seconds} s more")]
+    private partial void LogDeliveryContinues(string streamId, int held, double seconds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Call ended: {{ stream_sid: {StreamId}, reason: {Reason} }}")]
     private partial void LogCallEnded(string streamId, string reason);

@@ -42,8 +42,8 @@ public sealed partial class NativeSession(
                 GatewayMetrics.FramesReceived.Add(1);
                 if (message.Data.Length % 2 != 0)
                 {
-                    Malformed("binary frame", $"frame {seq} has {message.Data.Length} bytes, not a whole number of 16-bit samples");
-                    continue;
+                    // Not whole 16-bit samples: published byte for byte all the same, and counted (CONTRACT §5).
+                    GatewayMetrics.OddLength.Add(1);
                 }
 
                 await Forwarder.EnqueueAsync(CallItemKind.Media, seq, null, ElapsedMs, message.Data.ToArray());
@@ -79,7 +79,7 @@ public sealed partial class NativeSession(
                         StartSequence: 0,
                         Parameters: start.Metadata.ToImmutableDictionary(),
                         ConnectionId: ConnectionId);
-                    if (!await BeginCallAsync(call))
+                    if (!BeginCall(call))
                     {
                         return;
                     }

@@ -12,6 +12,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     private readonly ConcurrentDictionary<string, IngestSession> _byStream = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _draining = new();
+    private readonly ConcurrentDictionary<CallForwarder, Task> _deliveries = new();
     private int _connections;
 
     public int Connections => Volatile.Read(ref _connections);
@@ -70,6 +71,30 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
 
     public int ActiveCalls => _byStream.Count;
 
+    /// <summary>Calls whose socket is closed but whose last frames are still being delivered.</summary>
+    public int PendingDeliveries => _deliveries.Count;
+
+    /// <summary>Keeps delivering an ended call's last frames after its socket closed, for at most <paramref name="timeout"/>.</summary>
+    public void DeliverInBackground(CallForwarder forwarder, TimeSpan timeout)
+    {
+        _deliveries[forwarder] = Task.Run(async () =>
+        {
+            try
+            {
+                if (await forwarder.WaitAsync(timeout) is null)
+                {
+                    forwarder.Abandon($"not confirmed {timeout.TotalSeconds:0} s after the call ended");
+                }
+
+                await forwarder.DisposeAsync();
+            }
+            finally
+            {
+                _deliveries.TryRemove(forwarder, out _);
+            }
+        });
+    }
+
     /// <summary>SIGTERM: refuse new upgrades, give calls the grace period, then end the rest and let them flush.</summary>
     public async Task DrainAsync(CancellationToken hardStop)
     {
@@ -95,6 +120,18 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
             {
                 await Task.Delay(100, CancellationToken.None);
             }
+        }
+
+        // Ended calls whose last frames are still on their way get the rest of the flush time, then are counted as lost.
+        var deliveryDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (!_deliveries.IsEmpty && DateTime.UtcNow < deliveryDeadline)
+        {
+            await Task.Delay(100, CancellationToken.None);
+        }
+
+        foreach (var forwarder in _deliveries.Keys)
+        {
+            forwarder.Abandon("gateway shutting down");
         }
 
         LogDrainFinished(Connections);

@@ -45,8 +45,11 @@ public sealed class ExotelMessage
     /// <summary>Milliseconds since the stream started.</summary>
     public long? Timestamp { get; init; }
 
-    /// <summary>The decoded PCM16 LE audio, exactly as long as the base64 says (always even).</summary>
+    /// <summary>The decoded PCM16 LE audio, exactly as long as the base64 says (an odd count is kept byte for byte).</summary>
     public byte[]? Payload { get; init; }
+
+    /// <summary>Set (and <see cref="Payload"/> null) when a media message's payload was present but could not be decoded.</summary>
+    public string? PayloadError { get; init; }
 
     // dtmf
     public string? Digit { get; init; }

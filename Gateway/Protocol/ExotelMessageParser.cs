@@ -29,9 +29,17 @@ public static class ExotelMessageParser
         ExotelEventKind.Dtmf, ExotelEventKind.Mark, ExotelEventKind.Stop,
     ];
 
-    public static bool TryParse(ReadOnlySpan<byte> utf8Json, [NotNullWhen(true)] out ExotelMessage? message, out ProtocolError error)
+    public static bool TryParse(ReadOnlySpan<byte> utf8Json, [NotNullWhen(true)] out ExotelMessage? message, out ProtocolError error) =>
+        TryParse(utf8Json, out message, out error, out _);
+
+    /// <summary>
+    /// As <see cref="TryParse(ReadOnlySpan{byte}, out ExotelMessage?, out ProtocolError)"/>; <paramref name="kind"/> is the
+    /// event the frame names even when it fails (a start that cannot be used is refused at once, CONTRACT §5).
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<byte> utf8Json, [NotNullWhen(true)] out ExotelMessage? message, out ProtocolError error, out ExotelEventKind kind)
     {
         message = null;
+        kind = ExotelEventKind.Unknown;
         if (utf8Json.Length > MaxMessageBytes)
         {
             error = new(ProtocolErrorKind.TooLarge, $"message is larger than {MaxMessageBytes} bytes");
@@ -48,7 +56,8 @@ public static class ExotelMessageParser
                 return false;
             }
 
-            return TryParseBody(json, Classify(eventName), eventName, out message, out error);
+            kind = Classify(eventName);
+            return TryParseBody(json, kind, eventName, out message, out error);
         }
         catch (JsonException)
         {
@@ -150,12 +159,12 @@ public static class ExotelMessageParser
             else if (ProtocolJson.NameIs(ref reader, "call_sid"u8, "callSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "call_sid", out d.TopCallSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "call_sid", out d.TopCallSid, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "account_sid"u8, "accountSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "account_sid", out d.TopAccountSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "account_sid", out d.TopAccountSid, ref d.UnknownFieldCount);
             }
             else if (kind == ExotelEventKind.Start && reader.ValueTextEquals("start"u8))
             {
@@ -204,7 +213,7 @@ public static class ExotelMessageParser
             case ExotelEventKind.Start when streamSid is null:
                 error = new(ProtocolErrorKind.MissingField, "start.stream_sid is missing");
                 return false;
-            case ExotelEventKind.Media when d.Payload is null:
+            case ExotelEventKind.Media when d.Payload is null && d.PayloadError is null:
                 error = new(ProtocolErrorKind.MissingField, "media.payload is missing");
                 return false;
             case ExotelEventKind.Dtmf when d.Digit is null:
@@ -229,6 +238,7 @@ public static class ExotelMessageParser
             Chunk = d.Chunk,
             Timestamp = d.Timestamp,
             Payload = d.Payload,
+            PayloadError = d.PayloadError,
             Digit = d.Digit,
             DurationMs = d.DurationMs,
             MarkName = d.MarkName,
@@ -261,27 +271,27 @@ public static class ExotelMessageParser
             else if (ProtocolJson.NameIs(ref reader, "call_sid"u8, "callSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "start.call_sid", out d.CallSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "start.call_sid", out d.CallSid, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "account_sid"u8, "accountSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "start.account_sid", out d.AccountSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "start.account_sid", out d.AccountSid, ref d.UnknownFieldCount);
             }
             else if (reader.ValueTextEquals("from"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "start.from", out d.From, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "start.from", out d.From, ref d.UnknownFieldCount);
             }
             else if (reader.ValueTextEquals("to"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "start.to", out d.To, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "start.to", out d.To, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "custom_parameters"u8, "customParameters"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadStringMap(json, ref reader, "start.custom_parameters", out d.CustomParameters, out error);
+                ok = ProtocolJson.ReadOptionalStringMap(json, ref reader, out d.CustomParameters, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "media_format"u8, "mediaFormat"u8))
             {
@@ -322,7 +332,7 @@ public static class ExotelMessageParser
             if (reader.ValueTextEquals("encoding"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "start.media_format.encoding", out d.Encoding, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "start.media_format.encoding", out d.Encoding, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "sample_rate"u8, "sampleRate"u8))
             {
@@ -382,12 +392,19 @@ public static class ExotelMessageParser
             else if (ProtocolJson.NameIs(ref reader, "payload"u8, "Payload"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadPayload(ref reader, "media.payload", out d.Payload, out error);
-                if (ok && d.Payload is { Length: var length } && length % 2 != 0)
+                // A payload that cannot be decoded still leaves a media message with its number: the frame was received and
+                // is recorded as a malformed gap (CONTRACT §7), not mistaken for loss on the way. An odd byte count is
+                // published byte for byte (Exotel's own simulator sends such payloads) and only counted.
+                if (!ProtocolJson.TryReadPayload(ref reader, "media.payload", out d.Payload, out var payloadError))
                 {
-                    error = new(ProtocolErrorKind.InvalidPayloadLength, "media.payload is not whole PCM16 samples (odd byte count)");
-                    ok = false;
+                    d.PayloadError = payloadError.Detail;
+                    if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                    {
+                        reader.Skip();
+                    }
                 }
+
+                ok = true;
             }
             else
             {
@@ -496,17 +513,17 @@ public static class ExotelMessageParser
             if (ProtocolJson.NameIs(ref reader, "call_sid"u8, "callSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "stop.call_sid", out d.CallSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "stop.call_sid", out d.CallSid, ref d.UnknownFieldCount);
             }
             else if (ProtocolJson.NameIs(ref reader, "account_sid"u8, "accountSid"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "stop.account_sid", out d.AccountSid, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "stop.account_sid", out d.AccountSid, ref d.UnknownFieldCount);
             }
             else if (reader.ValueTextEquals("reason"u8))
             {
                 reader.Read();
-                ok = ProtocolJson.TryReadText(ref reader, "stop.reason", out d.StopReason, out error);
+                ok = ProtocolJson.ReadOptionalText(ref reader, "stop.reason", out d.StopReason, ref d.UnknownFieldCount);
             }
             else
             {
@@ -543,6 +560,7 @@ public static class ExotelMessageParser
         public long? Chunk;
         public long? Timestamp;
         public byte[]? Payload;
+        public string? PayloadError;
         public string? Digit;
         public long? DurationMs;
         public string? MarkName;
@@ -738,6 +756,78 @@ internal static class ProtocolJson
         }
     }
 
+    /// <summary>
+    /// An optional text field: a value that cannot be used (an object, an over-long string) is left out and counted in
+    /// <paramref name="ignored"/>, never fatal (CONTRACT §5: such a start still starts the call).
+    /// </summary>
+    internal static bool ReadOptionalText(ref Utf8JsonReader reader, string field, out string? text, ref int ignored)
+    {
+        if (!TryReadText(ref reader, field, out text, out _))
+        {
+            text = null;
+            ignored++;
+            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+            {
+                reader.Skip();
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// An optional map of text values (custom parameters): at most <see cref="MaxMapEntries"/> entries are kept; entries
+    /// beyond it, over-long keys or values, and a map that is not an object are left out and counted, never fatal.
+    /// </summary>
+    internal static bool ReadOptionalStringMap(ReadOnlySpan<byte> json, ref Utf8JsonReader reader, out Dictionary<string, string>? map, ref int ignored)
+    {
+        map = null;
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return true;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            ignored++;
+            if (reader.TokenType == JsonTokenType.StartArray)
+            {
+                reader.Skip();
+            }
+
+            return true;
+        }
+
+        map = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var keyUsable = reader.ValueSpan.Length <= MaxTextFieldBytes;
+            var key = keyUsable ? reader.GetString()! : null;
+            reader.Read();
+            ReadOnlySpan<byte> raw;
+            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+            {
+                var start = checked((int)reader.TokenStartIndex);
+                reader.Skip();
+                raw = json[start..(checked((int)reader.TokenStartIndex) + 1)];
+            }
+            else
+            {
+                raw = reader.ValueSpan;
+            }
+
+            if (key is null || raw.Length > MaxTextFieldBytes || map.Count >= MaxMapEntries)
+            {
+                ignored++;
+                continue;
+            }
+
+            map[key] = reader.TokenType == JsonTokenType.String ? reader.GetString()! : Encoding.UTF8.GetString(raw);
+        }
+
+        return true;
+    }
+
     /// <summary>An object of string values; other values become their raw JSON text. Null means absent.</summary>
     internal static bool TryReadStringMap(
         ReadOnlySpan<byte> json, ref Utf8JsonReader reader, string field, out Dictionary<string, string>? map, out ProtocolError error)
@@ -896,6 +986,18 @@ internal static class ProtocolJson
         if (text.IsEmpty)
         {
             return NumberStatus.Invalid;
+        }
+
+        // "8000.0" and "2.0" are those integers (CONTRACT §5); "2.5" is not a whole number.
+        var point = text.IndexOf((byte)'.');
+        if (point >= 0)
+        {
+            if (point == 0 || text[(point + 1)..].IndexOfAnyExcept((byte)'0') >= 0)
+            {
+                return NumberStatus.Invalid;
+            }
+
+            text = text[..point];
         }
 
         const ulong MaxInt64 = long.MaxValue;

@@ -20,7 +20,7 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
     private const int FixedArgs = 6;
 
     // KEYS: audio stream, calls stream, cursor hash.
-    // ARGV: expected version, audio MAXLEN, calls MAXLEN, cursor TTL seconds (0: leave it), cursor field count N, entry count M,
+    // ARGV: expected version, audio MAXLEN, calls MAXLEN, TTL seconds of the stream's keys (0: leave it), cursor field count N, entry count M,
     //       then N name/value pairs for the cursor, then per entry: target ('a' or 'c'), field count F, F name/value pairs.
     // Arguments go to redis.call with unpack(ARGV, from, to): no Lua table is built per entry, which made this script
     // cost ~44 us of Redis CPU per one-frame batch (INFO commandstats, bench/run.sh) against ~6 us for a bare XADD.
@@ -41,7 +41,10 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
           i = last + 1
         end
         redis.call('HSET', KEYS[3], unpack(ARGV, 7, cursorEnd))
-        if ARGV[4] ~= '0' then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+        if ARGV[4] ~= '0' then
+          redis.call('EXPIRE', KEYS[3], ARGV[4])
+          redis.call('EXPIRE', KEYS[1], ARGV[4])
+        end
         return 1
         """;
 
@@ -56,18 +59,21 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
     }
 
     /// <summary>
-    /// Writes <paramref name="entries"/> and the cursor of the last of them, if Redis still holds <paramref name="written"/>.
-    /// Only the cursor fields that changed since <paramref name="written"/> are sent (per frame: a handful).
+    /// Writes the first <paramref name="count"/> of <paramref name="entries"/> and <paramref name="cursorAfter"/>, if
+    /// Redis still holds <paramref name="written"/>. Only the cursor fields that changed since <paramref name="written"/>
+    /// are sent (per frame: a handful). <paramref name="ttlSeconds"/> &gt; 0 (re)sets the expiry of the stream's keys.
     /// </summary>
     public async Task<WriteOutcome> WriteAsync(
         string streamId,
         CallCursor written,
         IReadOnlyList<PendingEntry> entries,
         int count,
+        CallCursor cursorAfter,
+        long ttlSeconds,
         IngestOptions options)
     {
         var expectedVersion = written.Version;
-        var cursor = entries[count - 1].CursorAfter with { Version = expectedVersion + 1 };
+        var cursor = cursorAfter with { Version = expectedVersion + 1 };
         var cursorFields = cursor.ChangedSince(written);
 
         var size = FixedArgs + cursorFields.Length * 2;
@@ -82,9 +88,9 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         args[a++] = expectedVersion;
         args[a++] = options.AudioStreamMaxLength;
         args[a++] = options.CallsStreamMaxLength;
-        // The TTL is set when the cursor is created and again at stop, not on every write: calls are capped well
-        // below it (MAX_CALL_SECONDS), and one command less per frame is Redis CPU saved.
-        args[a++] = written.Version == 0 || (cursor.Stopped && !written.Stopped) ? (long)options.CursorTtl.TotalSeconds : 0L;
+        // The grain asks for the expiry at most about once a second and at the stop, not on every frame: two commands
+        // less per frame is Redis CPU saved (CONTRACT §8 retention).
+        args[a++] = ttlSeconds;
         args[a++] = cursorFields.Length;
         args[a++] = count;
         foreach (var field in cursorFields)
@@ -108,5 +114,13 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         RedisKey[] keys = [StreamKeys.Audio(streamId), StreamKeys.Calls, StreamKeys.Cursor(streamId)];
         var result = await _db.ScriptEvaluateAsync(WriteBatchScript, keys, args);
         return (int)result == 1 ? WriteOutcome.Written : WriteOutcome.Conflict;
+    }
+
+    /// <summary>Pushes the expiry of a quiet live stream's keys forward (its gateway still calls; nothing to write).</summary>
+    public Task RefreshExpiryAsync(string streamId, TimeSpan ttl)
+    {
+        var audio = _db.KeyExpireAsync(StreamKeys.Audio(streamId), ttl);
+        var cursor = _db.KeyExpireAsync(StreamKeys.Cursor(streamId), ttl);
+        return Task.WhenAll(audio, cursor);
     }
 }

@@ -31,7 +31,7 @@ public sealed class RedisProbe : IAsyncDisposable
         return new RedisProbe(commands, blocking);
     }
 
-    public static RedisKey AudioKey(string streamSid) => "ingest:audio:" + streamSid;
+    public static RedisKey AudioKey(string streamSid) => "ingest:audio:{" + streamSid + "}";
 
     /// <summary>
     /// Follows the observed calls' streams until every frame they sent has been seen or <paramref name="stop"/> fires,
@@ -194,7 +194,7 @@ public sealed class RedisProbe : IAsyncDisposable
         var db = _commands.GetDatabase();
         foreach (var chunk in calls.Chunk(500))
         {
-            await db.KeyDeleteAsync(chunk.SelectMany(c => new RedisKey[] { AudioKey(c.StreamSid), "ingest:cursor:" + c.StreamSid }).ToArray());
+            await db.KeyDeleteAsync(chunk.SelectMany(c => new RedisKey[] { AudioKey(c.StreamSid), "ingest:cursor:{" + c.StreamSid + "}" }).ToArray());
         }
     }
 

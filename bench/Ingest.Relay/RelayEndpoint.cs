@@ -105,7 +105,7 @@ public sealed partial class RelayEndpoint(RelaySettings settings, IConnectionMul
                 {
                     case ExotelEventKind.Start when streamSid is null && message.StreamSid is { } sid:
                         streamSid = sid;
-                        audioKey = "ingest:audio:" + sid;
+                        audioKey = "ingest:audio:{" + sid + "}";
                         lastSeq = message.SequenceNumber ?? 1;
                         await _db.StreamAddAsync(CallsStream,
                         [

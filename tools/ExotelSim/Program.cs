@@ -89,7 +89,7 @@ public static class Program
         var buffer = new byte[1024];
         var result = await socket.ReceiveAsync(buffer, new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
         Console.WriteLine($"sent {frames} media frames; server closed with {result.CloseStatus} \"{result.CloseStatusDescription}\"");
-        Console.WriteLine($"see them: redis-cli -p <port> XRANGE ingest:audio:{sid} - + COUNT 3   and   XRANGE ingest:calls - +");
+        Console.WriteLine($"see them: redis-cli -p <port> XRANGE 'ingest:audio:{{{sid}}}' - + COUNT 3   and   XRANGE ingest:calls - +");
         return 0;
     }
 

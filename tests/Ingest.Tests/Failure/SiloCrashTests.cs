@@ -28,7 +28,7 @@ public sealed class SiloCrashTests(ITestOutputHelper output)
             var start = new CallStart(CallProtocol.Exotel, ids[n], "call-" + ids[n], "acct", "+911", "+912", "pcm16le", 8000, 1,
                 ImmutableDictionary<string, string>.Empty, "conn-" + n);
             forwarders[n] = new CallForwarder(three.Cluster.Client.GetGrain<ICallStreamGrain>(ids[n]), start, new GatewayLimits(), NullLogger.Instance);
-            Assert.Equal(CallAckStatus.Ok, await forwarders[n].StartAsync(CancellationToken.None));
+            forwarders[n].Begin();
         }
 
         async Task SendAsync(int from, int to)
@@ -60,7 +60,12 @@ public sealed class SiloCrashTests(ITestOutputHelper output)
         await three.Cluster.KillSiloAsync(victim);
         await sending;
 
-        var completions = await Task.WhenAll(forwarders.Select((f, n) => f.CompleteAsync("callended", Frames + 2, "conn-" + n, TimeSpan.FromSeconds(60))));
+        for (var n = 0; n < Calls; n++)
+        {
+            forwarders[n].Complete("callended", Frames + 2, "conn-" + n);
+        }
+
+        var completions = await Task.WhenAll(forwarders.Select(f => f.WaitAsync(TimeSpan.FromSeconds(60))));
         output.WriteLine($"all calls completed {clock.ElapsedMilliseconds} ms after the kill");
         foreach (var forwarder in forwarders)
         {

@@ -35,7 +35,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         for (var seq = 2; seq <= 101; seq += 10)
         {
             var batch = Enumerable.Range(seq, 10).Select(s => Media(s)).ToImmutableArray();
-            var ack = await grain.Append(batch);
+            var ack = await grain.Append("conn-1", batch);
             Assert.Equal(CallAckStatus.Ok, ack.Status);
             Assert.Equal(batch[^1].Index, ack.SettledIndex);
         }
@@ -59,8 +59,8 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        await grain.Append([Media(2), Media(3)]);
-        var ack = await grain.Append([Media(3), Media(2), Media(4)]);
+        await grain.Append("conn-1", [Media(2), Media(3)]);
+        var ack = await grain.Append("conn-1", [Media(3), Media(2), Media(4)]);
 
         Assert.Equal(2, ack.Duplicates);
         var audio = await RedisStreams.ReadAudioAsync(fixture.Connection, id);
@@ -73,7 +73,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        var ack = await grain.Append([Media(2), Media(3), Media(6), Media(7)]);
+        var ack = await grain.Append("conn-1", [Media(2), Media(3), Media(6), Media(7)]);
 
         Assert.Equal(1, ack.GapsRecorded);
         Assert.Equal(2, ack.MissingFrames);
@@ -90,7 +90,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        var ack = await grain.Append([Media(2), Dtmf(3, "5"), Media(4), Mark(5, "turn-1"), Media(6)]);
+        var ack = await grain.Append("conn-1", [Media(2), Dtmf(3, "5"), Media(4), Mark(5, "turn-1"), Media(6)]);
 
         Assert.Equal(0, ack.GapsRecorded);
         var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Connection, id);
@@ -108,7 +108,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         await grain.Start(ExotelStart(id));
 
         // The protocol vectors' sequence: media 2 (chunk 1), media 3 (chunk 2), dtmf 7, media 5 (chunk 4): one frame lost.
-        var ack = await grain.Append([Media(2, 1), Media(3, 2), Dtmf(7, "5"), Media(5, 4)]);
+        var ack = await grain.Append("conn-1", [Media(2, 1), Media(3, 2), Dtmf(7, "5"), Media(5, 4)]);
 
         Assert.Equal(1, ack.GapsRecorded);
         Assert.Equal(1, ack.MissingFrames);
@@ -120,17 +120,17 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        await grain.Append([Media(2), Media(3), Media(4)]);
+        await grain.Append("conn-1", [Media(2), Media(3), Media(4)]);
 
         // A fresh activation (as after a silo failure) knows only what Redis holds.
         var management = fixture.Cluster.Client.GetGrain<IManagementGrain>(0);
         await management.ForceActivationCollection(TimeSpan.Zero);
         await Task.Delay(200);
 
-        var notStarted = await grain.Append([Media(5)]);
+        var notStarted = await grain.Append("conn-1", [Media(5)]);
         Assert.Equal(CallAckStatus.NotStarted, notStarted.Status);
         await grain.Start(ExotelStart(id));
-        var ack = await grain.Append([Media(3), Media(4), Media(5), Media(6)]);
+        var ack = await grain.Append("conn-1", [Media(3), Media(4), Media(5), Media(6)]);
 
         Assert.Equal(2, ack.Duplicates);
         Assert.Equal([2L, 3L, 4L, 5L, 6L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
@@ -152,7 +152,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        await grain.Append([Media(2)]);
+        await grain.Append("conn-1", [Media(2)]);
         await grain.Stop(new CallStop("stopped", 3, "conn-1"));
 
         var again = await grain.Start(ExotelStart(id));
@@ -167,7 +167,7 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        await grain.Append([Media(2), Media(3)]);
+        await grain.Append("conn-1", [Media(2), Media(3)]);
 
         // The fixture's orphan timeout is 3 s; nothing more is sent, as when a gateway process dies mid-call.
         var ended = await RedisStreams.WaitUntilAsync(
@@ -181,21 +181,200 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Cursor_expires_on_its_own_whether_or_not_the_call_has_stopped()
+    public async Task A_streams_keys_expire_the_retention_time_after_its_stop()
     {
         var id = NewStreamId();
         var grain = Grain(id);
         await grain.Start(ExotelStart(id));
-        await grain.Append([Media(2), Media(3)]);
-        var db = fixture.Connection.GetDatabase();
-        var live = await db.KeyTimeToLiveAsync("ingest:cursor:" + id);
-
+        await grain.Append("conn-1", [Media(2), Media(3)]);
         await grain.Stop(new CallStop("stopped", 4, "conn-1"));
-        var ended = await db.KeyTimeToLiveAsync("ingest:cursor:" + id);
 
-        Assert.NotNull(live);
-        Assert.True(live > TimeSpan.FromHours(23), $"TTL while live: {live}");
-        Assert.NotNull(ended);
-        Assert.True(ended > TimeSpan.FromHours(23), $"TTL after stop: {ended}");
+        var db = fixture.Connection.GetDatabase();
+        foreach (var key in new[] { "ingest:audio:{" + id + "}", "ingest:cursor:{" + id + "}" })
+        {
+            var ttl = await db.KeyTimeToLiveAsync(key);
+            Assert.NotNull(ttl);
+            Assert.InRange(ttl.Value.TotalSeconds, 880, 900);
+        }
+    }
+
+    [Fact]
+    public async Task A_stream_that_never_stops_expires_the_retention_time_after_its_last_write()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2)]);
+        await Task.Delay(1100);
+        await grain.Append("conn-1", [Media(3)]);
+
+        var db = fixture.Connection.GetDatabase();
+        foreach (var key in new[] { "ingest:audio:{" + id + "}", "ingest:cursor:{" + id + "}" })
+        {
+            var ttl = await db.KeyTimeToLiveAsync(key);
+            Assert.NotNull(ttl);
+            Assert.InRange(ttl.Value.TotalSeconds, 895, 900);
+        }
+    }
+
+    [Fact]
+    public async Task An_absurd_sequence_number_is_malformed_and_does_not_poison_the_rest_of_the_call()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append("conn-1", [Media(2), Media(long.MaxValue - 1), Media(1_764_000_000_000), Media(3), Dtmf(9_000_000, "1"), Media(4)]);
+
+        Assert.Equal(3, ack.Malformed);
+        Assert.Equal(0, ack.GapsRecorded);
+        Assert.Equal([2L, 3L, 4L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Numbers_missing_just_before_the_stop_are_a_trailing_gap()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2), Media(3)]);
+        await grain.Stop(new CallStop("callended", 7, "conn-1"));
+
+        var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Connection, id);
+        var gap = Assert.Single(lifecycle, e => e["event"] == "gap");
+        Assert.Equal(("4", "6", "3", "missing"), (gap["from_seq"], gap["to_seq"], gap["missing"], gap["reason"]));
+        Assert.Equal(["start", "gap", "stop"], lifecycle.Select(e => e["event"]));
+    }
+
+    [Fact]
+    public async Task A_received_but_unusable_frame_is_a_malformed_gap_not_a_missing_one()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var first = Media(2);
+        var bad = new CallItem(Interlocked.Increment(ref _nextIndex), CallItemKind.Malformed, 3, null, 300, null, null, null, null);
+        var bad2 = new CallItem(Interlocked.Increment(ref _nextIndex), CallItemKind.Malformed, 4, null, 400, null, null, null, null);
+        await grain.Append("conn-1", [first, bad, bad2, Media(5)]);
+
+        var gap = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "gap");
+        Assert.Equal(("3", "4", "2", "malformed"), (gap["from_seq"], gap["to_seq"], gap["missing"], gap["reason"]));
+        Assert.Equal([2L, 5L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Frames_of_the_owner_after_the_stream_stopped_leave_an_after_stop_gap()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2)]);
+        await grain.Stop(new CallStop("gateway_lost", null, "conn-1"));
+        var ack = await grain.Append("conn-1", [Media(3), Media(4)]);
+
+        Assert.Equal(CallAckStatus.Ended, ack.Status);
+        var gap = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "gap");
+        Assert.Equal(("3", "4", "2", "after_stop"), (gap["from_seq"], gap["to_seq"], gap["missing"], gap["reason"]));
+    }
+
+    [Fact]
+    public async Task A_resent_frame_zero_is_not_written_twice()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id) with { StartSequence = null });
+        await grain.Append("conn-1", [Media(0)]);
+        var ack = await grain.Append("conn-1", [Media(0), Media(1)]);
+
+        Assert.Equal(1, ack.Duplicates);
+        Assert.Equal([0L, 1L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Reordered_dtmf_and_mark_are_published_and_make_no_phantom_gap()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append("conn-1", [Media(2), Mark(4, "m"), Dtmf(3, "5"), Media(5), Dtmf(7, "6"), Media(6), Media(8)]);
+
+        Assert.Equal(0, ack.GapsRecorded);
+        Assert.Equal(0, ack.Duplicates);
+        var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Connection, id);
+        Assert.Equal(["start", "mark", "dtmf", "dtmf"], lifecycle.Select(e => e["event"]));
+        Assert.Equal([2L, 5L, 6L, 8L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Ten_thousand_marks_between_two_frames_keep_the_cursor_small_and_make_no_gap()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2)]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var from = 3; from < 10_003; from += 100)
+        {
+            await grain.Append("conn-1", [.. Enumerable.Range(from, 100).Select(n => Mark(n, "m" + n))]);
+        }
+
+        var ack = await grain.Append("conn-1", [Media(10_003)]);
+        clock.Stop();
+
+        Assert.Equal(0, ack.GapsRecorded);
+        var cursor = await fixture.Connection.GetDatabase().HashGetAllAsync("ingest:cursor:{" + id + "}");
+
+        // The cursor holds a count of the events above the last frame, not their numbers.
+        Assert.All(cursor, e => Assert.True(e.Value.Length() < 200, $"cursor field {e.Name} is {e.Value.Length()} bytes"));
+        Assert.Equal(10_000, (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Count(e => e["event"] == "mark"));
+    }
+
+    [Fact]
+    public async Task Another_connection_can_neither_append_to_nor_stop_a_live_stream()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id, "owner"));
+        await grain.Append("owner", [Media(2)]);
+
+        Assert.Equal(CallAckStatus.Conflict, (await grain.Append("intruder", [Media(3)])).Status);
+        Assert.Equal(CallAckStatus.Conflict, (await grain.Stop(new CallStop("stopped", 4, "intruder"))).Status);
+        Assert.Equal(CallAckStatus.Ok, (await grain.Append("owner", [Media(3)])).Status);
+        Assert.DoesNotContain(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop");
+    }
+
+    [Fact]
+    public async Task Ownership_survives_a_reactivation_of_the_grain()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id, "owner"));
+        await grain.Append("owner", [Media(2)]);
+
+        // A fresh activation (as after a silo failure or a rolling restart) knows the owner from Redis.
+        await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        await Task.Delay(200);
+
+        Assert.Equal(CallAckStatus.Conflict, (await grain.Start(ExotelStart(id, "intruder"))).Status);
+        Assert.Equal(CallAckStatus.Ok, (await grain.Start(ExotelStart(id, "owner"))).Status);
+        Assert.Equal(CallAckStatus.Ok, (await grain.Append("owner", [Media(3)])).Status);
+        Assert.Equal([2L, 3L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Items_resent_by_the_gateway_after_a_reactivation_are_recognised_by_their_index()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var first = Media(2);
+        var dtmf = Dtmf(3, "1");
+        await grain.Append("conn-1", [first, dtmf]);
+        await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        await Task.Delay(200);
+
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [dtmf, Media(4)]);
+
+        Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "dtmf");
     }
 }

@@ -113,7 +113,7 @@ public sealed class LiveCall
     /// <summary>Millisecond timestamps Redis gave the call's audio entries (the first half of each entry id).</summary>
     public async Task<IReadOnlyList<long>> PublishTimesAsync(IConnectionMultiplexer redis)
     {
-        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:" + StreamSid);
+        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + StreamSid + "}");
         return entries.Select(e => long.Parse(e.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture)).ToList();
     }
 

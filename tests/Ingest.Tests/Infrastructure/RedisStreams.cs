@@ -10,7 +10,7 @@ public static class RedisStreams
 
     public static async Task<IReadOnlyList<AudioEntry>> ReadAudioAsync(IConnectionMultiplexer redis, string streamId)
     {
-        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:" + streamId);
+        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + streamId + "}");
         return entries.Select(e => new AudioEntry(
             long.Parse(e["seq"].ToString(), CultureInfo.InvariantCulture),
             long.Parse(e["ts"].ToString(), CultureInfo.InvariantCulture),
