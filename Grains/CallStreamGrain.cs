@@ -82,6 +82,10 @@ public sealed partial class CallStreamGrain(
         _ownerSeenUtc = now;
         _callSid = start.CallSid;
 
+        // For GetStatus (CallStreamGrain.Status.cs).
+        _statusProtocol = start.Protocol;
+        _statusStartedUtc = _statusStartedUtc == default ? now : _statusStartedUtc;
+
         if (!_head.Started)
         {
             _tracker.SetBaseline(start.StartSequence);
