@@ -86,6 +86,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<IngestAuthenticator>();
         builder.Services.AddSingleton<AuthFailureLimiter>();
         builder.Services.AddSingleton<SessionRegistry>();
+        builder.Services.AddSingleton<RefusalLog>();
         builder.Services.AddSingleton(sp => new SessionContext(
             sp.GetRequiredService<IClusterClient>(),
             sp.GetRequiredService<SessionRegistry>(),
@@ -115,6 +116,8 @@ public static class GatewayHost
         app.MapDefaultEndpoints();
         app.MapIngest();
         app.MapFlagsApi();
+        app.MapCallsApi();
+        app.MapRefusalsApi();
         return app;
     }
 }

@@ -20,6 +20,7 @@ internal static class GatewayMetrics
     public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.messages.malformed", "{message}", "Messages refused as malformed or out of protocol.");
     public static readonly Counter<long> UnknownEvents = Meter.CreateCounter<long>("ingest.messages.unknown", "{message}", "Unknown events and fields ignored.");
     public static readonly Counter<long> Rejected = Meter.CreateCounter<long>("ingest.upgrades.rejected", "{request}", "Upgrade requests refused (by status code).");
+    public static readonly Counter<long> Refusals = Meter.CreateCounter<long>("ingest.refusals", "{request}", "Refused WebSocket upgrades, by reason (CONTRACT §8's list).");
     public static readonly Counter<long> Resends = Meter.CreateCounter<long>("ingest.forward.retries", "{attempt}", "Grain calls retried after a failure (silo loss, timeout).");
     public static readonly UpDownCounter<long> ActiveCalls = Meter.CreateUpDownCounter<long>("ingest.calls.active", "{call}", "Calls in progress on this gateway.");
     public static readonly Histogram<double> PublishLatency = Meter.CreateHistogram<double>("ingest.publish.latency", "ms", "From a frame's arrival at the gateway to its confirmation in Redis.");
@@ -30,6 +31,11 @@ internal static class GatewayMetrics
         foreach (var counter in new[] { FramesReceived, FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, Malformed, UnknownEvents, Resends, OddLength, Pushback })
         {
             counter.Add(0);
+        }
+
+        foreach (var reason in Ingest.RefusalReasons.All)
+        {
+            Refusals.Add(0, new KeyValuePair<string, object?>("reason", reason));
         }
 
         ActiveCalls.Add(0);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Ingest.Gateway.Flags;
+using Ingest.Gateway.Ingest;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 
@@ -18,13 +19,22 @@ public enum CallerKind
 /// <remarks>
 /// <see cref="BadCredential"/> marks a refusal of a credential that was presented and is wrong (a Basic password, a
 /// token): the kind of attempt a guesser makes, which is delayed and counted per address. Refusals that guess nothing
-/// (no credential at all, Exotel support off) are not.
+/// (no credential at all, Exotel support off) are not. A refusal also carries its machine reason (<see cref="Refusal"/>,
+/// CONTRACT §8's list) and the protocol the caller was attempting (<see cref="Attempted"/>), for the refusal log.
 /// </remarks>
-public readonly record struct AuthDecision(CallerKind Kind, string Reason, string? Subject = null, bool BadCredential = false)
+public readonly record struct AuthDecision(
+    CallerKind Kind,
+    string Reason,
+    string? Subject = null,
+    bool BadCredential = false,
+    RefusalReason Refusal = default,
+    CallerKind Attempted = CallerKind.None)
 {
-    public static AuthDecision Refuse(string reason) => new(CallerKind.None, reason);
+    public static AuthDecision Refuse(RefusalReason refusal, CallerKind attempted, string reason) =>
+        new(CallerKind.None, reason, Refusal: refusal, Attempted: attempted);
 
-    public static AuthDecision RefuseCredential(string reason) => new(CallerKind.None, reason, BadCredential: true);
+    public static AuthDecision RefuseCredential(RefusalReason refusal, CallerKind attempted, string reason) =>
+        new(CallerKind.None, reason, BadCredential: true, Refusal: refusal, Attempted: attempted);
 }
 
 /// <summary>
@@ -49,8 +59,8 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
             }
 
             return settings.JwtSecret is null
-                ? AuthDecision.Refuse("native clients are not accepted: JWT_SECRET is not set")
-                : AuthDecision.RefuseCredential("invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
+                ? AuthDecision.Refuse(RefusalReason.BadToken, CallerKind.Native, "native clients are not accepted: JWT_SECRET is not set")
+                : AuthDecision.RefuseCredential(RefusalReason.BadToken, CallerKind.Native, "invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
         }
 
         var remote = context.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
@@ -59,7 +69,7 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
 
         if (!flags.SupportExotel)
         {
-            return AuthDecision.Refuse("Exotel support is off (SUPPORT_EXOTEL=false)");
+            return AuthDecision.Refuse(RefusalReason.ExotelDisabled, CallerKind.Exotel, "Exotel support is off (SUPPORT_EXOTEL=false)");
         }
 
         if (usesBasic && _expectedBasicHash is not null && BasicMatches(authorization.AsSpan(6).Trim()))
@@ -74,14 +84,16 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
 
         if (usesBasic)
         {
+            // Basic presented where none is configured cannot be right: bad credentials, unless the allow-list was the
+            // way in for this gateway, and the address is outside it.
             return _expectedBasicHash is null
-                ? AuthDecision.Refuse("Basic credentials are not configured")
-                : AuthDecision.RefuseCredential("wrong Basic credentials");
+                ? AuthDecision.Refuse(settings.ExotelAllowList.IsEmpty ? RefusalReason.BadCredentials : RefusalReason.NotAllowlisted, CallerKind.Exotel, "Basic credentials are not configured")
+                : AuthDecision.RefuseCredential(RefusalReason.BadCredentials, CallerKind.Exotel, "wrong Basic credentials");
         }
 
-        return AuthDecision.Refuse(settings.ExotelAllowList.IsEmpty
-            ? "no credentials presented"
-            : "no credentials presented and address not in EXOTEL_IP_ALLOWLIST");
+        return settings.ExotelAllowList.IsEmpty
+            ? AuthDecision.Refuse(RefusalReason.NoCredentials, CallerKind.Exotel, "no credentials presented")
+            : AuthDecision.Refuse(RefusalReason.NotAllowlisted, CallerKind.Exotel, "no credentials presented and address not in EXOTEL_IP_ALLOWLIST");
     }
 
     /// <summary>Compares SHA-256 digests in constant time, so neither length nor content leaks through timing.</summary>

@@ -10,6 +10,8 @@ namespace Ingest.Gateway.Ingest;
 public static partial class IngestEndpoint
 {
     private const string Challenge = "Basic realm=\"ingest\", Bearer realm=\"ingest\"";
+    private const string Draining = "gateway is draining; retry on another instance";
+    private const string TooManyFailures = "too many wrong credentials from this address; retry later";
 
     public static IEndpointRouteBuilder MapIngest(this IEndpointRouteBuilder routes)
     {
@@ -23,6 +25,7 @@ public static partial class IngestEndpoint
         AuthFailureLimiter failures,
         SessionRegistry registry,
         SessionContext sessions,
+        RefusalLog refusals,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger(typeof(IngestEndpoint));
@@ -32,14 +35,16 @@ public static partial class IngestEndpoint
             return;
         }
 
+        // The address judged: the X-Forwarded-For one when the proxy is trusted (the middleware rewrote it), else the socket's.
+        var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
         if (registry.IsDraining)
         {
             http.Response.Headers.RetryAfter = "5";
-            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, "gateway is draining; retry on another instance");
+            refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
+            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, Draining);
             return;
         }
 
-        var remote = http.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
         var decision = await authenticator.AuthenticateAsync(http);
         if (decision.Kind == CallerKind.None)
         {
@@ -52,12 +57,14 @@ public static partial class IngestEndpoint
                 {
                     http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                     http.Response.Headers.WWWAuthenticate = Challenge;
-                    await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, "too many wrong credentials from this address; retry later");
+                    refusals.Record(remote, RefusalReason.RateLimited, StatusCodes.Status429TooManyRequests, ProtocolName(decision.Attempted), TooManyFailures);
+                    await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, TooManyFailures);
                     return;
                 }
             }
 
             http.Response.Headers.WWWAuthenticate = Challenge;
+            refusals.Record(remote, decision.Refusal, StatusCodes.Status401Unauthorized, ProtocolName(decision.Attempted), decision.Reason);
             await RefuseAsync(http, logger, StatusCodes.Status401Unauthorized, decision.Reason);
             return;
         }
@@ -78,6 +85,7 @@ public static partial class IngestEndpoint
         if (!registry.TryOpenConnection(remote, out var refusal))
         {
             http.Response.Headers.RetryAfter = "1";
+            refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
             await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, refusal);
             return;
         }
@@ -105,6 +113,13 @@ public static partial class IngestEndpoint
             registry.CloseConnection(remote);
         }
     }
+
+    private static string? ProtocolName(CallerKind kind) => kind switch
+    {
+        CallerKind.Exotel => "exotel",
+        CallerKind.Native => "native",
+        _ => null,
+    };
 
     private static Task RefuseAsync(HttpContext http, ILogger logger, int status, string reason)
     {

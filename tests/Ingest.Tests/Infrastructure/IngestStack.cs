@@ -104,6 +104,14 @@ public sealed class IngestStack : IAsyncDisposable
 
     public static bool SupportsExotel(WebApplication gateway) => gateway.Services.GetRequiredService<FlagCache>().SupportExotel;
 
+    /// <summary>Stops a gateway the way SIGTERM does (drain first) and disposes it; the stack forgets it.</summary>
+    public async Task StopGatewayAsync(WebApplication gateway)
+    {
+        _gateways.Remove(gateway);
+        await gateway.StopAsync();
+        await gateway.DisposeAsync();
+    }
+
     public async Task StopSiloAsync(WebApplication silo)
     {
         _silos.Remove(silo);

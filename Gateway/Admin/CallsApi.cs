@@ -1,0 +1,81 @@
+using System.Text.Json.Serialization;
+using Ingest.Gateway.Auth;
+using Ingest.Grains.Interfaces;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Orleans.Runtime;
+
+namespace Ingest.Gateway.Admin;
+
+/// <summary>
+/// CONTRACT §8: the live calls of the cluster, whichever gateway and silo carry them; JWT with role admin. Costs the
+/// call path nothing: the management grain lists the call activations of every silo, and each is asked for its status
+/// with an interleaved read-only method, all at once, each with a short timeout.
+/// </summary>
+public static class CallsApi
+{
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(2);
+
+    public sealed record CallView(
+        [property: JsonPropertyName("stream_id")] string StreamId,
+        [property: JsonPropertyName("protocol")] string Protocol,
+        [property: JsonPropertyName("frames")] long Frames,
+        [property: JsonPropertyName("started_at")] DateTime StartedAt,
+        [property: JsonPropertyName("gaps")] long Gaps,
+        [property: JsonPropertyName("missing")] long Missing,
+        [property: JsonPropertyName("buffered")] int Buffered,
+        [property: JsonPropertyName("call_sid"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CallSid,
+        [property: JsonPropertyName("silo")] string Silo);
+
+    public static RouteGroupBuilder MapCallsApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/v1/admin/calls").RequireAuthorization(JwtSetup.AdminPolicy);
+        group.MapGet("/", GetAsync);
+        return group;
+    }
+
+    private static async Task<Results<Ok<CallView[]>, ProblemHttpResult>> GetAsync(IClusterClient client, CancellationToken aborted)
+    {
+        DetailedGrainStatistic[] activations;
+        try
+        {
+            activations = await client.GetGrain<IManagementGrain>(0)
+                .GetDetailedGrainStatistics([ICallStatusGrain.ImplementationTypeName])
+                .WaitAsync(TimeSpan.FromSeconds(5), aborted);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+        {
+            return TypedResults.Problem("The cluster could not be reached.", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+
+        // During a failover a call can briefly have two activations; the live one answers, the other says null.
+        var keys = activations.Select(a => a.GrainId.Key.ToString()).Where(k => !string.IsNullOrEmpty(k)).Distinct(StringComparer.Ordinal);
+        var statuses = await Task.WhenAll(keys.Select(key => StatusAsync(client, key!, aborted)));
+        return TypedResults.Ok(statuses
+            .OfType<CallStatus>()
+            .OrderBy(s => s.StartedAt)
+            .Select(s => new CallView(
+                s.StreamId,
+                s.Protocol == CallProtocol.Exotel ? "exotel" : "native",
+                s.Frames,
+                s.StartedAt,
+                s.Gaps,
+                s.Missing,
+                s.Buffered,
+                s.CallSid,
+                s.Silo))
+            .ToArray());
+    }
+
+    /// <summary>A grain that does not answer in time (its silo just died, it deactivated meanwhile) is left out, not waited for.</summary>
+    private static async Task<CallStatus?> StatusAsync(IClusterClient client, string streamId, CancellationToken aborted)
+    {
+        try
+        {
+            return await client.GetGrain<ICallStatusGrain>(streamId).GetStatus().AsTask().WaitAsync(StatusTimeout, aborted);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+}
