@@ -50,21 +50,23 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
     public async Task<AuthDecision> AuthenticateAsync(HttpContext context)
     {
         var authorization = context.Request.Headers.Authorization.ToString();
-        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || context.Request.Query.ContainsKey("token"))
+        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
-            var result = await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme);
-            if (result.Succeeded)
-            {
-                return new AuthDecision(CallerKind.Native, "jwt", result.Principal?.Identity?.Name);
-            }
-
-            return settings.JwtSecret is null
-                ? AuthDecision.Refuse(RefusalReason.BadToken, CallerKind.Native, "native clients are not accepted: JWT_SECRET is not set")
-                : AuthDecision.RefuseCredential(RefusalReason.BadToken, CallerKind.Native, "invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
+            return await AuthenticateTokenAsync(context);
         }
 
         var remote = context.Connection.RemoteIpAddress is { } ip ? IpRangeList.Normalize(ip) : IPAddress.None;
         var usesBasic = authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase);
+        var basicValid = usesBasic && _expectedBasicHash is not null && BasicMatches(authorization.AsSpan(6).Trim());
+        var allowListed = settings.ExotelAllowList.Contains(remote);
+
+        // CONTRACT §3: valid Exotel credentials decide, whatever the query holds (Exotel copies its custom parameters
+        // into the URL, and one named "token" must not turn it into a failed JWT login). ?token= is read only without them.
+        if (!basicValid && !allowListed && context.Request.Query.ContainsKey("token"))
+        {
+            return await AuthenticateTokenAsync(context);
+        }
+
         LogExotelUpgrade(remote, usesBasic ? "basic" : "ip");
 
         if (!flags.SupportExotel)
@@ -72,12 +74,12 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
             return AuthDecision.Refuse(RefusalReason.ExotelDisabled, CallerKind.Exotel, "Exotel support is off (SUPPORT_EXOTEL=false)");
         }
 
-        if (usesBasic && _expectedBasicHash is not null && BasicMatches(authorization.AsSpan(6).Trim()))
+        if (basicValid)
         {
             return new AuthDecision(CallerKind.Exotel, "basic");
         }
 
-        if (settings.ExotelAllowList.Contains(remote))
+        if (allowListed)
         {
             return new AuthDecision(CallerKind.Exotel, "ip-allowlist");
         }
@@ -94,6 +96,19 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
         return settings.ExotelAllowList.IsEmpty
             ? AuthDecision.Refuse(RefusalReason.NoCredentials, CallerKind.Exotel, "no credentials presented")
             : AuthDecision.Refuse(RefusalReason.NotAllowlisted, CallerKind.Exotel, "no credentials presented and address not in EXOTEL_IP_ALLOWLIST");
+    }
+
+    private async Task<AuthDecision> AuthenticateTokenAsync(HttpContext context)
+    {
+        var result = await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme);
+        if (result.Succeeded)
+        {
+            return new AuthDecision(CallerKind.Native, "jwt", result.Principal?.Identity?.Name);
+        }
+
+        return settings.JwtSecret is null
+            ? AuthDecision.Refuse(RefusalReason.BadToken, CallerKind.Native, "native clients are not accepted: JWT_SECRET is not set")
+            : AuthDecision.RefuseCredential(RefusalReason.BadToken, CallerKind.Native, "invalid token: " + (result.Failure?.GetType().Name ?? "rejected"));
     }
 
     /// <summary>Compares SHA-256 digests in constant time, so neither length nor content leaks through timing.</summary>

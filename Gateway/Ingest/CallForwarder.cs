@@ -91,6 +91,14 @@ public sealed partial class CallForwarder : IAsyncDisposable
         {
             await WaitForRoomAsync(bytes);
         }
+        else if (kind != CallItemKind.Media)
+        {
+            // dtmf/mark are never dropped: a flood of them is held back at the socket instead (backpressure).
+            while (!_stop.IsCancellationRequested && !HasRoomForEvent())
+            {
+                await WaitForRoomAsync(-1);
+            }
+        }
 
         lock (_gate)
         {
@@ -202,6 +210,8 @@ public sealed partial class CallForwarder : IAsyncDisposable
         _wake.Dispose();
     }
 
+    private bool HasRoomForEvent() => _unsent.Count < _limits.MaxUnsentItems;
+
     private bool HasRoom(int bytes) =>
         _unsent.Count < _limits.MaxUnsentItems
         && _bytes + bytes <= _limits.MaxCallBufferBytes
@@ -215,7 +225,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             Task wait;
             lock (_gate)
             {
-                if (HasRoom(bytes))
+                if (bytes < 0 ? HasRoomForEvent() : HasRoom(bytes))
                 {
                     return;
                 }

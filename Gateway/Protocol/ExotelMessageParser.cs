@@ -395,8 +395,11 @@ public static class ExotelMessageParser
                 // A payload that cannot be decoded still leaves a media message with its number: the frame was received and
                 // is recorded as a malformed gap (CONTRACT §7), not mistaken for loss on the way. An odd byte count is
                 // published byte for byte (Exotel's own simulator sends such payloads) and only counted.
+                // The last payload field wins, whether usable or not.
+                d.PayloadError = null;
                 if (!ProtocolJson.TryReadPayload(ref reader, "media.payload", out d.Payload, out var payloadError))
                 {
+                    d.Payload = null;
                     d.PayloadError = payloadError.Detail;
                     if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
                     {

@@ -79,7 +79,7 @@ public sealed class ExotelCallTests(EndToEndFixture fixture)
     [Fact]
     public async Task Protocol_vectors_fed_in_order_give_one_gap_a_dtmf_and_a_callended_stop()
     {
-        // Vectors 01, 02, 06, 07, 09, 08, 11: media 2 and 3, dtmf 7, then media 5 after a lost frame, then stop.
+        // Vectors 01, 02, 06, 07, 09, 08, 11: media 2 and 3, dtmf 7, then media 5 after a lost frame, then stop 20.
         var names = new[] { "01-connected", "02-start-strings-8k", "06-media-strings-320B", "07-media-numbers-1600B", "09-dtmf", "08-media-after-gap", "11-stop-callended" };
         var sid = NewSid();
         await using (var client = await ExotelClient.ConnectAsync(IngestStack.IngestUri(fixture.Main)))
@@ -97,9 +97,11 @@ public sealed class ExotelCallTests(EndToEndFixture fixture)
         Assert.Equal([2L, 3L, 5L], audio.Select(a => a.Seq));
         Assert.Equal([320, 1600, 320], audio.Select(a => a.Audio.Length));
         var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, sid);
-        Assert.Equal(["start", "dtmf", "gap", "stop"], lifecycle.Select(e => e["event"]));
+        // The stop is numbered 20: 6..19 after the last frame, less the dtmf 7, are a trailing gap of 13 (CONTRACT §7).
+        Assert.Equal(["start", "dtmf", "gap", "gap", "stop"], lifecycle.Select(e => e["event"]));
         Assert.Equal("1", lifecycle[2]["missing"]);
-        Assert.Equal("callended", lifecycle[3]["reason"]);
+        Assert.Equal(("6", "19", "13", "missing"), (lifecycle[3]["from_seq"], lifecycle[3]["to_seq"], lifecycle[3]["missing"], lifecycle[3]["reason"]));
+        Assert.Equal("callended", lifecycle[4]["reason"]);
     }
 
     [Fact]
@@ -143,20 +145,25 @@ public sealed class ExotelCallTests(EndToEndFixture fixture)
     }
 
     [Fact]
-    public async Task Call_ended_by_the_cluster_mid_call_closes_its_socket_with_1008()
+    public async Task A_stop_from_another_connection_is_refused_and_the_owners_call_goes_on()
     {
         var sid = NewSid();
         await using var client = await ExotelClient.ConnectAsync(IngestStack.IngestUri(fixture.Main));
-        await client.StartAsync(sid, "call-refused");
+        await client.StartAsync(sid, "call-owned");
         await client.MediaAsync(sid, 2, 1, ExotelClient.Pcm(4, 1));
         Assert.True(await RedisStreams.WaitUntilAsync(
             async () => (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Count == 1, TimeSpan.FromSeconds(10)));
 
-        // The grain ends the call behind the gateway's back (as it does for an orphaned call).
+        // Something other than the owning connection tries to end the call behind the gateway's back.
         var cluster = fixture.Main.Services.GetRequiredService<IClusterClient>();
-        await cluster.GetGrain<ICallStreamGrain>(sid).Stop(new CallStop("operator", null, "test"));
-        await client.MediaAsync(sid, 3, 2, ExotelClient.Pcm(4, 2));
+        var refused = await cluster.GetGrain<ICallStreamGrain>(sid).Stop(new CallStop("operator", null, "test"));
+        Assert.Equal(CallAckStatus.Conflict, refused.Status);
 
-        Assert.Equal(WebSocketCloseStatus.PolicyViolation, await client.WaitForCloseAsync(TimeSpan.FromSeconds(15)));
+        await client.MediaAsync(sid, 3, 2, ExotelClient.Pcm(4, 2));
+        await client.StopAsync(sid, 4);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, await client.WaitForCloseAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal([2L, 3L], (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Select(a => a.Seq));
+        var stop = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, sid), e => e["event"] == "stop");
+        Assert.Equal("callended", stop["reason"]);
     }
 }

@@ -151,6 +151,32 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         Assert.Null(problem);
     }
 
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task A_call_that_starts_while_Redis_is_down_is_kept_and_lands_whole_when_Redis_returns()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true", ["START_TIMEOUT_SECONDS"] = "3" });
+        await WaitForExotelAsync(gateway);
+
+        await stack.Redis.ShutdownSaveAsync();
+        var clock = Stopwatch.StartNew();
+
+        // The start (and 12 s of audio) arrive while Redis is away: longer than the start timeout, which must not fire.
+        var call = await LiveCall.StartAsync(IngestStack.IngestUri(gateway), 1);
+        var sending = call.SendAsync(120);
+        await Task.Delay(TimeSpan.FromSeconds(10) - clock.Elapsed);
+        await stack.Redis.StartProcessAsync();
+        output.WriteLine($"redis back after {clock.ElapsedMilliseconds} ms");
+        await sending;
+        Assert.Equal(System.Net.WebSockets.WebSocketState.Open, call.Client.Socket.State);
+        await call.FinishAsync();
+
+        var problem = await call.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(40));
+        Assert.True(problem is null, problem);
+    }
+
     private static async Task WaitForExotelAsync(Microsoft.AspNetCore.Builder.WebApplication gateway)
     {
         var ready = await RedisStreams.WaitUntilAsync(() => Task.FromResult(IngestStack.SupportsExotel(gateway)), TimeSpan.FromSeconds(10));

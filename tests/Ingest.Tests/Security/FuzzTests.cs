@@ -55,7 +55,8 @@ public sealed class FuzzTests(SecurityFixture fixture, ITestOutputHelper output)
                 Assert.True(message.SampleRate is null or 8000 or 16000 or 24000, mutator.LastStrategy);
                 Assert.True(message.SequenceNumber is null or >= 0);
                 Assert.True(message.Chunk is null or >= 0);
-                Assert.True(message.Payload is null || message.Payload.Length % 2 == 0);
+                Assert.True(message.Payload is null || message.PayloadError is null);
+                Assert.True(message.Kind != ExotelEventKind.Media || message.Payload is not null || message.PayloadError is not null);
                 Assert.True(message.StreamSid is null || ExotelMessageParser.IsValidStreamId(message.StreamSid));
                 Assert.False(string.IsNullOrEmpty(message.EventName));
             }

@@ -13,10 +13,8 @@ public sealed class HostileInputTests(SecurityFixture fixture)
     public static TheoryData<string, string, string> DroppedMessages => new()
     {
         { "invalid json", """{"event":"media","sequence_number":"3","stream_sid":"{SID}","media":{"payload":""", "InvalidJson" },
-        { "invalid base64", """{"event":"media","sequence_number":"3","stream_sid":"{SID}","media":{"chunk":"2","payload":"!!not*base64!!"}}""", "InvalidBase64" },
         { "negative sequence number", """{"event":"media","sequence_number":"-3","stream_sid":"{SID}","media":{"payload":"AAAA"}}""", "sequence_number is negative" },
         { "2^63 sequence number", """{"event":"media","sequence_number":9223372036854775808,"stream_sid":"{SID}","media":{"payload":"AAAA"}}""", "sequence_number is larger than" },
-        { "odd payload length", """{"event":"media","sequence_number":"3","stream_sid":"{SID}","media":{"payload":"AAAA"}}""", "not whole PCM16 samples" },
         { "media for another stream id", """{"event":"media","sequence_number":"3","stream_sid":"other-stream","media":{"payload":"AAAA"}}""", "stream_sid differs" },
         { "stop for another stream id", """{"event":"stop","sequence_number":"3","stream_sid":"other-stream","stop":{"reason":"callended"}}""", "stream_sid differs" },
         { "second start", """{"event":"start","sequence_number":"1","stream_sid":"another-start","start":{"stream_sid":"another-start","call_sid":"c"}}""", "a second start" },
@@ -161,7 +159,7 @@ public sealed class HostileInputTests(SecurityFixture fixture)
         $$"""{"event":"start","stream_id":"{{id}}","sample_rate":{{rate}},"encoding":"pcm16le","channels":1}""";
 
     [Fact]
-    public async Task Native_text_junk_in_the_audio_phase_and_an_odd_length_frame_are_dropped_and_the_call_goes_on()
+    public async Task Native_text_junk_in_the_audio_phase_is_dropped_and_an_odd_length_frame_is_published_byte_for_byte()
     {
         var id = "native-" + Guid.NewGuid().ToString("N");
         var parallel = fixture.GoodExotelCallAsync(fixture.Main, streamNumber: 91);
@@ -180,12 +178,12 @@ public sealed class HostileInputTests(SecurityFixture fixture)
 
         await parallel;
 
-        // The odd frame keeps its position (2), so its loss shows as a gap rather than being hidden.
+        // The odd frame (641 bytes) is not whole 16-bit samples, but it is what was sent: published byte for byte (CONTRACT §5).
         var audio = await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, id);
-        Assert.Equal([1L, 3L], audio.Select(a => a.Seq));
+        Assert.Equal([1L, 2L, 3L], audio.Select(a => a.Seq));
+        Assert.Equal(641, audio[1].Audio.Length);
         var lifecycle = await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, id);
-        Assert.Equal(["start", "gap", "stop"], lifecycle.Select(e => e["event"]));
-        Assert.Contains(fixture.Logs.Entries, e => e.Message.Contains("not a whole number of 16-bit samples", StringComparison.Ordinal));
+        Assert.Equal(["start", "stop"], lifecycle.Select(e => e["event"]));
         Assert.Contains(fixture.Logs.Entries, e => e.Message.Contains("a second start", StringComparison.Ordinal));
     }
 
@@ -215,9 +213,10 @@ public sealed class HostileInputTests(SecurityFixture fixture)
     }
 
     [Fact]
-    public async Task Exotel_media_with_the_largest_sequence_number_then_one_without_does_not_wrap()
+    public async Task Exotel_media_with_the_largest_sequence_number_is_malformed_and_the_next_frame_without_one_lands()
     {
         var sid = Guid.NewGuid().ToString("N");
+        var malformedBefore = await fixture.MetricAsync("ingest_messages_malformed_total");
         await using (var client = await ExotelClient.ConnectAsync(SecurityFixture.Uri(fixture.Main)))
         {
             await client.StartAsync(sid, "max-seq");
@@ -227,7 +226,10 @@ public sealed class HostileInputTests(SecurityFixture fixture)
             Assert.Equal(WebSocketCloseStatus.NormalClosure, await client.WaitForCloseAsync(TimeSpan.FromSeconds(30)));
         }
 
-        Assert.Equal([long.MaxValue], (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Select(a => a.Seq));
-        Assert.Contains(fixture.Logs.Entries, e => e.Message.Contains("largest possible", StringComparison.Ordinal));
+        // 2^63-1 is far beyond the stream's position (1): malformed, and it does not move the position, so the next frame
+        // (which carries no number) is 2, not a wrap-around or a "duplicate".
+        Assert.Equal([2L], (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Select(a => a.Seq));
+        Assert.True(await RedisStreams.WaitUntilAsync(async () => await fixture.MetricAsync("ingest_messages_malformed_total") > malformedBefore, TimeSpan.FromSeconds(5)));
+        Assert.DoesNotContain(await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, sid), e => e["event"] == "gap");
     }
 }
