@@ -168,6 +168,70 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task An_intruder_on_a_second_gateway_during_a_silo_kill_9_is_refused_and_the_owners_stream_holds_only_its_frames()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        try
+        {
+            var silos = new[] { await cluster.StartSiloAsync("silo-a"), await cluster.StartSiloAsync("silo-b") };
+            var owners = await cluster.StartGatewayAsync("gateway-a");
+            var intruders = await cluster.StartGatewayAsync("gateway-b");
+
+            var calls = await Task.WhenAll(Enumerable.Range(1, 8).Select(n => LiveCall.StartAsync(owners.IngestUri, n)));
+            var sending = calls.Select(c => c.SendAsync(100)).ToArray();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+
+            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_silo_frames_published_total")));
+            var victim = published[0] >= published[1] ? silos[0] : silos[1];
+            victim.Kill();
+            output.WriteLine($"kill -9 {victim.Name}");
+
+            // Through the failover, every owner's stream id is presented on the other gateway again and again, with
+            // audio of its own; every attempt must be refused with 1008.
+            var attempts = 0;
+            var refusals = new List<System.Net.WebSockets.WebSocketCloseStatus?>();
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < TimeSpan.FromSeconds(8))
+            {
+                var tries = calls.Select(async call =>
+                {
+                    await using var intruder = await ExotelClient.ConnectAsync(intruders.IngestUri);
+                    await intruder.StartAsync(call.StreamSid, "intruder");
+                    for (var i = 0; i < 3; i++)
+                    {
+                        await intruder.MediaAsync(call.StreamSid, 1000 + i, 1000 + i, ExotelClient.Pcm(99, i));
+                    }
+
+                    return await intruder.WaitForCloseAsync(TimeSpan.FromSeconds(20));
+                });
+                var closes = await Task.WhenAll(tries);
+                lock (refusals)
+                {
+                    refusals.AddRange(closes);
+                }
+
+                attempts += closes.Length;
+                await Task.Delay(500);
+            }
+
+            Assert.All(calls, c => Assert.Equal(System.Net.WebSockets.WebSocketState.Open, c.Client.Socket.State));
+            await Task.WhenAll(sending);
+            await Task.WhenAll(calls.Select(c => c.FinishAsync()));
+
+            output.WriteLine($"{attempts} intrusion attempts, closes: {string.Join(", ", refusals.GroupBy(r => r).Select(g => $"{g.Key}: {g.Count()}"))}");
+            Assert.All(refusals, r => Assert.Equal(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation, r));
+            var problems = (await Task.WhenAll(calls.Select(c => c.VerifyAsync(cluster.Connection, LandTimeout)))).OfType<string>().ToList();
+            Assert.True(problems.Count == 0, string.Join('\n', problems));
+        }
+        catch
+        {
+            DumpLogs(cluster);
+            throw;
+        }
+    }
+
     private void DumpLogs(ProcessCluster cluster)
     {
         foreach (var child in cluster.Children)
