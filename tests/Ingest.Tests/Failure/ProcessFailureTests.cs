@@ -9,6 +9,7 @@ namespace Ingest.Tests.Failure;
 /// The shipped silo and gateway as real processes, killed and terminated for real (kill -9, kill -TERM) while
 /// calls stream at real-time cadence. Every call must land exactly once, in order, byte exact.
 /// </summary>
+[Trait("Category", "Slow")]
 public sealed class ProcessFailureTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan LandTimeout = TimeSpan.FromSeconds(30);
@@ -169,7 +170,6 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    [Trait("Category", "Slow")]
     public async Task An_intruder_on_a_second_gateway_during_a_silo_kill_9_is_refused_and_the_owners_stream_holds_only_its_frames()
     {
         await using var cluster = await ProcessCluster.StartAsync();

@@ -10,6 +10,7 @@ namespace Ingest.Tests.Failure;
 /// under a silo and a gateway built by the shipped host code. Redis also holds the Orleans membership table, so the
 /// cluster itself rides out the outage too.
 /// </summary>
+[Trait("Category", "Slow")]
 public sealed class RedisOutageTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Outage = TimeSpan.FromSeconds(5);
@@ -152,7 +153,6 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
     }
 
     [Fact]
-    [Trait("Category", "Slow")]
     public async Task A_call_that_starts_while_Redis_is_down_is_kept_and_lands_whole_when_Redis_returns()
     {
         await using var stack = await IngestStack.StartAsync();

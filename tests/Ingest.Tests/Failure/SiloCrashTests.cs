@@ -13,6 +13,7 @@ namespace Ingest.Tests.Failure;
 /// Three silos; the silo hosting live calls is killed (no graceful shutdown) mid-stream. The gateway's own
 /// <see cref="CallForwarder"/> drives every call, so the resend after the failure is exactly what the gateway does.
 /// </summary>
+[Trait("Category", "Slow")]
 public sealed class SiloCrashTests(ITestOutputHelper output)
 {
     [Fact]
