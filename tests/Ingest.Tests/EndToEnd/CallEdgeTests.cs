@@ -10,7 +10,7 @@ namespace Ingest.Tests.EndToEnd;
 /// Exotel and its simulator really send, and what must land for each.
 /// </summary>
 [Collection(EndToEndCollection.Name)]
-public sealed class CallEdgeTests(EndToEndFixture fixture)
+public sealed class CallEdgeTests(EndToEndFixture fixture, Xunit.Abstractions.ITestOutputHelper output)
 {
     private static string NewSid() => "edge-" + Guid.NewGuid().ToString("N");
 
@@ -151,7 +151,7 @@ public sealed class CallEdgeTests(EndToEndFixture fixture)
         {
             await client.StartAsync(sid, "call-absurd");
             await client.MediaAsync(sid, 2, 1, ExotelClient.Pcm(4, 1));
-            await client.SendTextAsync($$$"""{"event":"media","sequence_number":"{{{absurd}}}","stream_sid":"{{{sid}}}","media":{"chunk":"2","payload":"AAAA"}}""");
+            await client.SendTextAsync($$$"""{"event":"media","sequence_number":"{{{absurd}}}","stream_sid":"{{{sid}}}","media":{"chunk":"2","payload":"AAECAw=="}}""");
             await client.MediaAsync(sid, 3, 2, ExotelClient.Pcm(4, 2));
             await client.MediaAsync(sid, 4, 3, ExotelClient.Pcm(4, 3));
             await client.StopAsync(sid, 5);
@@ -248,7 +248,16 @@ public sealed class CallEdgeTests(EndToEndFixture fixture)
 
         await caller.StopAsync(live, 42);
         await flooding;
+        var sentAll = Stopwatch.StartNew();
         Assert.True(worst < TimeSpan.FromSeconds(1), $"a real-time frame took {worst.TotalMilliseconds} ms from send to readable");
+
+        // O(1) per event: the whole flood is readable soon after the last mark was sent (quadratic bookkeeping took
+        // seconds per ten thousand).
+        Assert.True(await RedisStreams.WaitUntilAsync(
+            async () => (await RedisStreams.ReadLifecycleAsync(fixture.Stack.Connection, flood)).Any(e => e["event"] == "stop"),
+            TimeSpan.FromSeconds(30)));
+        output.WriteLine($"worst real-time frame {worst.TotalMilliseconds} ms; flood landed {sentAll.ElapsedMilliseconds} ms after its last mark was sent");
+        Assert.True(sentAll.Elapsed < TimeSpan.FromSeconds(3), $"the flood landed {sentAll.ElapsedMilliseconds} ms after its last mark was sent");
 
         var (audio, lifecycle) = await LandedAsync(flood);
         Assert.Equal([2L, 40_003L], audio.Select(a => a.Seq));
