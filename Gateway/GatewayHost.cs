@@ -6,6 +6,7 @@ using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using StackExchange.Redis;
 
@@ -28,12 +29,16 @@ public static class GatewayHost
 
         if (settings.Port is { } port)
         {
+            PortCheck.EnsureFree("PORT", port);
             builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
         }
 
+        builder.Services.AddSingleton<IValidateOptions<HostOptions>>(new DrainInsideShutdownValidator(settings.Limits.DrainGrace));
+        builder.Services.AddOptions<HostOptions>().ValidateOnStart();
         builder.Host.ConfigureHostOptions(o =>
         {
-            o.ShutdownTimeout = settings.Limits.DrainGrace + TimeSpan.FromSeconds(25);
+            // ShutdownWatchdog ends the process 10 s past this whatever still waits on Redis or the cluster.
+            o.ShutdownTimeout = settings.Limits.ShutdownTimeout;
 
             // Serve /healthz while the Orleans client is still looking for silos; /readyz says when calls can come.
             o.ServicesStartConcurrently = true;
@@ -55,6 +60,8 @@ public static class GatewayHost
 
             // The forwarder abandons a grain call after a few seconds and resends; don't keep abandoned ones for 30 s.
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            client.Services.AddSingleton<IValidateOptions<ClientMessagingOptions>>(new GrainCallTimeoutValidator<ClientMessagingOptions>(settings.Redis, o => o.ResponseTimeout));
+            client.Services.AddOptions<ClientMessagingOptions>().ValidateOnStart();
             client.UseConnectionRetryFilter(async (_, token) =>
             {
                 await Task.Delay(TimeSpan.FromSeconds(1), token);
@@ -131,7 +138,8 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
 
         try
         {
-            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+            // Bounded again by ServiceDefaults' 800 ms per check; this bound is the grain call's own.
+            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(750), cancellationToken);
 
             // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
             return flags.Loaded.IsCompletedSuccessfully
@@ -143,4 +151,17 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
             return HealthCheckResult.Unhealthy("Orleans cluster unreachable");
         }
     }
+}
+
+/// <summary>DRAIN_GRACE_SECONDS must end inside the host's shutdown bound, leaving time to flush what the calls hold.</summary>
+internal sealed class DrainInsideShutdownValidator(TimeSpan drainGrace) : IValidateOptions<HostOptions>
+{
+    /// <summary>The least time after the grace for ending the remaining calls and flushing them to their grains.</summary>
+    public static readonly TimeSpan MinimumFlush = TimeSpan.FromSeconds(15);
+
+    public ValidateOptionsResult Validate(string? name, HostOptions options) =>
+        drainGrace + MinimumFlush <= options.ShutdownTimeout
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail(
+                $"invalid setting DRAIN_GRACE_SECONDS: {drainGrace.TotalSeconds:F0} s plus {MinimumFlush.TotalSeconds:F0} s to flush must fit inside SHUTDOWN_TIMEOUT_SECONDS ({options.ShutdownTimeout.TotalSeconds:F0} s)");
 }
