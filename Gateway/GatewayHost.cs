@@ -108,6 +108,10 @@ public static class GatewayHost
         builder.Services.AddHostedService<DrainOnShutdown>();
 
         var app = builder.Build();
+
+        // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
+        _ = app.Services.GetRequiredService<IOptions<HostOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<ClientMessagingOptions>>().Value;
         GatewayMetrics.Initialize();
         if (!settings.TrustedProxies.IsEmpty)
         {
@@ -138,8 +142,8 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
 
         try
         {
-            // Bounded again by ServiceDefaults' 800 ms per check; this bound is the grain call's own.
-            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(750), cancellationToken);
+            // Bounded again by ServiceDefaults (700 ms per check); this bound is the grain call's own.
+            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(650), cancellationToken);
 
             // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
             return flags.Loaded.IsCompletedSuccessfully

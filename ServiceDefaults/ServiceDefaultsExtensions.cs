@@ -29,7 +29,6 @@ public static class ServiceDefaultsExtensions
 
         builder.Services.AddHealthChecks();
         builder.Services.AddSingleton<Microsoft.Extensions.Options.IPostConfigureOptions<HealthCheckServiceOptions>, BoundedHealthChecks>();
-        builder.Services.AddHostedService<ShutdownWatchdog>();
         return builder;
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -9,8 +10,9 @@ namespace Ingest.ServiceDefaults;
 /// <see cref="HostOptions.ShutdownTimeout"/> plus <see cref="Margin"/>, whatever Redis or the cluster do. The host's
 /// timeout only cancels the stop tokens; a library that waits on a dead Redis while stopping or disposing (Orleans'
 /// membership update on leave, a multiplexer reconnect) could otherwise keep the process alive for minutes.
+/// Armed by the processes' Main only: it ends the whole process, so in-process test hosts must never arm it.
 /// </summary>
-internal sealed class ShutdownWatchdog(IHostApplicationLifetime lifetime, IOptions<HostOptions> hostOptions) : IHostedService
+public static class ShutdownWatchdog
 {
     /// <summary>Time after the host's own shutdown timeout for the rest of Main (dispose, log flush) to finish.</summary>
     public static readonly TimeSpan Margin = TimeSpan.FromSeconds(10);
@@ -18,15 +20,12 @@ internal sealed class ShutdownWatchdog(IHostApplicationLifetime lifetime, IOptio
     // Static on purpose: the timer must outlive the host's disposal, which is one of the things it guards.
     private static Timer? s_timer;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public static void Watch(IServiceProvider services)
     {
-        var bound = hostOptions.Value.ShutdownTimeout + Margin;
-        lifetime.ApplicationStopping.Register(() =>
-            Interlocked.CompareExchange(ref s_timer, new Timer(_ => ForceExit(bound), null, bound, System.Threading.Timeout.InfiniteTimeSpan), null));
-        return Task.CompletedTask;
+        var bound = services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout + Margin;
+        services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() =>
+            Interlocked.CompareExchange(ref s_timer, new Timer(_ => ForceExit(bound), null, bound, Timeout.InfiniteTimeSpan), null));
     }
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private static void ForceExit(TimeSpan bound)
     {

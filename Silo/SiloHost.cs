@@ -69,6 +69,10 @@ public static class SiloHost
         builder.Services.AddHostedService<FlagSeeder>();
 
         var app = builder.Build();
+
+        // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
+        _ = app.Services.GetRequiredService<IOptions<IngestOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<SiloMessagingOptions>>().Value;
         app.MapDefaultEndpoints();
         return app;
     }
