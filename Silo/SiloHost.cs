@@ -12,7 +12,7 @@ namespace Ingest.Silo;
 public static class SiloHost
 {
     /// <summary>How long a SIGTERMed silo may take to leave the cluster and deactivate its grains.</summary>
-    public static readonly TimeSpan SiloShutdownTimeout = TimeSpan.FromSeconds(40);
+    public static readonly TimeSpan SiloShutdownTimeout = TimeSpan.FromSeconds(30);
 
     public static async Task<WebApplication> BuildAsync(string[] args, Action<WebApplicationBuilder>? customize = null)
     {

@@ -53,7 +53,8 @@ cleanup() {
   echo "stopped"
 }
 trap cleanup EXIT
-trap "exit 130" INT TERM HUP
+# First thing on Ctrl+C: ignore further ones, so a second press cannot interrupt the cleanup and orphan a child.
+trap 'trap "" INT TERM HUP; exit 130' INT TERM HUP
 
 if [[ "$REDIS_URL" == "127.0.0.1:$REDIS_PORT" ]] && ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run" --appendonly yes --save "" >"$run/redis.log" 2>&1 &

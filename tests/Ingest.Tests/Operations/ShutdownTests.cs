@@ -20,10 +20,14 @@ public sealed class ShutdownTests(Xunit.Abstractions.ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         silo.Terminate();
         gateway.Terminate();
-        var exits = await Task.WhenAll(
-            silo.WaitForExitAsync(TimeSpan.FromSeconds(60)),
-            gateway.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        output.WriteLine($"silo exited: {exits[0]}, gateway exited: {exits[1]}, after {clock.ElapsedMilliseconds} ms");
+        async Task<bool> ExitAsync(ChildProcess child)
+        {
+            var exited = await child.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            output.WriteLine($"{child.Name} exited: {exited} after {clock.ElapsedMilliseconds} ms\n{child.Tail(10)}");
+            return exited;
+        }
+
+        var exits = await Task.WhenAll(ExitAsync(silo), ExitAsync(gateway));
         Assert.True(exits[0], "silo still running 60 s after SIGTERM\n" + silo.Tail());
         Assert.True(exits[1], "gateway still running 60 s after SIGTERM\n" + gateway.Tail());
     }
