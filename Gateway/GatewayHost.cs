@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 using StackExchange.Redis;
 
 namespace Ingest.Gateway;
@@ -21,6 +22,7 @@ public static class GatewayHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         customize?.Invoke(builder);
         var settings = GatewaySettings.From(builder.Configuration);
+        var tls = OrleansTls.Load(builder.Configuration);
 
         // One multiplexer for the process, connected before the host is built; Orleans' clustering client shares it.
         var redis = await ConnectionMultiplexer.ConnectAsync(settings.Redis);
@@ -57,6 +59,15 @@ public static class GatewayHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+            if (tls is not null)
+            {
+                client.UseTls(tls, o =>
+                {
+                    o.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.RemoteCertificateValidation = (remote, _, _) => OrleansTls.IsClusterPeer(tls, remote);
+                });
+            }
+
 
             // The forwarder abandons a grain call after a few seconds and resends; don't keep abandoned ones for 30 s.
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));

@@ -3,6 +3,7 @@ using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 using Orleans.Runtime;
 using StackExchange.Redis;
 
@@ -20,6 +21,8 @@ public static class SiloHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         customize?.Invoke(builder);
         var settings = SiloSettings.From(builder.Configuration);
+
+        var tls = OrleansTls.Load(builder.Configuration);
 
         // A port in use is a setting to change, said in one line before anything binds (CONTRACT §2).
         PortCheck.EnsureFree("SILO_PORT", settings.SiloPort);
@@ -55,6 +58,16 @@ public static class SiloHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
+            if (tls is not null)
+            {
+                silo.UseTls(tls, o =>
+                {
+                    o.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.RemoteCertificateValidation = (remote, _, _) => OrleansTls.IsClusterPeer(tls, remote);
+                });
+            }
+
             silo.Services.AddIngestGrains(settings.Ingest);
             silo.Services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
             silo.Services.AddOptions<IngestOptions>().ValidateOnStart();
