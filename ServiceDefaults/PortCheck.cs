@@ -13,13 +13,20 @@ public static class PortCheck
             return;
         }
 
-        using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+        // Dual-stack on the any address where the host has IPv6 (what Kestrel and Orleans bind), so a listener on either
+        // family is seen; IPv4 only otherwise.
+        var ipv6 = Socket.OSSupportsIPv6;
+        using var socket = new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            // Dual-stack on the any address: what Kestrel and Orleans bind, so a listener on either family is seen.
-            socket.DualMode = true;
+            if (ipv6)
+            {
+                socket.DualMode = true;
+            }
+
+            // Ports in TIME_WAIT from an earlier run are free for a listener; only a live listener counts as taken.
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, port));
+            socket.Bind(new IPEndPoint(ipv6 ? IPAddress.IPv6Any : IPAddress.Any, port));
         }
         catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
         {
