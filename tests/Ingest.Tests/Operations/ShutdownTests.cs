@@ -31,4 +31,25 @@ public sealed class ShutdownTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(exits[0], "silo still running 60 s after SIGTERM\n" + silo.Tail());
         Assert.True(exits[1], "gateway still running 60 s after SIGTERM\n" + gateway.Tail());
     }
+
+    [Fact]
+    public async Task A_draining_gateway_with_a_call_in_progress_exits_within_60_seconds_when_Redis_is_gone()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        await cluster.StartSiloAsync("silo");
+
+        // The Kubernetes files' long drain: without Redis nothing can land, so the gateway must not wait for it.
+        var gateway = await cluster.StartGatewayAsync("gateway", new() { ["DRAIN_GRACE_SECONDS"] = "3000" });
+        var call = await LiveCall.StartAsync(gateway.IngestUri, 1);
+        await call.SendAsync(5);
+
+        await cluster.Redis.StopProcessAsync();
+        var sending = call.SendAsync(600);
+        var clock = Stopwatch.StartNew();
+        gateway.Terminate();
+        var exited = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        output.WriteLine($"gateway exited: {exited} after {clock.ElapsedMilliseconds} ms\n{gateway.Tail(10)}");
+        Assert.True(exited, "gateway still draining 60 s after SIGTERM with Redis gone\n" + gateway.Tail());
+        await Task.WhenAny(sending, Task.Delay(TimeSpan.FromSeconds(5)));
+    }
 }
