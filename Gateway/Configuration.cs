@@ -165,17 +165,7 @@ public sealed record GatewayLimits
     /// <summary>Fixed pause before a 401 for a wrong credential, so guessing is slow even below the limit.</summary>
     public TimeSpan AuthFailureDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
-    public static GatewayLimits From(IConfiguration c)
-    {
-        var drain = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 14_400));
-        return Read(c) with
-        {
-            DrainGrace = drain,
-            ShutdownTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "SHUTDOWN_TIMEOUT_SECONDS", (int)(drain + FlushAfterDrain).TotalSeconds, 1, 14_400 + 3_600)),
-        };
-    }
-
-    private static GatewayLimits Read(IConfiguration c) => new()
+    public static GatewayLimits From(IConfiguration c) => new()
     {
         AuthFailureLimit = Settings.PositiveInt(c, "AUTH_FAILURE_LIMIT", 60, 1, 1_000_000),
         AuthFailureWindow = TimeSpan.FromSeconds(Settings.PositiveInt(c, "AUTH_FAILURE_WINDOW_SECONDS", 60, 1, 86_400)),
@@ -187,7 +177,12 @@ public sealed record GatewayLimits
         KeepAliveInterval = TimeSpan.FromSeconds(Settings.PositiveInt(c, "KEEPALIVE_SECONDS", 15, 1, 3600)),
         MaxConnectionsPerAddress = Settings.PositiveInt(c, "MAX_CONNECTIONS_PER_IP", 4000, 1),
         MaxConnections = Settings.PositiveInt(c, "MAX_CONNECTIONS", 10_000, 1),
+        DrainGrace = TimeSpan.FromSeconds(DrainGraceSeconds(c)),
+        ShutdownTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "SHUTDOWN_TIMEOUT_SECONDS", DrainGraceSeconds(c) + (int)FlushAfterDrain.TotalSeconds, 1, 18_000)),
         MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
         MaxUnsentItems = Settings.PositiveInt(c, "MAX_UNSENT_FRAMES", 600, 10),
     };
+
+    /// <summary>Up to MAX_CALL_SECONDS' default: a drain longer than the longest call waits for nothing.</summary>
+    private static int DrainGraceSeconds(IConfiguration c) => Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 14_400);
 }
