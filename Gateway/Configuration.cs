@@ -29,6 +29,15 @@ public sealed record GatewaySettings
 
     public byte[]? JwtSecret { get; init; }
 
+    /// <summary>ADMIN_JWT_SECRET: when set, admin tokens are validated with it alone (and JWT_SECRET tokens are never admin).</summary>
+    public byte[]? AdminJwtSecret { get; init; }
+
+    /// <summary>JWT_MAX_LIFETIME_SECONDS: a native client's token may not be valid for longer than this.</summary>
+    public TimeSpan JwtMaxLifetime { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>ADMIN_JWT_MAX_LIFETIME_SECONDS: an admin token may not be valid for longer than this.</summary>
+    public TimeSpan AdminJwtMaxLifetime { get; init; } = TimeSpan.FromHours(1);
+
     public string? JwtIssuer { get; init; }
 
     public string? JwtAudience { get; init; }
@@ -51,14 +60,11 @@ public sealed record GatewaySettings
             throw new SettingException("EXOTEL_BASIC_AUTH_USER", "must not contain ':'");
         }
 
-        byte[]? secret = null;
-        if (configuration["JWT_SECRET"] is { Length: > 0 } secretText)
+        var secret = Secret(configuration, "JWT_SECRET");
+        var adminSecret = Secret(configuration, "ADMIN_JWT_SECRET");
+        if (adminSecret is not null && secret is not null && adminSecret.AsSpan().SequenceEqual(secret))
         {
-            secret = Encoding.UTF8.GetBytes(secretText);
-            if (secret.Length < 32)
-            {
-                throw new SettingException("JWT_SECRET", "must be at least 32 bytes for HS256");
-            }
+            throw new SettingException("ADMIN_JWT_SECRET", "must differ from JWT_SECRET (leave it unset for one shared secret)");
         }
 
         var hasUrls = Settings.Text(configuration, "ASPNETCORE_URLS") is not null || Settings.Text(configuration, "urls") is not null;
@@ -74,11 +80,33 @@ public sealed record GatewaySettings
             ExotelAllowList = IpRangeList.Parse("EXOTEL_IP_ALLOWLIST", configuration["EXOTEL_IP_ALLOWLIST"]),
             TrustedProxies = IpRangeList.Parse("TRUSTED_PROXIES", configuration["TRUSTED_PROXIES"]),
             JwtSecret = secret,
+            AdminJwtSecret = adminSecret,
+            JwtMaxLifetime = TimeSpan.FromSeconds(Settings.PositiveInt(configuration, "JWT_MAX_LIFETIME_SECONDS", 86_400, 60, 365 * 86_400)),
+            AdminJwtMaxLifetime = TimeSpan.FromSeconds(Settings.PositiveInt(configuration, "ADMIN_JWT_MAX_LIFETIME_SECONDS", 3_600, 60, 30 * 86_400)),
             JwtIssuer = Settings.Text(configuration, "JWT_ISSUER"),
             JwtAudience = Settings.Text(configuration, "JWT_AUDIENCE"),
             Limits = GatewayLimits.From(configuration),
         };
     }
+
+    private static byte[]? Secret(IConfiguration configuration, string name)
+    {
+        if (configuration[name] is not { Length: > 0 } text)
+        {
+            return null;
+        }
+
+        var secret = Encoding.UTF8.GetBytes(text);
+        return secret.Length >= 32 ? secret : throw new SettingException(name, "must be at least 32 bytes for HS256");
+    }
+
+    /// <summary>Never the generated record printer: it would print the Exotel password and the JWT secrets.</summary>
+    public override string ToString() =>
+        $"GatewaySettings {{ Redis = {RedisUrl.Describe(Redis)}, ClusterId = {ClusterId}, ServiceId = {ServiceId}, Port = {Port}, " +
+        $"SupportExotel = {SupportExotel}, ExotelUser = {ExotelUser}, ExotelPassword = {Redacted(ExotelPassword)}, " +
+        $"JwtSecret = {Redacted(JwtSecret)}, AdminJwtSecret = {Redacted(AdminJwtSecret)}, JwtIssuer = {JwtIssuer}, JwtAudience = {JwtAudience}, Limits = {Limits} }}";
+
+    private static string Redacted(object? secret) => secret is null ? "(none)" : "***";
 }
 
 /// <summary>Protective limits; each default is documented in the README's configuration table.</summary>
@@ -104,6 +132,15 @@ public sealed record GatewayLimits
 
     /// <summary>How long calls in progress may go on after SIGTERM before the gateway ends them.</summary>
     public TimeSpan DrainGrace { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Time after the drain grace for ending the remaining calls, flushing them and closing the Orleans client.</summary>
+    public static readonly TimeSpan FlushAfterDrain = TimeSpan.FromSeconds(25);
+
+    /// <summary>
+    /// SHUTDOWN_TIMEOUT_SECONDS, the host's bound on the whole stop; default drain grace + 25 s. The platform's grace
+    /// period (Kubernetes terminationGracePeriodSeconds, Render maxShutdownDelaySeconds) must exceed it.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(20) + FlushAfterDrain;
 
     /// <summary>
     /// Items one call keeps until its grain says they are in Redis: the copy resent after a silo loss. While Redis is
@@ -155,11 +192,15 @@ public sealed record GatewayLimits
         KeepAliveInterval = TimeSpan.FromSeconds(Settings.PositiveInt(c, "KEEPALIVE_SECONDS", 15, 1, 3600)),
         MaxConnectionsPerAddress = Settings.PositiveInt(c, "MAX_CONNECTIONS_PER_IP", 4000, 1),
         MaxConnections = Settings.PositiveInt(c, "MAX_CONNECTIONS", 10_000, 1),
-        DrainGrace = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 3600)),
+        DrainGrace = TimeSpan.FromSeconds(DrainGraceSeconds(c)),
+        ShutdownTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "SHUTDOWN_TIMEOUT_SECONDS", DrainGraceSeconds(c) + (int)FlushAfterDrain.TotalSeconds, 1, 18_000)),
         MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
         MaxUnsentItems = Settings.PositiveInt(c, "MAX_UNSENT_FRAMES", 600, 10),
         MaxCallBufferBytes = Settings.PositiveInt(c, "MAX_CALL_BUFFER_BYTES", 8 * 1024 * 1024, 64 * 1024),
         MaxGatewayBufferBytes = Settings.PositiveInt(c, "MAX_GATEWAY_BUFFER_BYTES", 192 * 1024 * 1024, 1024 * 1024),
         DeliveryTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DELIVERY_TIMEOUT_SECONDS", 300, 1, 86_400)),
     };
+
+    /// <summary>Up to MAX_CALL_SECONDS' default: a drain longer than the longest call waits for nothing.</summary>
+    private static int DrainGraceSeconds(IConfiguration c) => Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 14_400);
 }

@@ -6,7 +6,9 @@ using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 using StackExchange.Redis;
 
 namespace Ingest.Gateway;
@@ -20,6 +22,7 @@ public static class GatewayHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         customize?.Invoke(builder);
         var settings = GatewaySettings.From(builder.Configuration);
+        var tls = OrleansTls.Load(builder.Configuration);
 
         // One multiplexer for the process, connected before the host is built; Orleans' clustering client shares it.
         var redis = await ConnectionMultiplexer.ConnectAsync(settings.Redis);
@@ -28,12 +31,16 @@ public static class GatewayHost
 
         if (settings.Port is { } port)
         {
+            PortCheck.EnsureFree("PORT", port);
             builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
         }
 
+        builder.Services.AddSingleton<IValidateOptions<HostOptions>>(new DrainInsideShutdownValidator(settings.Limits.DrainGrace));
+        builder.Services.AddOptions<HostOptions>().ValidateOnStart();
         builder.Host.ConfigureHostOptions(o =>
         {
-            o.ShutdownTimeout = settings.Limits.DrainGrace + TimeSpan.FromSeconds(25);
+            // ShutdownWatchdog ends the process 10 s past this whatever still waits on Redis or the cluster.
+            o.ShutdownTimeout = settings.Limits.ShutdownTimeout;
 
             // Serve /healthz while the Orleans client is still looking for silos; /readyz says when calls can come.
             o.ServicesStartConcurrently = true;
@@ -52,9 +59,20 @@ public static class GatewayHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+            if (tls is not null)
+            {
+                client.UseTls(tls, o =>
+                {
+                    o.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.RemoteCertificateValidation = (remote, _, _) => OrleansTls.IsClusterPeer(tls, remote);
+                });
+            }
+
 
             // The forwarder abandons a grain call after a few seconds and resends; don't keep abandoned ones for 30 s.
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            client.Services.AddSingleton<IValidateOptions<ClientMessagingOptions>>(new GrainCallTimeoutValidator<ClientMessagingOptions>(settings.Redis, o => o.ResponseTimeout));
+            client.Services.AddOptions<ClientMessagingOptions>().ValidateOnStart();
             client.UseConnectionRetryFilter(async (_, token) =>
             {
                 await Task.Delay(TimeSpan.FromSeconds(1), token);
@@ -102,6 +120,10 @@ public static class GatewayHost
         builder.Services.AddHostedService<DrainOnShutdown>();
 
         var app = builder.Build();
+
+        // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
+        _ = app.Services.GetRequiredService<IOptions<HostOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<ClientMessagingOptions>>().Value;
         GatewayMetrics.Initialize();
         if (!settings.TrustedProxies.IsEmpty)
         {
@@ -134,7 +156,8 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
 
         try
         {
-            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+            // Bounded again by ServiceDefaults (700 ms per check); this bound is the grain call's own.
+            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(650), cancellationToken);
 
             // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
             return flags.Loaded.IsCompletedSuccessfully
@@ -146,4 +169,17 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
             return HealthCheckResult.Unhealthy("Orleans cluster unreachable");
         }
     }
+}
+
+/// <summary>DRAIN_GRACE_SECONDS must end inside the host's shutdown bound, leaving time to flush what the calls hold.</summary>
+internal sealed class DrainInsideShutdownValidator(TimeSpan drainGrace) : IValidateOptions<HostOptions>
+{
+    /// <summary>The least time after the grace for ending the remaining calls and flushing them to their grains.</summary>
+    public static readonly TimeSpan MinimumFlush = TimeSpan.FromSeconds(15);
+
+    public ValidateOptionsResult Validate(string? name, HostOptions options) =>
+        drainGrace + MinimumFlush <= options.ShutdownTimeout
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail(
+                $"invalid setting DRAIN_GRACE_SECONDS: {drainGrace.TotalSeconds:F0} s plus {MinimumFlush.TotalSeconds:F0} s to flush must fit inside SHUTDOWN_TIMEOUT_SECONDS ({options.ShutdownTimeout.TotalSeconds:F0} s)");
 }

@@ -8,6 +8,7 @@ public static class Program
         StartupGuard.RunAsync(async () =>
         {
             await using var app = await GatewayHost.BuildAsync(args);
+            ShutdownWatchdog.Watch(app.Services);
             await app.RunAsync();
         });
 }

@@ -28,11 +28,13 @@ public static class ServiceDefaultsExtensions
             .AddPrometheusExporter());
 
         builder.Services.AddHealthChecks();
+        builder.Services.AddSingleton<Microsoft.Extensions.Options.IPostConfigureOptions<HealthCheckServiceOptions>, BoundedHealthChecks>();
         return builder;
     }
 
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        // Liveness only: no check runs, so a Redis or cluster outage never turns it red (CONTRACT §8).
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/readyz", new HealthCheckOptions
         {

@@ -1,7 +1,9 @@
 using Ingest.Grains;
 using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 using Orleans.Runtime;
 using StackExchange.Redis;
 
@@ -10,6 +12,9 @@ namespace Ingest.Silo;
 /// <summary>Host wiring for one silo: Orleans with Redis clustering and storage, the grains' services, and a small HTTP port.</summary>
 public static class SiloHost
 {
+    /// <summary>How long a SIGTERMed silo may take to leave the cluster and deactivate its grains.</summary>
+    public static readonly TimeSpan SiloShutdownTimeout = TimeSpan.FromSeconds(30);
+
     public static async Task<WebApplication> BuildAsync(string[] args, Action<WebApplicationBuilder>? customize = null)
     {
         // Content root is the app's own folder, so appsettings.json applies whatever the working directory.
@@ -17,13 +22,22 @@ public static class SiloHost
         customize?.Invoke(builder);
         var settings = SiloSettings.From(builder.Configuration);
 
+        var tls = OrleansTls.Load(builder.Configuration);
+
+        // A port in use is a setting to change, said in one line before anything binds (CONTRACT §2).
+        PortCheck.EnsureFree("SILO_PORT", settings.SiloPort);
+        PortCheck.EnsureFree("GATEWAY_PORT", settings.GatewayPort);
+        PortCheck.EnsureFree("SILO_HTTP_PORT", settings.HttpPort);
+
         // Connect before the host is built: a lazily created multiplexer stalls the first activations.
         var redis = await ConnectionMultiplexer.ConnectAsync(settings.Redis);
         builder.Services.AddSingleton<IConnectionMultiplexer>(redis);
         builder.Services.AddSingleton(settings);
 
         builder.WebHost.UseUrls(settings.HttpPort == 0 ? "http://127.0.0.1:0" : $"http://0.0.0.0:{settings.HttpPort}");
-        builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+        // Orleans leaves the cluster gracefully inside this; past it the stop is ungraceful, and ShutdownWatchdog ends the
+        // process 10 s later whatever is still waiting on Redis (CONTRACT §8: exit within 60 s of SIGTERM).
+        builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = SiloShutdownTimeout);
 
         builder.UseOrleans(silo =>
         {
@@ -44,7 +58,21 @@ public static class SiloHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
+            if (tls is not null)
+            {
+                silo.UseTls(tls, o =>
+                {
+                    o.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
+                    o.RemoteCertificateValidation = (remote, _, _) => OrleansTls.IsClusterPeer(tls, remote);
+                });
+            }
+
             silo.Services.AddIngestGrains(settings.Ingest);
+            silo.Services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
+            silo.Services.AddOptions<IngestOptions>().ValidateOnStart();
+            silo.Services.AddSingleton<IValidateOptions<SiloMessagingOptions>>(new GrainCallTimeoutValidator<SiloMessagingOptions>(settings.Redis, o => o.ResponseTimeout));
+            silo.Services.AddOptions<SiloMessagingOptions>().ValidateOnStart();
         });
 
         builder.AddServiceDefaults();
@@ -54,6 +82,10 @@ public static class SiloHost
         builder.Services.AddHostedService<FlagSeeder>();
 
         var app = builder.Build();
+
+        // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
+        _ = app.Services.GetRequiredService<IOptions<IngestOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<SiloMessagingOptions>>().Value;
         app.MapDefaultEndpoints();
         return app;
     }

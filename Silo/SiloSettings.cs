@@ -20,8 +20,13 @@ public sealed record SiloSettings
 
     public required int GatewayPort { get; init; }
 
-    /// <summary>Port of the small HTTP listener for /healthz, /readyz and /metrics; 0 turns it off.</summary>
+    /// <summary>Port of the small HTTP listener for /healthz, /readyz and /metrics; 0 = any free port on loopback.</summary>
     public required int HttpPort { get; init; }
+
+    /// <summary>The default SILO_HTTP_PORT for the default SILO_PORT; each other SILO_PORT shifts it by the same amount.</summary>
+    public const int DefaultHttpPort = 8081;
+
+    public const int DefaultSiloPort = 11111;
 
     public required IPAddress AdvertisedIp { get; init; }
 
@@ -34,7 +39,9 @@ public sealed record SiloSettings
     {
         var audioMax = Settings.PositiveInt(configuration, "INGEST_AUDIO_MAXLEN", 36_000, 100);
         var bufferLimit = Settings.PositiveInt(configuration, "INGEST_BUFFER_FRAMES", 600, 1, 1_000_000);
-        var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 30, 15, 7 * 86_400);
+        // The lower bound is the gateways' heartbeat, checked by IngestOptionsValidator with the reason in its line.
+        var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 30, 1, 7 * 86_400);
+        var siloPort = Settings.Port(configuration, "SILO_PORT", DefaultSiloPort);
         var ttlSeconds = Settings.PositiveInt(configuration, "INGEST_AUDIO_TTL_SECONDS", 900, 1, 30 * 86_400);
         var bufferBytes = Settings.PositiveInt(configuration, "INGEST_BUFFER_BYTES", 16 * 1024 * 1024, 64 * 1024);
         var siloBufferBytes = Settings.PositiveInt(configuration, "INGEST_SILO_BUFFER_BYTES", 384 * 1024 * 1024, 1024 * 1024);
@@ -43,9 +50,11 @@ public sealed record SiloSettings
             Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),
             ClusterId = Settings.ClusterId(configuration),
             ServiceId = Settings.ServiceId(configuration),
-            SiloPort = Settings.Port(configuration, "SILO_PORT", 11111),
+            SiloPort = siloPort,
             GatewayPort = Settings.Port(configuration, "GATEWAY_PORT", 30000),
-            HttpPort = Settings.PositiveInt(configuration, "SILO_HTTP_PORT", 8081, 0, 65535),
+            HttpPort = Settings.Text(configuration, "SILO_HTTP_PORT") is null
+                ? DefaultHttpPortFor(siloPort)
+                : Settings.PositiveInt(configuration, "SILO_HTTP_PORT", DefaultHttpPort, 0, 65535),
             AdvertisedIp = AdvertisedAddress(configuration),
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
             Ingest = o =>
@@ -59,6 +68,23 @@ public sealed record SiloSettings
             },
         };
     }
+
+    /// <summary>
+    /// SILO_HTTP_PORT when unset: 8081 for SILO_PORT 11111 and shifted with it (11112 gives 8082), so silos on one host
+    /// that differ only in SILO_PORT never share an HTTP port.
+    /// </summary>
+    public static int DefaultHttpPortFor(int siloPort)
+    {
+        var port = DefaultHttpPort + (siloPort - DefaultSiloPort);
+        return port is >= 1024 and <= 65535
+            ? port
+            : throw new SettingException("SILO_HTTP_PORT", $"no default for SILO_PORT {siloPort} (it would be {port}); set SILO_HTTP_PORT");
+    }
+
+    /// <summary>Never the generated record printer: REDIS_URL may carry a password.</summary>
+    public override string ToString() =>
+        $"SiloSettings {{ Redis = {RedisUrl.Describe(Redis)}, ClusterId = {ClusterId}, ServiceId = {ServiceId}, SiloPort = {SiloPort}, " +
+        $"GatewayPort = {GatewayPort}, HttpPort = {HttpPort}, AdvertisedIp = {AdvertisedIp}, SupportExotel = {SupportExotel} }}";
 
     private static IPAddress AdvertisedAddress(IConfiguration configuration)
     {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-run="$root/.run"
+run="${RUN_DIR:-$root/.run}"   # RUN_DIR: where Redis data and logs go (tests use a temporary one)
 mkdir -p "$run"
 
 tools/ensure-redis.sh
@@ -13,7 +13,8 @@ tools/ensure-redis.sh
 : "${PORT:=8080}"
 : "${SILO_PORT:=11111}"
 : "${GATEWAY_PORT:=30000}"
-: "${SILO_HTTP_PORT:=8081}"
+# SILO_HTTP_PORT: unset, the silo derives it from SILO_PORT (8081 for 11111).
+: "${DRAIN_GRACE_SECONDS:=5}"   # locally, Ctrl+C should not wait 20 s for calls
 export REDIS_URL="${REDIS_URL:-127.0.0.1:$REDIS_PORT}"
 export CLUSTER_ID="${CLUSTER_ID:-rtaa-ingest}" SERVICE_ID="${SERVICE_ID:-rtaa-ingest}"
 export SUPPORT_EXOTEL="${SUPPORT_EXOTEL:-true}"
@@ -21,33 +22,56 @@ export EXOTEL_BASIC_AUTH_USER="${EXOTEL_BASIC_AUTH_USER:-exotel}"
 export EXOTEL_BASIC_AUTH_PASS="${EXOTEL_BASIC_AUTH_PASS:-local-exotel-secret}"
 export JWT_SECRET="${JWT_SECRET:-local-development-secret-at-least-32-bytes}"
 export SILO_ADVERTISED_IP="${SILO_ADVERTISED_IP:-127.0.0.1}"
-export PORT SILO_PORT GATEWAY_PORT SILO_HTTP_PORT
+export PORT SILO_PORT GATEWAY_PORT DRAIN_GRACE_SECONDS
+[[ -n "${SILO_HTTP_PORT:-}" ]] && export SILO_HTTP_PORT
 
-pids=()
-cleanup() {
-  echo; echo "stopping..."
-  # Reverse start order: gateway drains, then the silo leaves the cluster (it needs Redis for that), then Redis.
-  for ((i=${#pids[@]}-1; i>=0; i--)); do
-    kill -TERM "${pids[$i]}" 2>/dev/null || true
-    wait "${pids[$i]}" 2>/dev/null || true
+# Every child runs in its own session (setsid), so a terminal's Ctrl+C reaches only this script, which then stops
+# them in order: the gateway drains, the silo leaves the cluster (it needs Redis for that), Redis goes last.
+redis_pid="" silo_pid="" gateway_pid=""
+
+# stop PID NAME SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; never leaves the process behind.
+stop() {
+  local pid=$1 name=$2 seconds=$3
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((t = 0; t < seconds * 10; t++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
   done
+  echo "$name did not stop within ${seconds} s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  # A second Ctrl+C while stopping is ignored: stopping is already bounded (under 30 s in all).
+  trap '' INT TERM HUP
+  echo; echo "stopping..."
+  stop "$gateway_pid" gateway $((DRAIN_GRACE_SECONDS + 8))
+  stop "$silo_pid" silo 12
+  stop "$redis_pid" redis 3
   echo "stopped"
 }
 trap cleanup EXIT
-trap "exit 130" INT TERM
+# First thing on Ctrl+C: ignore further ones, so a second press cannot interrupt the cleanup and orphan a child.
+trap 'trap "" INT TERM HUP; exit 130' INT TERM HUP
 
 if [[ "$REDIS_URL" == "127.0.0.1:$REDIS_PORT" ]] && ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run" --appendonly yes --save "" >"$run/redis.log" 2>&1 &
-  pids+=($!)
+  setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run" --appendonly yes --save "" >"$run/redis.log" 2>&1 &
+  redis_pid=$!
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-echo "building..."
-dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet
-dotnet Silo/bin/Release/net10.0/Ingest.Silo.dll >"$run/silo.log" 2>&1 &
-pids+=($!)
-dotnet Gateway/bin/Release/net10.0/Ingest.Gateway.dll >"$run/gateway.log" 2>&1 &
-pids+=($!)
+configuration="${CONFIGURATION:-Release}"
+# RUN_LOCAL_SKIP_BUILD=1: use what is built (the Ctrl+C test runs this script while its own build is loaded).
+if [[ "${RUN_LOCAL_SKIP_BUILD:-}" != 1 ]]; then
+  echo "building..."
+  dotnet build Orleans.Ingest.sln -c "$configuration" -nologo -v quiet
+fi
+setsid dotnet "Silo/bin/$configuration/net10.0/Ingest.Silo.dll" >"$run/silo.log" 2>&1 &
+silo_pid=$!
+setsid dotnet "Gateway/bin/$configuration/net10.0/Ingest.Gateway.dll" >"$run/gateway.log" 2>&1 &
+gateway_pid=$!
 
 # No curl on a bare Debian: ask /readyz over bash's /dev/tcp.
 ready() {
@@ -69,4 +93,5 @@ Orleans.Ingest is running.
   logs:                $run/gateway.log  $run/silo.log
 Press Ctrl+C to stop.
 MSG
-wait
+# Returns when a child exits (then the EXIT trap stops the rest) or at once on Ctrl+C (the INT trap).
+wait -n "$silo_pid" "$gateway_pid" || true

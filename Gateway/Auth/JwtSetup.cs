@@ -8,6 +8,8 @@ namespace Ingest.Gateway.Auth;
 public static class JwtSetup
 {
     public const string AdminPolicy = "admin";
+    public const string AdminScheme = "AdminBearer";
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
     public const string RoleClaim = "role";
     public const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
 
@@ -20,26 +22,14 @@ public static class JwtSetup
 
         // Without JWT_SECRET no token can validate: a random key nobody holds.
         var key = settings.JwtSecret ?? RandomNumberGenerator.GetBytes(64);
+
+        // With ADMIN_JWT_SECRET set, admin tokens are checked with it alone: a leaked native-client key mints no admin.
+        var adminKey = settings.AdminJwtSecret ?? key;
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
             .AddJwtBearer(o =>
             {
                 o.MapInboundClaims = false;
-                o.TokenValidationParameters = new TokenValidationParameters
-                {
-                    IssuerSigningKey = new SymmetricSecurityKey(key),
-                    ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-                    ValidateIssuerSigningKey = true,
-                    ValidateIssuer = settings.JwtIssuer is not null,
-                    ValidIssuer = settings.JwtIssuer,
-                    ValidateAudience = settings.JwtAudience is not null,
-                    ValidAudience = settings.JwtAudience,
-                    RequireExpirationTime = true,
-                    ValidateLifetime = true,
-                    RequireSignedTokens = true,
-                    ClockSkew = TimeSpan.FromSeconds(30),
-                    RoleClaimType = RoleClaim,
-                    NameClaimType = "sub",
-                };
+                o.TokenValidationParameters = Parameters(settings, key, settings.JwtMaxLifetime);
                 o.Events = new JwtBearerEvents
                 {
                     OnMessageReceived = context =>
@@ -55,9 +45,61 @@ public static class JwtSetup
                         return Task.CompletedTask;
                     },
                 };
+            })
+
+            // Admin tokens come in the Authorization header only: a URL ends up in proxy logs and browser history.
+            .AddJwtBearer(AdminScheme, o =>
+            {
+                o.MapInboundClaims = false;
+                o.TokenValidationParameters = Parameters(settings, adminKey, settings.AdminJwtMaxLifetime);
             });
         services.AddAuthorizationBuilder()
-            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireClaim(RoleClaim, "admin"));
+            .AddPolicy(AdminPolicy, p => p.AddAuthenticationSchemes(AdminScheme).RequireAuthenticatedUser().RequireClaim(RoleClaim, "admin"));
         return services;
     }
+
+    private static TokenValidationParameters Parameters(GatewaySettings settings, byte[] key, TimeSpan maxLifetime) => new()
+    {
+        IssuerSigningKey = new SymmetricSecurityKey(key),
+        ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
+        ValidateIssuerSigningKey = true,
+        ValidateIssuer = settings.JwtIssuer is not null,
+        ValidIssuer = settings.JwtIssuer,
+        ValidateAudience = settings.JwtAudience is not null,
+        ValidAudience = settings.JwtAudience,
+        RequireExpirationTime = true,
+        ValidateLifetime = true,
+        LifetimeValidator = (notBefore, expires, token, _) => LifetimeIsAcceptable(notBefore, expires, IssuedAt(token), DateTime.UtcNow, maxLifetime),
+        RequireSignedTokens = true,
+        ClockSkew = ClockSkew,
+        RoleClaimType = RoleClaim,
+        NameClaimType = "sub",
+    };
+
+    /// <summary>
+    /// Not expired, already valid, and not valid for longer than <paramref name="maxLifetime"/>: neither from its issue
+    /// time (iat, else nbf) to its expiry, nor from now to its expiry (a token without iat cannot hide a 10-year exp).
+    /// </summary>
+    internal static bool LifetimeIsAcceptable(DateTime? notBefore, DateTime? expires, DateTime? issuedAt, DateTime now, TimeSpan maxLifetime)
+    {
+        if (expires is not { } exp || exp.ToUniversalTime() + ClockSkew < now)
+        {
+            return false;
+        }
+
+        exp = exp.ToUniversalTime();
+        if (notBefore is { } nbf && nbf.ToUniversalTime() - ClockSkew > now)
+        {
+            return false;
+        }
+
+        var from = issuedAt ?? notBefore;
+        return exp - now <= maxLifetime + ClockSkew && (from is not { } start || exp - start.ToUniversalTime() <= maxLifetime + ClockSkew);
+    }
+
+    private static DateTime? IssuedAt(SecurityToken token) => token switch
+    {
+        Microsoft.IdentityModel.JsonWebTokens.JsonWebToken jwt when jwt.TryGetPayloadValue<long>("iat", out var iat) => DateTimeOffset.FromUnixTimeSeconds(iat).UtcDateTime,
+        _ => null,
+    };
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using StackExchange.Redis;
 
 namespace Ingest.Gateway.Ingest;
 
@@ -7,8 +8,14 @@ namespace Ingest.Gateway.Ingest;
 /// The calls this gateway carries: for the active-calls gauge, per-address and total connection limits, refusing a
 /// stream id already live here, and the graceful drain on SIGTERM.
 /// </summary>
-public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<SessionRegistry> logger)
+public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<SessionRegistry> logger, IConnectionMultiplexer? redis = null)
 {
+    /// <summary>
+    /// A drain stops waiting for calls once Redis has been unreachable this long: nothing the calls send can land then,
+    /// and CONTRACT §8 wants a gateway whose Redis is gone out within 60 s of SIGTERM (30 s + 15 s flush + the client).
+    /// </summary>
+    public static readonly TimeSpan DrainWithoutRedis = TimeSpan.FromSeconds(30);
+
     private readonly ConcurrentDictionary<string, IngestSession> _byStream = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _draining = new();
@@ -101,8 +108,23 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
         await _draining.CancelAsync();
         LogDrainStarted(_byStream.Count, settings.Limits.DrainGrace.TotalSeconds);
         var deadline = DateTime.UtcNow + settings.Limits.DrainGrace;
+        DateTime? redisLostAt = null;
         while (Connections > 0 && DateTime.UtcNow < deadline && !hardStop.IsCancellationRequested)
         {
+            if (redis is { IsConnected: false })
+            {
+                redisLostAt ??= DateTime.UtcNow;
+                if (DateTime.UtcNow - redisLostAt >= DrainWithoutRedis)
+                {
+                    LogDrainCutShort(DrainWithoutRedis.TotalSeconds);
+                    break;
+                }
+            }
+            else
+            {
+                redisLostAt = null;
+            }
+
             await Task.Delay(100, CancellationToken.None);
         }
 
@@ -139,6 +161,9 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Draining: refusing new upgrades; {Calls} call(s) in progress get {Seconds} s to finish")]
     private partial void LogDrainStarted(int calls, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unreachable for {Seconds} s during the drain: ending the calls now")]
+    private partial void LogDrainCutShort(double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Drain grace over: ending {Calls} call(s) with reason gateway_shutdown after flushing them")]
     private partial void LogEndingCalls(int calls);

@@ -59,9 +59,14 @@ public sealed class ProcessCluster : IAsyncDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException("Build the solution first", path);
     }
 
-    public async Task<ChildProcess> StartSiloAsync(string name, Dictionary<string, string>? extra = null)
+    /// <summary>
+    /// Starts a silo on free ports. <paramref name="httpPort"/> given: SILO_HTTP_PORT is left unset and the silo is
+    /// expected to derive that port itself (the test then passes the SILO_PORT/GATEWAY_PORT it chose in <paramref name="extra"/>).
+    /// </summary>
+    public async Task<ChildProcess> StartSiloAsync(string name, Dictionary<string, string>? extra = null, int? httpPort = null)
     {
-        var httpPort = RedisServer.FreePort();
+        var derived = httpPort is not null;
+        httpPort ??= RedisServer.FreePort();
         var env = new Dictionary<string, string>
         {
             ["REDIS_URL"] = Redis.ConnectionString,
@@ -69,13 +74,18 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["SERVICE_ID"] = ClusterId,
             ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
             ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["SILO_HTTP_PORT"] = httpPort.ToString(CultureInfo.InvariantCulture),
+            ["SILO_HTTP_PORT"] = httpPort.Value.ToString(CultureInfo.InvariantCulture),
             ["SILO_ADVERTISED_IP"] = "127.0.0.1",
             ["SUPPORT_EXOTEL"] = "true",
             ["Logging__LogLevel__Default"] = "Warning",
         };
+        if (derived)
+        {
+            env.Remove("SILO_HTTP_PORT");
+        }
+
         Merge(env, extra);
-        var child = Start(name, HostDll("Silo", "Ingest.Silo"), env, httpPort);
+        var child = Start(name, HostDll("Silo", "Ingest.Silo"), env, httpPort.Value);
         await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
         return child;
     }

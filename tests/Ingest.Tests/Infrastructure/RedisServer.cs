@@ -107,8 +107,30 @@ public sealed class RedisServer : IAsyncDisposable
         _process = null;
     }
 
+    /// <summary>SIGSTOP: the server keeps its connections and answers nothing, like a Redis stuck in a fork or a dead link.</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal("-CONT");
+
+    private void Signal(string signal)
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            return;
+        }
+
+        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
+        {
+            ArgumentList = { signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("could not run /bin/kill");
+        kill.WaitForExit();
+    }
+
     public async ValueTask DisposeAsync()
     {
+        Resume();
         await StopProcessAsync();
         try
         {

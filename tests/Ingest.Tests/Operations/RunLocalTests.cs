@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Ingest.Tests.Infrastructure;
+
+namespace Ingest.Tests.Operations;
+
+/// <summary>
+/// tools/run-local.sh in a real pseudo-terminal (util-linux <c>script</c>): Ctrl+C is the byte 0x03 typed into the
+/// terminal, which the line discipline turns into SIGINT for the whole foreground process group. The script must come
+/// back within 30 s and leave no Redis, silo or gateway behind, also when Ctrl+C is pressed a second time while stopping.
+/// </summary>
+[Trait("Category", "Slow")]
+public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task CtrlC_in_a_terminal_returns_within_30_seconds_and_leaves_no_process(int presses)
+    {
+        var marker = "run-local-test-" + Guid.NewGuid().ToString("N")[..8];
+        var runDir = Path.Combine(Path.GetTempPath(), marker);
+        Directory.CreateDirectory(runDir);
+        var env = new Dictionary<string, string>
+        {
+            ["RUN_LOCAL_TEST_MARKER"] = marker,
+            ["RUN_DIR"] = runDir,
+            ["RUN_LOCAL_SKIP_BUILD"] = "1",
+            ["CONFIGURATION"] = ProcessCluster.Configuration,
+            ["REDIS_PORT"] = Free(),
+            ["PORT"] = Free(),
+            ["SILO_PORT"] = Free(),
+            ["GATEWAY_PORT"] = Free(),
+            ["SILO_HTTP_PORT"] = Free(),
+            ["CLUSTER_ID"] = marker,
+            ["SERVICE_ID"] = marker,
+        };
+        var script = Path.Combine(ProcessCluster.RepositoryRoot, "tools", "run-local.sh");
+        var info = new ProcessStartInfo("script")
+        {
+            ArgumentList = { "-qfec", $"bash {script}", "/dev/null" },
+            WorkingDirectory = ProcessCluster.RepositoryRoot,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (key, value) in env)
+        {
+            info.Environment[key] = value;
+        }
+
+        using var terminal = Process.Start(info) ?? throw new InvalidOperationException("could not start script");
+        var seen = new StringBuilder();
+        var running = new TaskCompletionSource();
+        terminal.OutputDataReceived += (_, e) =>
+        {
+            lock (seen)
+            {
+                seen.AppendLine(e.Data);
+            }
+
+            if (e.Data?.Contains("Press Ctrl+C to stop", StringComparison.Ordinal) == true)
+            {
+                running.TrySetResult();
+            }
+        };
+        terminal.ErrorDataReceived += (_, e) =>
+        {
+            lock (seen)
+            {
+                seen.AppendLine(e.Data);
+            }
+        };
+        terminal.BeginOutputReadLine();
+        terminal.BeginErrorReadLine();
+        try
+        {
+            await running.Task.WaitAsync(TimeSpan.FromSeconds(90));
+            Assert.True(Leftovers(marker).Count >= 3, "expected redis, silo and gateway running\n" + seen);
+
+            var clock = Stopwatch.StartNew();
+            for (var press = 0; press < presses; press++)
+            {
+                try
+                {
+                    // The second press lands while the script is stopping its children (stopping takes seconds).
+                    await terminal.StandardInput.WriteAsync('\x03');
+                    await terminal.StandardInput.FlushAsync();
+                }
+                catch (IOException)
+                {
+                    Assert.True(press > 0, "the terminal was gone before the first Ctrl+C");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(150));
+            }
+
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await terminal.WaitForExitAsync(cts.Token);
+            output.WriteLine($"returned {clock.ElapsedMilliseconds} ms after the first Ctrl+C ({presses} press(es))");
+
+            // Exited processes can take a moment to be reaped by init after their parent is gone.
+            var left = await WaitNoLeftoversAsync(marker);
+            Assert.True(left.Count == 0, "left running: " + string.Join(", ", left) + "\n" + seen);
+        }
+        catch
+        {
+            output.WriteLine(seen.ToString());
+            throw;
+        }
+        finally
+        {
+            foreach (var pid in Leftovers(marker))
+            {
+                try
+                {
+                    Process.GetProcessById(pid).Kill();
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+                {
+                }
+            }
+
+            if (!terminal.HasExited)
+            {
+                terminal.Kill(entireProcessTree: true);
+            }
+
+            try
+            {
+                Directory.Delete(runDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static string Free() => RedisServer.FreePort().ToString(CultureInfo.InvariantCulture);
+
+    private static async Task<List<int>> WaitNoLeftoversAsync(string marker)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            if (Leftovers(marker).Count == 0)
+            {
+                return [];
+            }
+
+            await Task.Delay(100);
+        }
+
+        return Leftovers(marker);
+    }
+
+    /// <summary>Live processes (not zombies) started under this test's marker, whatever their session or parent.</summary>
+    private static List<int> Leftovers(string marker)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                if (state != "Z" && File.ReadAllText(Path.Combine(dir, "environ")).Contains("RUN_LOCAL_TEST_MARKER=" + marker, StringComparison.Ordinal))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+}
