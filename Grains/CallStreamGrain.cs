@@ -120,7 +120,9 @@ public sealed partial class CallStreamGrain(
         }
 
         EnsureOrphanTimer();
-        await FlushAsync(force: true);
+
+        // While Redis is away the retry timer writes; a re-presented call must not wait on it again.
+        await FlushAsync(force: !_redisDown);
         return Ack(Status());
     }
 
@@ -582,7 +584,7 @@ public sealed partial class CallStreamGrain(
             var started = Stopwatch.GetTimestamp();
             try
             {
-                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, cursorAfter, ttl, _options);
+                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, cursorAfter, ttl, _options).WaitAsync(_options.WriteTimeout);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
             {
@@ -590,6 +592,13 @@ public sealed partial class CallStreamGrain(
                 if (!_redisDown)
                 {
                     LogRedisUnavailable(_streamId, _pending.Count, ex);
+                }
+
+                // The attempted entries may still land (a frozen Redis runs what it was sent when it wakes): freeze them,
+                // so what is retried is exactly what may already be there, and the conflict can be reconciled.
+                if (_openGap is not null && _pending.IndexOf(_openGap) is var open && open >= 0 && open < count)
+                {
+                    _openGap = null;
                 }
 
                 _redisDown = true;
@@ -601,8 +610,13 @@ public sealed partial class CallStreamGrain(
             GrainMetrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             if (outcome == WriteOutcome.Conflict)
             {
-                // Another activation of this stream wrote first (a split brain during a silo failure). Start over from
-                // what Redis holds: the gateway still has every unsettled item, presents the call again and resends.
+                if (await ReconcileAsync())
+                {
+                    continue;
+                }
+
+                // Another activation of this stream wrote (a split brain during a silo failure). Start over from what
+                // Redis holds: the gateway still has every unsettled item, presents the call again and resends.
                 LogCursorMoved(_streamId);
                 ReleasePending();
                 _loaded = false;
@@ -646,6 +660,61 @@ public sealed partial class CallStreamGrain(
 
         // Keep the head's version in step so the next write is fenced against what we just wrote.
         _head = _head with { Version = _written.Version };
+    }
+
+    /// <summary>
+    /// The fence refused a write. When the cursor in Redis is one this activation itself produced (an earlier attempt that
+    /// timed out here but landed later, e.g. a Redis that was frozen), the entries up to it are in Redis: they are
+    /// settled and the rest is written on. True when reconciled that way (whatever is left); false when another activation
+    /// wrote, or Redis could not be read.
+    /// </summary>
+    private async Task<bool> ReconcileAsync()
+    {
+        CallCursor current;
+        try
+        {
+            current = await publisher.LoadCursorAsync(_streamId).WaitAsync(_options.WriteTimeout);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return false;
+        }
+
+        var found = -1;
+        for (var i = 0; i < _pending.Count && found < 0; i++)
+        {
+            if (_pending[i].CursorAfter with { Version = 0 } == current with { Version = 0 })
+            {
+                found = i;
+            }
+        }
+
+        if (found < 0)
+        {
+            if (_cursorDirty && _head with { Version = 0 } == current with { Version = 0 })
+            {
+                _written = current;
+                _cursorDirty = false;
+                return true;
+            }
+
+            return false;
+        }
+
+        var settled = found + 1;
+        var audio = 0;
+        for (var i = 0; i < settled; i++)
+        {
+            audio += _pending[i].Audio ? 1 : 0;
+        }
+
+        LogReconciled(_streamId, settled);
+        _written = current;
+        RemovePending(settled);
+        GrainMetrics.FramesPublished.Add(audio);
+        _publishedSinceAck += audio;
+        _head = _head with { Version = _written.Version };
+        return true;
     }
 
     private void EnsureRetryTimer()
@@ -801,6 +870,9 @@ public sealed partial class CallStreamGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable for stream {StreamId}; holding {Pending} entr(ies) and retrying")]
     private partial void LogRedisUnavailable(string streamId, int pending, Exception exception);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stream {StreamId}: an earlier write that timed out had landed; {Settled} entr(ies) settled, writing on")]
+    private partial void LogReconciled(string streamId, int settled);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: sequence number {Seq} is more than 100000 beyond the stream's highest ({Highest}); dropped as malformed, the stream's position is unchanged")]
     private partial void LogSequenceJump(string streamId, long seq, long highest);
 
@@ -813,7 +885,7 @@ public sealed partial class CallStreamGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Redis back for stream {StreamId}; buffer flushed ({Pending} left)")]
     private partial void LogRedisRecovered(string streamId, int pending);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Buffer of stream {StreamId} full ({Limit} entries) while Redis is away; dropping frames from sequence {Seq}, counted and recorded as a gap")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Buffer of stream {StreamId} full ({Limit} entries or its byte budget) while Redis is away; dropping frames from sequence {Seq}, counted and recorded as a buffer_overflow gap")]
     private partial void LogOverflowStarted(string streamId, int limit, long seq);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cursor of stream {StreamId} moved under this activation; reloading it, the gateway presents the call again and resends")]

@@ -28,6 +28,13 @@ public sealed class IngestOptions
     /// </summary>
     public TimeSpan StreamTtl { get; set; } = TimeSpan.FromSeconds(900);
 
+    /// <summary>
+    /// Longest a grain waits for one batch write before it treats Redis as away and holds the batch (the write may still
+    /// land later; the cursor fence and the reconciliation on conflict make that harmless). Well below the gateway's
+    /// 3 s grain-call timeout, so a frozen Redis never makes grain calls time out (which would re-present every call).
+    /// </summary>
+    public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How often a call with buffered items retries Redis.</summary>
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 

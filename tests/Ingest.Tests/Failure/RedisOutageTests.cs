@@ -177,6 +177,78 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         Assert.True(problem is null, problem);
     }
 
+    [Fact]
+    public async Task Redis_frozen_by_sigstop_under_flat_out_large_frames_loses_nothing_silently()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync();
+
+        // Two native calls send 64 KB frames flat out; Redis is frozen (SIGSTOP: connected, answering nothing) for 10 s.
+        // Far more arrives than any budget holds: every frame must be published once, in order, or lie inside a gap
+        // that says why (buffer_overflow), never vanish or be called "missing" (nothing was lost on the way).
+        var ids = new[] { "frozen-a-" + Guid.NewGuid().ToString("N")[..8], "frozen-b-" + Guid.NewGuid().ToString("N")[..8] };
+        var sent = new int[ids.Length];
+        using var stop = new CancellationTokenSource();
+        var senders = ids.Select((id, n) => Task.Run(async () =>
+        {
+            using var socket = ExotelClient.NewSocket(new Dictionary<string, string> { ["Authorization"] = "Bearer " + Tokens.Create() });
+            await socket.ConnectAsync(IngestStack.IngestUri(gateway), CancellationToken.None);
+            await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes($$"""{"event":"start","stream_id":"{{id}}","sample_rate":16000,"encoding":"pcm16le","channels":1}"""), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+            var frame = new byte[64 * 1024];
+            while (!stop.IsCancellationRequested)
+            {
+                sent[n]++;
+                BitConverter.TryWriteBytes(frame, sent[n]);
+                await socket.SendAsync(frame, System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
+            }
+
+            await socket.SendAsync("""{"event":"stop"}"""u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+            var buffer = new byte[1024];
+            using var closeWait = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (socket.State == System.Net.WebSockets.WebSocketState.Open)
+            {
+                if ((await socket.ReceiveAsync(buffer, closeWait.Token)).MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                {
+                    break;
+                }
+            }
+        })).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        stack.Redis.Pause();
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        stack.Redis.Resume();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await stop.CancelAsync();
+        await Task.WhenAll(senders);
+
+        for (var n = 0; n < ids.Length; n++)
+        {
+            Assert.True(await RedisStreams.WaitUntilAsync(
+                async () => (await RedisStreams.ReadLifecycleAsync(stack.Connection, ids[n])).Any(e => e["event"] == "stop"),
+                TimeSpan.FromSeconds(40)), $"{ids[n]}: no stop");
+            var audio = await RedisStreams.ReadAudioAsync(stack.Connection, ids[n]);
+            var gaps = (await RedisStreams.ReadLifecycleAsync(stack.Connection, ids[n])).Where(e => e["event"] == "gap").ToList();
+            var seqs = audio.Select(a => a.Seq).ToList();
+            Assert.True(seqs.Zip(seqs.Skip(1)).All(p => p.Second > p.First), $"{ids[n]}: audio not strictly in order");
+            Assert.All(audio, a => Assert.Equal((int)a.Seq, BitConverter.ToInt32(a.Audio)));
+            var covered = new HashSet<long>(seqs);
+            foreach (var gap in gaps)
+            {
+                Assert.Equal("buffer_overflow", gap["reason"]);
+                for (var s = long.Parse(gap["from_seq"], CultureInfo.InvariantCulture); s <= long.Parse(gap["to_seq"], CultureInfo.InvariantCulture); s++)
+                {
+                    Assert.True(covered.Add(s), $"{ids[n]}: frame {s} both published and in a gap");
+                }
+            }
+
+            var unaccounted = Enumerable.Range(1, sent[n]).Where(s => !covered.Contains(s)).ToList();
+            output.WriteLine($"{ids[n]}: sent {sent[n]}, published {seqs.Count}, gaps {gaps.Count}, unaccounted {unaccounted.Count}");
+            Assert.True(unaccounted.Count == 0, $"{ids[n]}: {unaccounted.Count} frame(s) neither published nor in a gap, e.g. {string.Join(",", unaccounted.Take(5))}");
+        }
+    }
+
     private static async Task WaitForExotelAsync(Microsoft.AspNetCore.Builder.WebApplication gateway)
     {
         var ready = await RedisStreams.WaitUntilAsync(() => Task.FromResult(IngestStack.SupportsExotel(gateway)), TimeSpan.FromSeconds(10));
