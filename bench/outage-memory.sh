@@ -11,6 +11,8 @@
 # Variants: sigstop  = kill -STOP redis-server, kill -CONT after the outage (connected but not answering)
 #           shutdown = SHUTDOWN SAVE, then a new redis-server on the same port and data dir (disconnected)
 # Own options: --variants sigstop,shutdown  --no-build  --label NAME
+#   --container-heap   give gateway and silo the GC heap limit .NET derives inside the k8s containers (75 % of the
+#                      deploy/k8s memory limits: 384 MiB of 512 Mi, 768 MiB of 1 Gi) via DOTNET_GCHeapHardLimit
 # Driver options: --calls N --frame-bytes N --pre S --outage S --post S --drain S
 # Environment: settings of the servers (MAX_CALL_BUFFER_BYTES, INGEST_BUFFER_BYTES, ...) are passed through.
 set -euo pipefail
@@ -22,16 +24,18 @@ variants="sigstop,shutdown"
 build=1
 pre=5 outage=30 post=10
 driver_args=()
+gateway_env=() silo_env=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --variants) variants="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --container-heap) gateway_env+=(DOTNET_GCHeapHardLimit=0x18000000); silo_env+=(DOTNET_GCHeapHardLimit=0x30000000); shift ;;
     --label) label="-$2"; shift 2 ;;
     --pre) pre="$2"; shift 2 ;;
     --outage) outage="$2"; shift 2 ;;
     --post) post="$2"; shift 2 ;;
     --calls|--frame-bytes|--drain) driver_args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -105,12 +109,13 @@ for variant in "${variant_list[@]}"; do
   export SILO_PORT=$(free_port) GATEWAY_PORT=$(free_port) SILO_HTTP_PORT=$(free_port) SILO_ADVERTISED_IP=127.0.0.1
   export SUPPORT_EXOTEL=true CLUSTER_ID="outage-$stamp-$variant" SERVICE_ID="outage-$stamp-$variant"
   port=$(free_port)
-  dotnet "${BENCH_SILO_DLL:-Silo/bin/Release/net10.0/Ingest.Silo.dll}" >"$dir/silo.log" 2>&1 &
+  env "${silo_env[@]}" dotnet "${BENCH_SILO_DLL:-Silo/bin/Release/net10.0/Ingest.Silo.dll}" >"$dir/silo.log" 2>&1 &
   silo_pid=$!; pids+=("$silo_pid")
-  PORT=$port dotnet "${BENCH_GATEWAY_DLL:-Gateway/bin/Release/net10.0/Ingest.Gateway.dll}" >"$dir/gateway.log" 2>&1 &
+  env "${gateway_env[@]}" PORT=$port dotnet "${BENCH_GATEWAY_DLL:-Gateway/bin/Release/net10.0/Ingest.Gateway.dll}" >"$dir/gateway.log" 2>&1 &
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$dir/gateway.log"
 
+  export BENCH_OUTAGE_NOTE="gateway env: ${gateway_env[*]:-none}; silo env: ${silo_env[*]:-none}"
   out="$results/$stamp$label-outage-$variant.json"
   ready="$dir/ready"
   "${bench[@]}" outage --variant "$variant" --url "ws://127.0.0.1:$port/v1/ingest" --redis "$REDIS_URL" \
@@ -139,6 +144,6 @@ for variant in "${variant_list[@]}"; do
 done
 
 echo
-echo "== $(nproc) cores, $(uname -sr); settings: MAX_CALL_BUFFER_BYTES=${MAX_CALL_BUFFER_BYTES:-default 8 MiB} MAX_GATEWAY_BUFFER_BYTES=${MAX_GATEWAY_BUFFER_BYTES:-default 192 MiB} INGEST_BUFFER_BYTES=${INGEST_BUFFER_BYTES:-default 16 MiB} INGEST_SILO_BUFFER_BYTES=${INGEST_SILO_BUFFER_BYTES:-default 384 MiB} =="
+echo "== $(nproc) cores, $(uname -sr); settings: MAX_CALL_BUFFER_BYTES=${MAX_CALL_BUFFER_BYTES:-default 8 MiB} MAX_GATEWAY_BUFFER_BYTES=${MAX_GATEWAY_BUFFER_BYTES:-default 192 MiB} INGEST_BUFFER_BYTES=${INGEST_BUFFER_BYTES:-default 16 MiB} INGEST_SILO_BUFFER_BYTES=${INGEST_SILO_BUFFER_BYTES:-default 384 MiB}; gateway env: ${gateway_env[*]:-none}; silo env: ${silo_env[*]:-none} =="
 echo "results: ${files[*]}"
 echo "process logs and notable log lines: $run"

@@ -106,6 +106,8 @@ public static class OutageMemory
             Math.Round(drained.TotalSeconds, 1),
             sampler.Peaks(),
             sampler.PeaksBetween(TimeSpan.Zero, TimeSpan.FromSeconds(o.PreSeconds), clock),
+            sampler.PeakSplit(),
+            Environment.GetEnvironmentVariable("BENCH_OUTAGE_NOTE") ?? string.Empty,
             results);
         Console.WriteLine(Render(run));
         await File.WriteAllTextAsync(o.OutputPath, JsonSerializer.Serialize(run, ResultsTable.Json));
@@ -118,11 +120,11 @@ public static class OutageMemory
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"outage variant: {r.Variant} ({r.FrameBytes:N0}-byte frames, {r.PreSeconds} s before, {r.OutageSeconds} s outage, {r.PostSeconds} s after; sending ended {r.SendingEndedSeconds} s, all accounted {r.DrainedSeconds} s)");
-        sb.AppendLine("| process | peak RSS (MiB) | RSS peak before the outage (MiB) |");
-        sb.AppendLine("|---|---:|---:|");
+        sb.AppendLine("| process | peak RSS (MiB) | RSS peak before the outage (MiB) | at the highest 200 ms sample |");
+        sb.AppendLine("|---|---:|---:|---|");
         foreach (var (name, peak) in r.PeakRssMib)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {peak:N0} | {r.PeakRssBeforeOutageMib.GetValueOrDefault(name):N0} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {peak:N0} | {r.PeakRssBeforeOutageMib.GetValueOrDefault(name):N0} | {r.AtPeakSampled.GetValueOrDefault(name)} |");
         }
 
         sb.AppendLine();
@@ -284,6 +286,8 @@ public sealed record OutageRun(
     double DrainedSeconds,
     Dictionary<string, double> PeakRssMib,
     Dictionary<string, double> PeakRssBeforeOutageMib,
+    Dictionary<string, string> AtPeakSampled,
+    string Note,
     List<OutageCallResult> Calls);
 
 public sealed record OutageCallResult(
@@ -623,6 +627,40 @@ public sealed class RssSampler(IReadOnlyDictionary<string, int> processes)
 {
     private readonly List<(TimeSpan At, string Name, long Bytes)> _samples = [];
     private readonly Dictionary<string, long> _current = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Rss, long Anon, long File)> _peakSplit = new(StringComparer.Ordinal);
+
+    /// <summary>At the highest sampled VmRSS of each process: RssAnon (heaps, stacks) and RssFile (mapped binaries), MiB.</summary>
+    public Dictionary<string, string> PeakSplit()
+    {
+        lock (_samples)
+        {
+            return _peakSplit.ToDictionary(p => p.Key, p => string.Create(CultureInfo.InvariantCulture,
+                $"anon {p.Value.Anon / 1048576.0:N0} + file {p.Value.File / 1048576.0:N0} MiB"), StringComparer.Ordinal);
+        }
+    }
+
+    private static (long Rss, long Anon, long File) ReadStatus(int pid)
+    {
+        long rss = 0, anon = 0, file = 0;
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            static long Kb(string l) => long.Parse(l[(l.IndexOf(':') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                rss = Kb(line);
+            }
+            else if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
+            {
+                anon = Kb(line);
+            }
+            else if (line.StartsWith("RssFile:", StringComparison.Ordinal))
+            {
+                file = Kb(line);
+            }
+        }
+
+        return (rss, anon, file);
+    }
     private readonly Stopwatch _clock = new();
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
@@ -643,11 +681,15 @@ public sealed class RssSampler(IReadOnlyDictionary<string, int> processes)
                 {
                     try
                     {
-                        var rss = ProcessSampler.RssBytes(pid);
+                        var (rss, anon, file) = ReadStatus(pid);
                         lock (_samples)
                         {
                             _samples.Add((_clock.Elapsed, name, rss));
                             _current[name] = rss;
+                            if (rss >= _peakSplit.GetValueOrDefault(name).Rss)
+                            {
+                                _peakSplit[name] = (rss, anon, file);
+                            }
                         }
                     }
                     catch (IOException)
