@@ -11,6 +11,12 @@ if (args.Length >= 1 && args[0] is "compare" or "curve")
     return 0;
 }
 
+// Ingest.Bench outage --url ws://... --redis host:port --jwt-secret S --pids gateway=..,silo=.. (bench/outage-memory.sh)
+if (args.Length >= 1 && args[0] == "outage")
+{
+    return await OutageMemory.RunAsync(args.Skip(1).ToList());
+}
+
 if (args.Length < 1 || args[0] != "run")
 {
     Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json | curve A.json ...");
