@@ -45,6 +45,10 @@ public sealed partial class CallStreamGrain(
     private bool _presented;
     private DateTime _ownerSeenUtc;
     private bool _cursorDirty;
+
+    // A write failed after it may have been sent (a timeout): it may still land. Before writing again the cursor is read
+    // (which, on the one connection, comes after that write) and what landed is settled.
+    private bool _uncertain;
     private bool _redisDown;
     private DateTime _nextRetryUtc;
     private DateTime _lastExpiryUtc;
@@ -568,6 +572,11 @@ public sealed partial class CallStreamGrain(
             return;
         }
 
+        if (_uncertain && !await SettleUncertainWriteAsync())
+        {
+            return;
+        }
+
         do
         {
             var count = Math.Min(_pending.Count, _options.MaxBatch);
@@ -595,12 +604,13 @@ public sealed partial class CallStreamGrain(
                 }
 
                 // The attempted entries may still land (a frozen Redis runs what it was sent when it wakes): freeze them,
-                // so what is retried is exactly what may already be there, and the conflict can be reconciled.
+                // so what may already be there is exactly what is pending, and it can be reconciled.
                 if (_openGap is not null && _pending.IndexOf(_openGap) is var open && open >= 0 && open < count)
                 {
                     _openGap = null;
                 }
 
+                _uncertain = true;
                 _redisDown = true;
                 _nextRetryUtc = DateTime.UtcNow + _options.RetryInterval;
                 EnsureRetryTimer();
@@ -610,7 +620,7 @@ public sealed partial class CallStreamGrain(
             GrainMetrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             if (outcome == WriteOutcome.Conflict)
             {
-                if (await ReconcileAsync())
+                if (await ReconcileAsync(known: null))
                 {
                     continue;
                 }
@@ -663,17 +673,52 @@ public sealed partial class CallStreamGrain(
     }
 
     /// <summary>
-    /// The fence refused a write. When the cursor in Redis is one this activation itself produced (an earlier attempt that
-    /// timed out here but landed later, e.g. a Redis that was frozen), the entries up to it are in Redis: they are
-    /// settled and the rest is written on. True when reconciled that way (whatever is left); false when another activation
-    /// wrote, or Redis could not be read.
+    /// After a write that may have been sent failed: reads the cursor (bounded) before anything is written again. False
+    /// while Redis still does not answer (nothing is written, so the pending entries may go on growing); true once what
+    /// landed is settled, or after a reset when another activation wrote (then nothing is left to write here).
     /// </summary>
-    private async Task<bool> ReconcileAsync()
+    private async Task<bool> SettleUncertainWriteAsync()
     {
         CallCursor current;
         try
         {
             current = await publisher.LoadCursorAsync(_streamId).WaitAsync(_options.WriteTimeout);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            GrainMetrics.RedisFailures.Add(1);
+            _redisDown = true;
+            _nextRetryUtc = DateTime.UtcNow + _options.RetryInterval;
+            EnsureRetryTimer();
+            return false;
+        }
+
+        _uncertain = false;
+        if (current.Version == _written.Version || await ReconcileAsync(current))
+        {
+            return true;
+        }
+
+        LogCursorMoved(_streamId);
+        ReleasePending();
+        _loaded = false;
+        _presented = false;
+        _cursorDirty = false;
+        return false;
+    }
+
+    /// <summary>
+    /// The fence refused a write. When the cursor in Redis is one this activation itself produced (an earlier attempt that
+    /// timed out here but landed later, e.g. a Redis that was frozen), the entries up to it are in Redis: they are
+    /// settled and the rest is written on. True when reconciled that way (whatever is left); false when another activation
+    /// wrote, or Redis could not be read.
+    /// </summary>
+    private async Task<bool> ReconcileAsync(CallCursor? known)
+    {
+        CallCursor current;
+        try
+        {
+            current = known ?? await publisher.LoadCursorAsync(_streamId).WaitAsync(_options.WriteTimeout);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

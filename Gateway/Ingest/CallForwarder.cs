@@ -32,6 +32,9 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// <summary>How long a socket waits for room when its call's buffer is full before frames are counted as overflow.</summary>
     internal static readonly TimeSpan BackpressureLimit = TimeSpan.FromSeconds(2);
 
+    /// <summary>A sequence number further than this beyond the last one is malformed (CONTRACT §5).</summary>
+    private const long MaxSequenceJump = 100_000;
+
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
@@ -127,6 +130,27 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
 
         Wake();
+    }
+
+    /// <summary>
+    /// While this call is already overflowing and <paramref name="bytes"/> more would not fit, counts the frame into the
+    /// open buffer_overflow gap at once and returns true, so the caller need not copy audio that is dropped anyway.
+    /// </summary>
+    public bool TryOverflow(long seq, int bytes)
+    {
+        lock (_gate)
+        {
+            if (!_overflowing || HasRoom(bytes))
+            {
+                return false;
+            }
+
+            GatewayMetrics.Overflowed.Add(1);
+            AddOverflow(seq);
+        }
+
+        Wake();
+        return true;
     }
 
     /// <summary>
@@ -250,6 +274,13 @@ public sealed partial class CallForwarder : IAsyncDisposable
     {
         if (_unsent.Count > 0 && _unsent[^1].Item is { Kind: CallItemKind.Overflow } open)
         {
+            if (seq - open.ToSeq > MaxSequenceJump)
+            {
+                // An absurd number (CONTRACT §5) must not stretch the gap over numbers that never came: malformed.
+                GatewayMetrics.Malformed.Add(1);
+                return;
+            }
+
             _unsent[^1] = _unsent[^1] with { Item = open with { ToSeq = Math.Max(open.ToSeq, seq), Count = open.Count + 1 } };
             return;
         }

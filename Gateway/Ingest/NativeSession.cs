@@ -46,7 +46,12 @@ public sealed partial class NativeSession(
                     GatewayMetrics.OddLength.Add(1);
                 }
 
-                await Forwarder.EnqueueAsync(CallItemKind.Media, seq, null, ElapsedMs, message.Data.ToArray());
+                // A frame that only joins an open overflow gap is not copied: a flat-out sender into a cluster that takes
+                // nothing would otherwise allocate (and collect) every frame it sends.
+                if (!Forwarder.TryOverflow(seq, message.Data.Length))
+                {
+                    await Forwarder.EnqueueAsync(CallItemKind.Media, seq, null, ElapsedMs, message.Data.ToArray());
+                }
                 continue;
             }
 

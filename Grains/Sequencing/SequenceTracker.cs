@@ -127,7 +127,9 @@ public sealed class SequenceTracker
             from = LastMediaSeq + 1;
         }
 
-        if (IsJump(to))
+        // The range is the gateway's own account of frames it could not keep (however many arrived while the cluster
+        // took nothing); only where it starts is checked against the stream's position.
+        if (IsJump(from))
         {
             return SequenceDecision.Malformed;
         }

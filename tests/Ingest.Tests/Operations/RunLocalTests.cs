@@ -36,9 +36,11 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
             ["SERVICE_ID"] = marker,
         };
         var script = Path.Combine(ProcessCluster.RepositoryRoot, "tools", "run-local.sh");
-        var info = new ProcessStartInfo("script")
+        // env --default-signal: a test run started in the background (a job of a non-interactive shell) inherits SIGINT
+        // ignored, and a shell cannot trap a signal ignored at its entry; a terminal's shell never starts that way.
+        var info = new ProcessStartInfo("env")
         {
-            ArgumentList = { "-qfec", $"bash {script}", "/dev/null" },
+            ArgumentList = { "--default-signal=INT", "script", "-qfec", $"bash {script}", "/dev/null" },
             WorkingDirectory = ProcessCluster.RepositoryRoot,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,

@@ -93,4 +93,21 @@ public sealed class SequenceTrackerTests
         // The event 11 above the last frame is still counted, so frame 12 follows without a gap.
         Assert.Equal(0, tracker.OnMedia(12, 10).Missing);
     }
+
+    [Fact]
+    public void A_gateway_overflow_range_longer_than_the_jump_limit_moves_the_position_and_later_frames_follow()
+    {
+        var tracker = new SequenceTracker();
+        tracker.SetBaseline(0);
+        Assert.True(tracker.OnMedia(1, null).Accept);
+
+        var range = tracker.OnMediaRange(2, 250_001, out var before);
+
+        Assert.True(range.Accept);
+        Assert.Equal(0, before.Missing);
+        Assert.Equal(250_000, range.Missing);
+        var next = tracker.OnMedia(250_002, null);
+        Assert.True(next.Accept);
+        Assert.Equal(0, next.Missing);
+    }
 }
