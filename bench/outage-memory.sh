@@ -12,7 +12,7 @@
 #           shutdown = SHUTDOWN SAVE, then a new redis-server on the same port and data dir (disconnected)
 # Own options: --variants sigstop,shutdown  --no-build  --label NAME
 #   --container-heap   give gateway and silo the GC heap limit .NET derives inside the k8s containers (75 % of the
-#                      deploy/k8s memory limits: 384 MiB of 512 Mi, 768 MiB of 1 Gi) via DOTNET_GCHeapHardLimit
+#                      deploy/k8s memory limits: 576 MiB of 768 Mi, 768 MiB of 1 Gi) via DOTNET_GCHeapHardLimit
 # Driver options: --calls N --frame-bytes N --pre S --outage S --post S --drain S
 # Environment: settings of the servers (MAX_CALL_BUFFER_BYTES, INGEST_BUFFER_BYTES, ...) are passed through.
 set -euo pipefail
@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --variants) variants="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    --container-heap) gateway_env+=(DOTNET_GCHeapHardLimit=0x18000000); silo_env+=(DOTNET_GCHeapHardLimit=0x30000000); shift ;;
+    --container-heap) gateway_env+=(DOTNET_GCHeapHardLimit=0x24000000); silo_env+=(DOTNET_GCHeapHardLimit=0x30000000); shift ;;
     --label) label="-$2"; shift 2 ;;
     --pre) pre="$2"; shift 2 ;;
     --outage) outage="$2"; shift 2 ;;
