@@ -180,27 +180,29 @@ public sealed record GatewayLimits
     /// <summary>Fixed pause before a 401 for a wrong credential, so guessing is slow even below the limit.</summary>
     public TimeSpan AuthFailureDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
-    public static GatewayLimits From(IConfiguration c) => new()
-    {
-        AuthFailureLimit = Settings.PositiveInt(c, "AUTH_FAILURE_LIMIT", 60, 1, 1_000_000),
-        AuthFailureWindow = TimeSpan.FromSeconds(Settings.PositiveInt(c, "AUTH_FAILURE_WINDOW_SECONDS", 60, 1, 86_400)),
-        AuthFailureDelay = TimeSpan.FromMilliseconds(Settings.PositiveInt(c, "AUTH_FAILURE_DELAY_MS", 250, 0, 10_000)),
-        MaxMessageBytes = Settings.PositiveInt(c, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
-        IdleTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "IDLE_TIMEOUT_SECONDS", 30, 1, 86_400)),
-        MaxCallDuration = TimeSpan.FromSeconds(Settings.PositiveInt(c, "MAX_CALL_SECONDS", 4 * 3600, 1, 7 * 86_400)),
-        StartTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "START_TIMEOUT_SECONDS", 10, 1, 3600)),
-        KeepAliveInterval = TimeSpan.FromSeconds(Settings.PositiveInt(c, "KEEPALIVE_SECONDS", 15, 1, 3600)),
-        MaxConnectionsPerAddress = Settings.PositiveInt(c, "MAX_CONNECTIONS_PER_IP", 4000, 1),
-        MaxConnections = Settings.PositiveInt(c, "MAX_CONNECTIONS", 10_000, 1),
-        DrainGrace = TimeSpan.FromSeconds(DrainGraceSeconds(c)),
-        ShutdownTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "SHUTDOWN_TIMEOUT_SECONDS", DrainGraceSeconds(c) + (int)FlushAfterDrain.TotalSeconds, 1, 18_000)),
-        MaxQueuedItems = Settings.PositiveInt(c, "MAX_QUEUED_FRAMES", 3000, 10),
-        MaxUnsentItems = Settings.PositiveInt(c, "MAX_UNSENT_FRAMES", 600, 10),
-        MaxCallBufferBytes = Settings.PositiveInt(c, "MAX_CALL_BUFFER_BYTES", 8 * 1024 * 1024, 64 * 1024),
-        MaxGatewayBufferBytes = Settings.PositiveInt(c, "MAX_GATEWAY_BUFFER_BYTES", 192 * 1024 * 1024, 1024 * 1024),
-        DeliveryTimeout = TimeSpan.FromSeconds(Settings.PositiveInt(c, "DELIVERY_TIMEOUT_SECONDS", 300, 1, 86_400)),
-    };
+    /// <summary>Binds and validates <see cref="GatewayLimitsOptions"/> (the options pattern), then turns them into limits.</summary>
+    public static GatewayLimits From(IConfiguration c) => From(SettingsOptions.Load(c, new GatewayLimitsOptionsValidator()));
 
-    /// <summary>Up to MAX_CALL_SECONDS' default: a drain longer than the longest call waits for nothing.</summary>
-    private static int DrainGraceSeconds(IConfiguration c) => Settings.PositiveInt(c, "DRAIN_GRACE_SECONDS", 20, 0, 14_400);
+    public static GatewayLimits From(GatewayLimitsOptions o) => new()
+    {
+        AuthFailureLimit = o.AuthFailureLimit,
+        AuthFailureWindow = TimeSpan.FromSeconds(o.AuthFailureWindowSeconds),
+        AuthFailureDelay = TimeSpan.FromMilliseconds(o.AuthFailureDelayMs),
+        MaxMessageBytes = o.MaxMessageBytes,
+        IdleTimeout = TimeSpan.FromSeconds(o.IdleTimeoutSeconds),
+        MaxCallDuration = TimeSpan.FromSeconds(o.MaxCallSeconds),
+        StartTimeout = TimeSpan.FromSeconds(o.StartTimeoutSeconds),
+        KeepAliveInterval = TimeSpan.FromSeconds(o.KeepAliveSeconds),
+        MaxConnectionsPerAddress = o.MaxConnectionsPerAddress,
+        MaxConnections = o.MaxConnections,
+        DrainGrace = TimeSpan.FromSeconds(o.DrainGraceSeconds),
+        ShutdownTimeout = o.ShutdownTimeoutSeconds is { } shutdown
+            ? TimeSpan.FromSeconds(shutdown)
+            : TimeSpan.FromSeconds(o.DrainGraceSeconds) + FlushAfterDrain,
+        MaxQueuedItems = o.MaxQueuedFrames,
+        MaxUnsentItems = o.MaxUnsentFrames,
+        MaxCallBufferBytes = o.MaxCallBufferBytes,
+        MaxGatewayBufferBytes = o.MaxGatewayBufferBytes,
+        DeliveryTimeout = TimeSpan.FromSeconds(o.DeliveryTimeoutSeconds),
+    };
 }

@@ -37,14 +37,8 @@ public sealed record SiloSettings
 
     public static SiloSettings From(IConfiguration configuration)
     {
-        var audioMax = Settings.PositiveInt(configuration, "INGEST_AUDIO_MAXLEN", 36_000, 100);
-        var bufferLimit = Settings.PositiveInt(configuration, "INGEST_BUFFER_FRAMES", 600, 1, 1_000_000);
-        // The lower bound is the gateways' heartbeat, checked by IngestOptionsValidator with the reason in its line.
-        var orphanSeconds = Settings.PositiveInt(configuration, "INGEST_ORPHAN_SECONDS", 30, 1, 7 * 86_400);
+        var ingest = SettingsOptions.Load(configuration, new IngestSettingsOptionsValidator());
         var siloPort = Settings.Port(configuration, "SILO_PORT", DefaultSiloPort);
-        var ttlSeconds = Settings.PositiveInt(configuration, "INGEST_AUDIO_TTL_SECONDS", 900, 1, 30 * 86_400);
-        var bufferBytes = Settings.PositiveInt(configuration, "INGEST_BUFFER_BYTES", 16 * 1024 * 1024, 64 * 1024);
-        var siloBufferBytes = Settings.PositiveInt(configuration, "INGEST_SILO_BUFFER_BYTES", 384 * 1024 * 1024, 1024 * 1024);
         return new SiloSettings
         {
             Redis = RedisUrl.Parse(configuration[RedisUrl.Setting]),
@@ -59,12 +53,12 @@ public sealed record SiloSettings
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
             Ingest = o =>
             {
-                o.AudioStreamMaxLength = audioMax;
-                o.BufferLimit = bufferLimit;
-                o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
-                o.StreamTtl = TimeSpan.FromSeconds(ttlSeconds);
-                o.BufferBytes = bufferBytes;
-                o.SiloBufferBytes = siloBufferBytes;
+                o.AudioStreamMaxLength = ingest.AudioMaxLength;
+                o.BufferLimit = ingest.BufferFrames;
+                o.OrphanTimeout = TimeSpan.FromSeconds(ingest.OrphanSeconds);
+                o.StreamTtl = TimeSpan.FromSeconds(ingest.AudioTtlSeconds);
+                o.BufferBytes = ingest.BufferBytes;
+                o.SiloBufferBytes = ingest.SiloBufferBytes;
             },
         };
     }

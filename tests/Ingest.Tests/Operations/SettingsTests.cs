@@ -152,4 +152,46 @@ public sealed class SettingsTests
 
     private static IConfiguration Config(Dictionary<string, string?> values) =>
         new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+
+    [Theory]
+    [InlineData("MAX_CALL_BUFFER_BYTES", "1e6")]
+    [InlineData("MAX_CALL_BUFFER_BYTES", "1024")]
+    [InlineData("MAX_GATEWAY_BUFFER_BYTES", "0x1000000")]
+    [InlineData("IDLE_TIMEOUT_SECONDS", "0")]
+    [InlineData("MAX_MESSAGE_BYTES", "+300000")]
+    [InlineData("DELIVERY_TIMEOUT_SECONDS", "2.5")]
+    public void Each_refused_gateway_limit_names_its_setting_in_one_line(string setting, string value)
+    {
+        var ex = Assert.Throws<SettingException>(() => GatewaySettings.From(Config(new() { [setting] = value })));
+        Assert.Equal(setting, ex.Setting);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void A_per_call_budget_larger_than_the_gateways_is_refused()
+    {
+        var ex = Assert.Throws<SettingException>(() => GatewaySettings.From(Config(new() { ["MAX_CALL_BUFFER_BYTES"] = "67108864", ["MAX_GATEWAY_BUFFER_BYTES"] = "33554432" })));
+        Assert.Equal("MAX_CALL_BUFFER_BYTES", ex.Setting);
+    }
+
+    [Theory]
+    [InlineData("INGEST_AUDIO_TTL_SECONDS", "0")]
+    [InlineData("INGEST_AUDIO_TTL_SECONDS", "15m")]
+    [InlineData("INGEST_BUFFER_BYTES", "1000")]
+    [InlineData("INGEST_SILO_BUFFER_BYTES", "-1")]
+    [InlineData("INGEST_BUFFER_FRAMES", "many")]
+    public void Each_refused_silo_ingest_setting_names_its_setting_in_one_line(string setting, string value)
+    {
+        var ex = Assert.Throws<SettingException>(() => SiloSettings.From(Config(new() { [setting] = value, ["SILO_ADVERTISED_IP"] = "127.0.0.1" })));
+        Assert.Equal(setting, ex.Setting);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void Blank_settings_are_unset_and_take_their_defaults()
+    {
+        var limits = GatewaySettings.From(Config(new() { ["MAX_CALL_BUFFER_BYTES"] = "  ", ["IDLE_TIMEOUT_SECONDS"] = "" })).Limits;
+        Assert.Equal(8L * 1024 * 1024, limits.MaxCallBufferBytes);
+        Assert.Equal(TimeSpan.FromSeconds(30), limits.IdleTimeout);
+    }
 }

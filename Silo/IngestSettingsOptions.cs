@@ -1,0 +1,45 @@
+using Ingest.ServiceDefaults;
+using Microsoft.Extensions.Options;
+
+namespace Ingest.Silo;
+
+/// <summary>
+/// How the per-call grains publish, as configured (CONTRACT §2 and the README's table): one property per environment
+/// variable, with its default. Turned into the grains' <c>IngestOptions</c> at start.
+/// </summary>
+public sealed class IngestSettingsOptions
+{
+    [ConfigurationKeyName("INGEST_AUDIO_MAXLEN")] public int AudioMaxLength { get; set; } = 36_000;
+
+    [ConfigurationKeyName("INGEST_BUFFER_FRAMES")] public int BufferFrames { get; set; } = 600;
+
+    /// <summary>The lower bound that matters is the gateways' heartbeat, checked by IngestOptionsValidator with the reason.</summary>
+    [ConfigurationKeyName("INGEST_ORPHAN_SECONDS")] public int OrphanSeconds { get; set; } = 30;
+
+    [ConfigurationKeyName("INGEST_AUDIO_TTL_SECONDS")] public int AudioTtlSeconds { get; set; } = 900;
+
+    [ConfigurationKeyName("INGEST_BUFFER_BYTES")] public long BufferBytes { get; set; } = 16L * 1024 * 1024;
+
+    [ConfigurationKeyName("INGEST_SILO_BUFFER_BYTES")] public long SiloBufferBytes { get; set; } = 384L * 1024 * 1024;
+}
+
+/// <summary>The ranges of <see cref="IngestSettingsOptions"/>, and the relations between them.</summary>
+public sealed class IngestSettingsOptionsValidator : IValidateOptions<IngestSettingsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, IngestSettingsOptions o)
+    {
+        var failures = new List<string>();
+        SettingRules.Range(failures, "INGEST_AUDIO_MAXLEN", o.AudioMaxLength, 100, int.MaxValue);
+        SettingRules.Range(failures, "INGEST_BUFFER_FRAMES", o.BufferFrames, 1, 1_000_000);
+        SettingRules.Range(failures, "INGEST_ORPHAN_SECONDS", o.OrphanSeconds, 1, 7 * 86_400);
+        SettingRules.Range(failures, "INGEST_AUDIO_TTL_SECONDS", o.AudioTtlSeconds, 1, 30 * 86_400);
+        SettingRules.Range(failures, "INGEST_BUFFER_BYTES", o.BufferBytes, 64 * 1024, 4L * 1024 * 1024 * 1024);
+        SettingRules.Range(failures, "INGEST_SILO_BUFFER_BYTES", o.SiloBufferBytes, 1024 * 1024, 64L * 1024 * 1024 * 1024);
+        if (o.BufferBytes > o.SiloBufferBytes)
+        {
+            failures.Add($"INGEST_BUFFER_BYTES: {o.BufferBytes} exceeds INGEST_SILO_BUFFER_BYTES ({o.SiloBufferBytes})");
+        }
+
+        return SettingRules.Result(failures);
+    }
+}
