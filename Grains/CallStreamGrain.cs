@@ -240,8 +240,11 @@ public sealed partial class CallStreamGrain(
                 case CallItemKind.Overflow:
                     // The gateway could not keep these frames; they take their numbers as one buffer_overflow gap.
                     gaps += RecordMissing(gapBefore, item.Index - 1, ref missing);
-                    overflowed += (int)Math.Min(int.MaxValue, decision.Missing);
-                    gaps += AddToGap("buffer_overflow", decision.MissingFrom, decision.MissingTo, decision.Missing, item.Index);
+
+                    // The range may hold dtmf/mark numbers too; the item counts the frames themselves.
+                    var frames = item.Count > 0 ? Math.Min(item.Count, decision.Missing) : decision.Missing;
+                    overflowed += (int)Math.Min(int.MaxValue, frames);
+                    gaps += AddToGap("buffer_overflow", decision.MissingFrom, decision.MissingTo, frames, item.Index);
                     break;
                 default:
                     Enqueue(audio: false, EventFields(item), item.Index);

@@ -146,7 +146,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
 
         // Ended calls whose last frames are still on their way get the rest of the flush time, then are counted as lost.
         var deliveryDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        while (!_deliveries.IsEmpty && DateTime.UtcNow < deliveryDeadline)
+        while (!_deliveries.IsEmpty && DateTime.UtcNow < deliveryDeadline && !hardStop.IsCancellationRequested)
         {
             await Task.Delay(100, CancellationToken.None);
         }
