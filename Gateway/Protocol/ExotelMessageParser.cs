@@ -807,17 +807,7 @@ internal static class ProtocolJson
             var keyUsable = reader.ValueSpan.Length <= MaxTextFieldBytes;
             var key = keyUsable ? reader.GetString()! : null;
             reader.Read();
-            ReadOnlySpan<byte> raw;
-            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
-            {
-                var start = checked((int)reader.TokenStartIndex);
-                reader.Skip();
-                raw = json[start..(checked((int)reader.TokenStartIndex) + 1)];
-            }
-            else
-            {
-                raw = reader.ValueSpan;
-            }
+            var raw = RawValue(json, ref reader);
 
             if (key is null || raw.Length > MaxTextFieldBytes || map.Count >= MaxMapEntries)
             {
@@ -863,17 +853,7 @@ internal static class ProtocolJson
 
             var key = reader.GetString()!;
             reader.Read();
-            ReadOnlySpan<byte> raw;
-            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
-            {
-                var start = checked((int)reader.TokenStartIndex);
-                reader.Skip();
-                raw = json[start..(checked((int)reader.TokenStartIndex) + 1)];
-            }
-            else
-            {
-                raw = reader.ValueSpan;
-            }
+            var raw = RawValue(json, ref reader);
 
             if (raw.Length > MaxTextFieldBytes)
             {
@@ -885,6 +865,19 @@ internal static class ProtocolJson
         }
 
         return true;
+    }
+
+    /// <summary>The value under the reader as JSON text (an object or array whole; the reader ends on its last token).</summary>
+    private static ReadOnlySpan<byte> RawValue(ReadOnlySpan<byte> json, ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+        {
+            return reader.ValueSpan;
+        }
+
+        var start = checked((int)reader.TokenStartIndex);
+        reader.Skip();
+        return json[start..(checked((int)reader.TokenStartIndex) + 1)];
     }
 
     /// <summary>A whole number &gt;= 0, from a JSON number or a numeric string. Null or "" means absent.</summary>
