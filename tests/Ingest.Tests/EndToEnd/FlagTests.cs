@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Ingest.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Ingest.Tests.EndToEnd;
 
@@ -88,5 +89,41 @@ public sealed class FlagTests(FlagFixture fixture, Xunit.Abstractions.ITestOutpu
         await call.StopAsync(sid, 4);
         await call.WaitForCloseAsync(TimeSpan.FromSeconds(10));
         Assert.Equal([2L, 3L], (await RedisStreams.ReadAudioAsync(fixture.Stack.Connection, sid)).Select(a => a.Seq));
+    }
+}
+
+/// <summary>Propagation of 100 flag flips to two gateways: the contract's one second (CONTRACT §4) with margin.</summary>
+public sealed class FlagPropagationTests(FlagFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<FlagFixture>
+{
+    [Fact]
+    public async Task Hundred_flips_reach_both_gateways_with_p99_well_under_one_second()
+    {
+        var caches = new[] { fixture.First, fixture.Second }
+            .Select(g => g.Services.GetRequiredService<Ingest.Gateway.Flags.FlagCache>())
+            .ToArray();
+
+        // Flipped through the grain itself (not a gateway's admin API, which applies its own change at once), so both
+        // gateways learn each change the way every other gateway of the cluster does.
+        var grain = fixture.First.Services.GetRequiredService<IClusterClient>()
+            .GetGrain<Ingest.Grains.Interfaces.IIngestFlagsGrain>(Ingest.Grains.Interfaces.IIngestFlagsGrain.Key);
+        var samples = new List<double>(100);
+        for (var i = 0; i < 100; i++)
+        {
+            var wanted = !(await grain.Get()).SupportExotel;
+            var clock = Stopwatch.StartNew();
+            var flags = await grain.SetSupportExotel(wanted, "test");
+            while (caches.Any(c => (c.Current?.Version ?? -1) < flags.Version) && clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(1);
+            }
+
+            samples.Add(clock.Elapsed.TotalMilliseconds);
+            Assert.All(caches, c => Assert.Equal(wanted, c.SupportExotel));
+        }
+
+        samples.Sort();
+        double P(double q) => samples[Math.Min(samples.Count - 1, (int)Math.Ceiling(q * samples.Count) - 1)];
+        output.WriteLine($"flag propagation to both gateways over {samples.Count} flips: p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, max {samples[^1]:F1} ms");
+        Assert.True(P(0.99) < 1000, $"p99 {P(0.99):F1} ms");
     }
 }
