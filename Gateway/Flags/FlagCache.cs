@@ -4,18 +4,23 @@ using Ingest.ServiceDefaults;
 namespace Ingest.Gateway.Flags;
 
 /// <summary>
-/// This gateway's view of the cluster-wide flags. It polls the config grain every <see cref="PollInterval"/>, so a
-/// change made through any gateway is obeyed by every gateway within one second; the gateway that makes the change
-/// applies it at once.
+/// This gateway's view of the cluster-wide flags. The config grain pushes every change to it (a grain observer), so a
+/// change made through any gateway is obeyed by every gateway within milliseconds; the gateway that makes the change
+/// applies it at once. Every <see cref="SafetyNetInterval"/> it renews its subscription, which also returns the current
+/// flags: a lost subscription (silo restart, grain reactivation, a dropped notification) costs at most that long.
+/// Notifications may arrive out of order: only a higher <see cref="IngestFlags.Version"/> replaces the one held.
 /// </summary>
 public sealed partial class FlagCache(
     IClusterClient client,
     GatewaySettings settings,
     ILogger<FlagCache> logger) : BackgroundService
 {
-    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    /// <summary>Renewal of the subscription and safety-net poll in one grain call; well inside the grain's expiry.</summary>
+    public static readonly TimeSpan SafetyNetInterval = TimeSpan.FromSeconds(5);
 
+    private readonly Lock _gate = new();
     private volatile IngestFlags? _current;
+    private Observer? _observer;
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>False until the flag has been read from the cluster: no Exotel call is let in on a guess.</summary>
@@ -44,17 +49,41 @@ public sealed partial class FlagCache(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await SeedAsync(stoppingToken);
-        using var timer = new PeriodicTimer(PollInterval);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+
+        // The runtime holds the object weakly: the field keeps it alive as long as this cache.
+        _observer = new Observer(this);
+        var reference = client.CreateObjectReference<IIngestFlagsObserver>(_observer);
+        try
         {
+            using var timer = new PeriodicTimer(SafetyNetInterval);
+            do
+            {
+                try
+                {
+                    Apply(await Grain.Subscribe(reference));
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogPollFailed(ex.Message);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Best effort: a gateway that cannot say goodbye lapses from the grain's list within its expiry.
             try
             {
-                await RefreshAsync();
+                await Grain.Unsubscribe(reference).AsTask().WaitAsync(TimeSpan.FromMilliseconds(500), CancellationToken.None);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception)
             {
-                LogPollFailed(ex.Message);
             }
+
+            client.DeleteObjectReference<IIngestFlagsObserver>(reference);
         }
     }
 
@@ -81,13 +110,19 @@ public sealed partial class FlagCache(
 
     private void Apply(IngestFlags flags)
     {
-        var previous = _current;
-        if (previous is not null && previous.Version > flags.Version)
+        // Pushes, renewals and this gateway's own changes race: compare and replace under one lock.
+        IngestFlags? previous;
+        lock (_gate)
         {
-            return;
+            previous = _current;
+            if (previous is not null && previous.Version >= flags.Version)
+            {
+                return;
+            }
+
+            _current = flags;
         }
 
-        _current = flags;
         if (previous is not null && previous.SupportExotel != flags.SupportExotel)
         {
             LogChanged(LogValues.Bool(flags.SupportExotel), flags.Source);
@@ -96,6 +131,15 @@ public sealed partial class FlagCache(
         if (flags.SupportExotel && previous?.SupportExotel != true && !settings.ExotelCredentialsConfigured && settings.ExotelAllowList.IsEmpty)
         {
             LogNoExotelCredentials();
+        }
+    }
+
+    private sealed class Observer(FlagCache cache) : IIngestFlagsObserver
+    {
+        public Task FlagsChanged(IngestFlags flags)
+        {
+            cache.Apply(flags);
+            return Task.CompletedTask;
         }
     }
 
