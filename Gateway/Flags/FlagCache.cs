@@ -18,7 +18,11 @@ public sealed partial class FlagCache(
     /// <summary>Renewal of the subscription and safety-net poll in one grain call; well inside the grain's expiry.</summary>
     public static readonly TimeSpan SafetyNetInterval = TimeSpan.FromSeconds(5);
 
+    /// <summary>After a change in the silos this gateway is connected to, renew now and once more this much later.</summary>
+    public static readonly TimeSpan FollowUpInterval = TimeSpan.FromSeconds(1);
+
     private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _renewNow = new(0, 1);
     private volatile IngestFlags? _current;
     private Observer? _observer;
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -55,8 +59,8 @@ public sealed partial class FlagCache(
         var reference = client.CreateObjectReference<IIngestFlagsObserver>(_observer);
         try
         {
-            using var timer = new PeriodicTimer(SafetyNetInterval);
-            do
+            var wait = SafetyNetInterval;
+            while (!stoppingToken.IsCancellationRequested)
             {
                 try
                 {
@@ -66,8 +70,11 @@ public sealed partial class FlagCache(
                 {
                     LogPollFailed(ex.Message);
                 }
+
+                // A silo that left may have taken the grain, and its subscriber list, with it: renew at once, then again
+                // shortly (the first renewal may still have reached the leaving activation).
+                wait = await _renewNow.WaitAsync(wait, stoppingToken) ? FollowUpInterval : SafetyNetInterval;
             }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -108,6 +115,19 @@ public sealed partial class FlagCache(
         }
     }
 
+    /// <summary>Renews the subscription now instead of at the next safety-net tick (the cluster's gateways changed).</summary>
+    public void RenewSoon()
+    {
+        try
+        {
+            _renewNow.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A renewal is already due.
+        }
+    }
+
     private void Apply(IngestFlags flags)
     {
         // Pushes, renewals and this gateway's own changes race: compare and replace under one lock.
@@ -131,6 +151,20 @@ public sealed partial class FlagCache(
         if (flags.SupportExotel && previous?.SupportExotel != true && !settings.ExotelCredentialsConfigured && settings.ExotelAllowList.IsEmpty)
         {
             LogNoExotelCredentials();
+        }
+    }
+
+    /// <summary>
+    /// Registered with the Orleans client: a silo joining or leaving (the config grain may have been reactivated with
+    /// no subscribers) triggers a renewal. Resolves the cache lazily: the client is built before it.
+    /// </summary>
+    internal sealed class RenewOnGatewayChange(IServiceProvider services) : IClusterConnectionStatusObserver
+    {
+        public void NotifyGatewayCountChanged(int currentNumberOfGateways, int previousNumberOfGateways, bool connectionRecovered) =>
+            services.GetService<FlagCache>()?.RenewSoon();
+
+        public void NotifyClusterConnectionLost()
+        {
         }
     }
 
