@@ -59,6 +59,9 @@ public static class GatewayHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+
+            // Flags are pushed by the config grain; a silo joining or leaving makes FlagCache renew its subscription.
+            client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => new FlagCache.RenewOnGatewayChange(sp));
             if (tls is not null)
             {
                 client.UseTls(tls, o =>

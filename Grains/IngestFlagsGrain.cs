@@ -1,6 +1,7 @@
 using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Logging;
+using Orleans.Utilities;
 
 namespace Ingest.Grains;
 
@@ -19,14 +20,35 @@ public sealed class IngestFlagsState
     [Id(3)] public DateTimeOffset ChangedAt { get; set; }
 }
 
-/// <summary>The cluster-wide SUPPORT_EXOTEL flag, persisted in Redis so it survives a restart of the whole cluster.</summary>
+/// <summary>
+/// The cluster-wide SUPPORT_EXOTEL flag, persisted in Redis so it survives a restart of the whole cluster. Each change is
+/// pushed to the subscribed gateways (grain observers, one one-way message per gateway); subscriptions live in memory
+/// only, expire after <see cref="SubscriptionExpiry"/> unless renewed, and are rebuilt by the renewals after a reactivation.
+/// </summary>
 public sealed partial class IngestFlagsGrain(
     [PersistentState("flags", IngestFlagsGrain.StorageName)] IPersistentState<IngestFlagsState> state,
     ILogger<IngestFlagsGrain> logger) : Grain, IIngestFlagsGrain
 {
     public const string StorageName = "ingest";
 
+    /// <summary>A subscriber that has not renewed for this long is dropped (a gateway renews every 5 s).</summary>
+    public static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromMinutes(1);
+
+    private readonly ObserverManager<IIngestFlagsObserver> _observers = new(SubscriptionExpiry, logger);
+
     public ValueTask<IngestFlags> Get() => ValueTask.FromResult(Snapshot());
+
+    public ValueTask<IngestFlags> Subscribe(IIngestFlagsObserver observer)
+    {
+        _observers.Subscribe(observer, observer);
+        return ValueTask.FromResult(Snapshot());
+    }
+
+    public ValueTask Unsubscribe(IIngestFlagsObserver observer)
+    {
+        _observers.Unsubscribe(observer);
+        return ValueTask.CompletedTask;
+    }
 
     public async ValueTask<IngestFlags> SetSupportExotel(bool enabled, string source)
     {
@@ -42,7 +64,11 @@ public sealed partial class IngestFlagsGrain(
         state.State.ChangedAt = DateTimeOffset.UtcNow;
         await state.WriteStateAsync();
         LogChanged(LogValues.Bool(enabled), LogValues.Bool(previous), source);
-        return Snapshot();
+
+        // One-way: a slow or departed gateway delays nobody; one that misses this converges on its next renewal.
+        var flags = Snapshot();
+        await _observers.Notify(o => o.FlagsChanged(flags));
+        return flags;
     }
 
     private IngestFlags Snapshot() =>

@@ -4,18 +4,27 @@ using Ingest.ServiceDefaults;
 namespace Ingest.Gateway.Flags;
 
 /// <summary>
-/// This gateway's view of the cluster-wide flags. It polls the config grain every <see cref="PollInterval"/>, so a
-/// change made through any gateway is obeyed by every gateway within one second; the gateway that makes the change
-/// applies it at once.
+/// This gateway's view of the cluster-wide flags. The config grain pushes every change to it (a grain observer), so a
+/// change made through any gateway is obeyed by every gateway within milliseconds; the gateway that makes the change
+/// applies it at once. Every <see cref="SafetyNetInterval"/> it renews its subscription, which also returns the current
+/// flags: a lost subscription (silo restart, grain reactivation, a dropped notification) costs at most that long.
+/// Notifications may arrive out of order: only a higher <see cref="IngestFlags.Version"/> replaces the one held.
 /// </summary>
 public sealed partial class FlagCache(
     IClusterClient client,
     GatewaySettings settings,
     ILogger<FlagCache> logger) : BackgroundService
 {
-    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    /// <summary>Renewal of the subscription and safety-net poll in one grain call; well inside the grain's expiry.</summary>
+    public static readonly TimeSpan SafetyNetInterval = TimeSpan.FromSeconds(5);
 
+    /// <summary>After a change in the silos this gateway is connected to, renew now and once more this much later.</summary>
+    public static readonly TimeSpan FollowUpInterval = TimeSpan.FromSeconds(1);
+
+    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _renewNow = new(0, 1);
     private volatile IngestFlags? _current;
+    private Observer? _observer;
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>False until the flag has been read from the cluster: no Exotel call is let in on a guess.</summary>
@@ -44,17 +53,44 @@ public sealed partial class FlagCache(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await SeedAsync(stoppingToken);
-        using var timer = new PeriodicTimer(PollInterval);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+
+        // The runtime holds the object weakly: the field keeps it alive as long as this cache.
+        _observer = new Observer(this);
+        var reference = client.CreateObjectReference<IIngestFlagsObserver>(_observer);
+        try
         {
+            var wait = SafetyNetInterval;
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    Apply(await Grain.Subscribe(reference));
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogPollFailed(ex.Message);
+                }
+
+                // A silo that left may have taken the grain, and its subscriber list, with it: renew at once, then again
+                // shortly (the first renewal may still have reached the leaving activation).
+                wait = await _renewNow.WaitAsync(wait, stoppingToken) ? FollowUpInterval : SafetyNetInterval;
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Best effort: a gateway that cannot say goodbye lapses from the grain's list within its expiry.
             try
             {
-                await RefreshAsync();
+                await Grain.Unsubscribe(reference).AsTask().WaitAsync(TimeSpan.FromMilliseconds(500), CancellationToken.None);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception)
             {
-                LogPollFailed(ex.Message);
             }
+
+            client.DeleteObjectReference<IIngestFlagsObserver>(reference);
         }
     }
 
@@ -79,15 +115,34 @@ public sealed partial class FlagCache(
         }
     }
 
+    /// <summary>Renews the subscription now instead of at the next safety-net tick (the cluster's gateways changed).</summary>
+    public void RenewSoon()
+    {
+        try
+        {
+            _renewNow.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A renewal is already due.
+        }
+    }
+
     private void Apply(IngestFlags flags)
     {
-        var previous = _current;
-        if (previous is not null && previous.Version > flags.Version)
+        // Pushes, renewals and this gateway's own changes race: compare and replace under one lock.
+        IngestFlags? previous;
+        lock (_gate)
         {
-            return;
+            previous = _current;
+            if (previous is not null && previous.Version >= flags.Version)
+            {
+                return;
+            }
+
+            _current = flags;
         }
 
-        _current = flags;
         if (previous is not null && previous.SupportExotel != flags.SupportExotel)
         {
             LogChanged(LogValues.Bool(flags.SupportExotel), flags.Source);
@@ -96,6 +151,29 @@ public sealed partial class FlagCache(
         if (flags.SupportExotel && previous?.SupportExotel != true && !settings.ExotelCredentialsConfigured && settings.ExotelAllowList.IsEmpty)
         {
             LogNoExotelCredentials();
+        }
+    }
+
+    /// <summary>
+    /// Registered with the Orleans client: a silo joining or leaving (the config grain may have been reactivated with
+    /// no subscribers) triggers a renewal. Resolves the cache lazily: the client is built before it.
+    /// </summary>
+    internal sealed class RenewOnGatewayChange(IServiceProvider services) : IClusterConnectionStatusObserver
+    {
+        public void NotifyGatewayCountChanged(int currentNumberOfGateways, int previousNumberOfGateways, bool connectionRecovered) =>
+            services.GetService<FlagCache>()?.RenewSoon();
+
+        public void NotifyClusterConnectionLost()
+        {
+        }
+    }
+
+    private sealed class Observer(FlagCache cache) : IIngestFlagsObserver
+    {
+        public Task FlagsChanged(IngestFlags flags)
+        {
+            cache.Apply(flags);
+            return Task.CompletedTask;
         }
     }
 
