@@ -103,7 +103,7 @@ internal static class DumpCommand
                 gaps = gaps.Select(g => new { id = g.Id, from_seq = g.FromSeq, to_seq = g.ToSeq, missing = g.Missing, reason = g.Reason, at_sample = g.AtSample, silence_samples = g.SilenceSamples }),
                 lifecycle = lifecycle.Select(e => new Dictionary<string, string?>(e.Fields) { ["id"] = e.Id }),
             };
-            await File.WriteAllTextAsync(path + ".json", JsonSerializer.Serialize(sidecar, new JsonSerializerOptions { WriteIndented = true }), ct);
+            await File.WriteAllTextAsync(path + ".json", JsonSerializer.Serialize(sidecar, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }), ct);
 
             var stop = lifecycle.LastOrDefault(e => e.Fields.GetValueOrDefault("event") == "stop");
             Console.WriteLine($"{path}: {frames.Count} frames, {pcm.Length / 2.0 / sampleRate:F2} s at {sampleRate} Hz, {gaps.Count} gap(s){(stop is null ? ", no stop yet (live or cut off)" : $", stopped: {stop.Fields.GetValueOrDefault("reason")}")}");

@@ -358,6 +358,21 @@ public sealed class IngestCtlStackTests(CtlStackFixture f, Xunit.Abstractions.IT
         Assert.Equal(8 * 1600 * 2, CtlStackFixture.DataChunk(written).Length);
     }
 
+    [Fact]
+    public async Task Concurrent_calls_each_get_a_fresh_stream_id_and_land_whole()
+    {
+        await WaitForExotelAsync();
+        var prefix = "ctl-many-" + Guid.NewGuid().ToString("N")[..4] + "-";
+        var sim = await f.CtlAsync(f.Exotel("--calls", "3", "--frames", "5", "--cadence-ms", "20", "--sid-prefix", prefix));
+        Assert.True(sim.ExitCode == 0, sim.ToString());
+        var sids = sim.Stdout.Where(l => l.StartsWith("stream_id " + prefix, StringComparison.Ordinal)).Select(l => l["stream_id ".Length..]).ToArray();
+        Assert.Equal(3, sids.Distinct().Count());
+        foreach (var sid in sids)
+        {
+            Assert.Equal(5, await f.Stack.Connection.GetDatabase().StreamLengthAsync("ingest:audio:{" + sid + "}"));
+        }
+    }
+
     /// <summary>The flags test turns Exotel off for a moment; the calls wait until the gateway takes them again.</summary>
     private async Task WaitForExotelAsync()
     {
