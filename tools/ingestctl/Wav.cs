@@ -17,12 +17,12 @@ public static class Wav
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new CtlException($"cannot read {path}: {ex.Message}");
+            throw CtlException.Usage($"cannot read {path}: {ex.Message}");
         }
 
         if (bytes.Length < 12 || Encoding.ASCII.GetString(bytes, 0, 4) != "RIFF" || Encoding.ASCII.GetString(bytes, 8, 4) != "WAVE")
         {
-            throw new CtlException($"{path} is not a WAV file (no RIFF/WAVE header)");
+            throw CtlException.Usage($"{path} is not a WAV file (no RIFF/WAVE header)");
         }
 
         int? rate = null;
@@ -45,7 +45,7 @@ public static class Wav
 
                 if (format != 1 || channels != 1 || bits != 16)
                 {
-                    throw new CtlException($"{path} is {Describe(format, channels, bits)} at {sampleRate} Hz; simulate plays PCM16 mono only (convert: sox in.wav -r 8000 -b 16 -c 1 -e signed-integer out.wav)");
+                    throw CtlException.Usage($"{path} is {Describe(format, channels, bits)} at {sampleRate} Hz; simulate plays PCM16 mono only (convert: sox in.wav -r 8000 -b 16 -c 1 -e signed-integer out.wav)");
                 }
 
                 rate = sampleRate;
@@ -60,7 +60,7 @@ public static class Wav
 
         if (rate is null || data is null)
         {
-            throw new CtlException($"{path} has no {(rate is null ? "fmt" : "data")} chunk");
+            throw CtlException.Usage($"{path} has no {(rate is null ? "fmt" : "data")} chunk");
         }
 
         return new Audio(rate.Value, data);

@@ -81,6 +81,26 @@ public sealed class IngestCtlCommandLineTests
         Assert.False(wrong.IsValid);
     }
 
+    [Theory]
+    [InlineData("stereo.wav", "-r 8000 -b 16 -c 2", "PCM16 mono")]
+    [InlineData("float.wav", "-r 8000 -b 32 -c 1 -e floating-point", "PCM16 mono")]
+    [InlineData("cd.wav", "-r 44100 -b 16 -c 1", "8000, 16000 or 24000")]
+    public async Task A_wav_simulate_cannot_play_is_refused_before_calling_anyone_in_one_line(string name, string format, string expected)
+    {
+        var path = Path.Combine(Path.GetTempPath(), "ingestctl-" + Guid.NewGuid().ToString("N")[..8] + "-" + name);
+        try
+        {
+            CtlStackFixture.Sox(["-n", .. format.Split(' '), path, "synth", "0.5", "sine", "440"]);
+            var outcome = await HostRun.RunAsync(HostRun.IngestCtlDll, [], ["simulate", "--url", "ws://127.0.0.1:1/v1/ingest", "--wav", path]);
+            Assert.True(outcome.ExitCode == 2 && outcome.Stderr.Length == 1, outcome.ToString());
+            Assert.Contains(expected, outcome.Stderr[0], StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public async Task Token_without_a_secret_or_with_a_short_one_says_so_in_one_line()
     {
@@ -140,8 +160,14 @@ public sealed class CtlStackFixture : IAsyncLifetime
     public (string Path, byte[] Data) SoxTone(string name, double seconds)
     {
         var path = Path.Combine(Directory, name);
+        Sox("-n", "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer", path, "synth", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "sine", "440", "vol", "0.5");
+        return (path, DataChunk(File.ReadAllBytes(path)));
+    }
+
+    public static void Sox(params string[] args)
+    {
         var info = new ProcessStartInfo("sox") { RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-n", "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer", path, "synth", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "sine", "440", "vol", "0.5" })
+        foreach (var a in args)
         {
             info.ArgumentList.Add(a);
         }
@@ -149,15 +175,14 @@ public sealed class CtlStackFixture : IAsyncLifetime
         try
         {
             using var sox = Process.Start(info)!;
+            var stderr = sox.StandardError.ReadToEndAsync();
             sox.WaitForExit(20_000);
-            Assert.True(sox.ExitCode == 0, sox.StandardError.ReadToEnd());
+            Assert.True(sox.ExitCode == 0, stderr.Result);
         }
         catch (System.ComponentModel.Win32Exception)
         {
             Assert.Fail("sox is not installed (tools/test.sh installs it: apt-get install sox)");
         }
-
-        return (path, DataChunk(File.ReadAllBytes(path)));
     }
 
     /// <summary>The bytes of a WAV's data chunk, found by walking its chunks (not by assuming a 44-byte header).</summary>
