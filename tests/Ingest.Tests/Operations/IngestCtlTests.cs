@@ -398,6 +398,21 @@ public sealed class IngestCtlStackTests(CtlStackFixture f, Xunit.Abstractions.IT
         }
     }
 
+    [Fact]
+    public async Task A_stream_longer_than_one_XRANGE_page_dumps_whole()
+    {
+        await WaitForExotelAsync();
+        var sid = "ctl-long-" + Guid.NewGuid().ToString("N")[..6];
+        var sim = await f.CtlAsync(f.Exotel("--frames", "2500", "--frame-ms", "20", "--cadence-ms", "0", "--sid", sid));
+        Assert.True(sim.ExitCode == 0, sim.ToString());
+        var outPath = Path.Combine(f.Directory, sid + ".wav");
+        var dump = await f.CtlAsync("dump", sid, "--redis", f.Redis, "-o", outPath);
+        Assert.True(dump.ExitCode == 0, dump.ToString());
+        using var sidecar = JsonDocument.Parse(File.ReadAllText(outPath + ".json"));
+        Assert.Equal(2500, sidecar.RootElement.GetProperty("frames").GetInt32());
+        Assert.Equal(2500 * 160 * 2, CtlStackFixture.DataChunk(File.ReadAllBytes(outPath)).Length);
+    }
+
     /// <summary>The flags test turns Exotel off for a moment; the calls wait until the gateway takes them again.</summary>
     private async Task WaitForExotelAsync()
     {
