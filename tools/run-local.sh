@@ -89,7 +89,8 @@ Orleans.Ingest is running.
   WebSocket (Exotel):  ws://$EXOTEL_BASIC_AUTH_USER:$EXOTEL_BASIC_AUTH_PASS@127.0.0.1:$PORT/v1/ingest
   health / metrics:    http://127.0.0.1:$PORT/readyz   http://127.0.0.1:$PORT/metrics
   Redis:               redis-cli -u redis://$REDIS_URL XRANGE ingest:calls - +
-  simulated call:      dotnet run --project tools/ExotelSim -- --url ws://127.0.0.1:$PORT/v1/ingest --user $EXOTEL_BASIC_AUTH_USER --pass $EXOTEL_BASIC_AUTH_PASS
+  simulated call:      dotnet run --project tools/ingestctl -- simulate --url ws://127.0.0.1:$PORT/v1/ingest --user $EXOTEL_BASIC_AUTH_USER --pass $EXOTEL_BASIC_AUTH_PASS
+  admin token:         dotnet run --project tools/ingestctl -- token --role admin   (with this JWT_SECRET exported; README: the walk-through)
   logs:                $run/gateway.log  $run/silo.log
 Press Ctrl+C to stop.
 MSG

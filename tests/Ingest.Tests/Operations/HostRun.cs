@@ -16,7 +16,7 @@ public static class HostRun
 
     public static string GatewayDll => ProcessCluster.HostDll("Gateway", "Ingest.Gateway");
 
-    public static string ExotelSimDll => ProcessCluster.HostDll(Path.Combine("tools", "ExotelSim"), "ExotelSim");
+    public static string IngestCtlDll => ProcessCluster.HostDll(Path.Combine("tools", "ingestctl"), "ingestctl");
 
     public static async Task<Outcome> RunAsync(string dll, Dictionary<string, string> env, IEnumerable<string>? args = null, TimeSpan? timeout = null)
     {

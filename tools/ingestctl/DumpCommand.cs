@@ -1,0 +1,178 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using StackExchange.Redis;
+
+namespace Ingest.Ctl;
+
+/// <summary>A landed stream back to a WAV: its audio entries in order, each gap entry filled with silence, plus a JSON sidecar.</summary>
+internal static class DumpCommand
+{
+    private const int Page = 1000;
+
+    public static Command Build()
+    {
+        var id = new Argument<string>("stream_id") { Description = "the stream id (Exotel stream_sid, native stream_id)" };
+        var redis = Common.RedisOption();
+        var output = new Option<string?>("--output", "-o") { Description = "the WAV to write (default <stream_id>.wav); the sidecar is <output>.json" };
+        var rate = Common.OptionalInt("--rate", "sample rate to assume when the stream's start entry is gone (trimmed)", 8000, 48_000);
+        var command = new Command("dump", "Write a landed stream (ingest:audio:{id} + its ingest:calls entries) to a WAV at its own rate, gaps as silence, and a JSON sidecar")
+        {
+            id, redis, output, rate,
+        };
+        command.SetAction(async (p, ct) =>
+        {
+            var streamId = p.GetValue(id)!;
+            var path = p.GetValue(output) ?? streamId + ".wav";
+            using var mux = await Common.ConnectRedisAsync(p.GetValue(redis)!);
+            var db = mux.GetDatabase();
+
+            RedisKey key = Common.AudioKey(streamId);
+            if (!await db.KeyExistsAsync(key) && await db.KeyExistsAsync("ingest:audio:" + streamId))
+            {
+                key = "ingest:audio:" + streamId;
+            }
+
+            var audio = await ReadAllAsync(db, key, null, "audio", ct);
+            var lifecycle = await ReadAllAsync(db, "ingest:calls", e => e["stream_id"] == streamId, "lifecycle", ct);
+            Common.ProgressDone();
+            if (audio.Count == 0 && lifecycle.Count == 0)
+            {
+                throw new CtlException($"nothing in Redis for stream '{streamId}' ({key} is empty or expired; keys live INGEST_AUDIO_TTL_SECONDS after stop)");
+            }
+
+            var start = lifecycle.FirstOrDefault(e => e.Fields.GetValueOrDefault("event") == "start");
+            int sampleRate;
+            if (start is not null && int.TryParse(start.Fields.GetValueOrDefault("sample_rate"), NumberStyles.None, CultureInfo.InvariantCulture, out var r))
+            {
+                sampleRate = r;
+            }
+            else
+            {
+                sampleRate = p.GetValue(rate) ?? 8000;
+                await Console.Error.WriteLineAsync($"ingestctl: warning: no start entry for '{streamId}' in ingest:calls; writing at {sampleRate} Hz");
+            }
+
+            var frames = audio.Select(e => (Seq: long.Parse(e.Fields["seq"]!, CultureInfo.InvariantCulture), Audio: (byte[])e.Raw["audio"]!)).ToList();
+            var frameBytes = frames.Count == 0 ? sampleRate / 10 * 2 : Median(frames.Select(f => f.Audio.Length));
+            frameBytes -= frameBytes & 1;
+
+            var gaps = lifecycle.Where(e => e.Fields.GetValueOrDefault("event") == "gap")
+                .Select(e =>
+                {
+                    var from = Long(e.Fields.GetValueOrDefault("from_seq"));
+                    var to = Long(e.Fields.GetValueOrDefault("to_seq"));
+                    var missing = Long(e.Fields.GetValueOrDefault("missing")) ?? (from is { } f && to is { } t ? t - f + 1 : 0);
+                    return new Gap(e.Id, from ?? 0, to ?? from ?? 0, missing, e.Fields.GetValueOrDefault("reason") ?? "");
+                })
+                .OrderBy(g => g.FromSeq)
+                .ToList();
+
+            using var pcm = new MemoryStream();
+            var gapIndex = 0;
+            void FillUpTo(long seq)
+            {
+                while (gapIndex < gaps.Count && gaps[gapIndex].FromSeq < seq)
+                {
+                    var g = gaps[gapIndex++];
+                    g.AtSample = pcm.Length / 2;
+                    g.SilenceSamples = g.Missing * frameBytes / 2;
+                    pcm.Write(new byte[g.Missing * frameBytes]);
+                }
+            }
+
+            foreach (var (seq, bytes) in frames)
+            {
+                FillUpTo(seq);
+                pcm.Write(bytes);
+            }
+
+            FillUpTo(long.MaxValue);
+            Wav.Write(path, sampleRate, pcm.GetBuffer().AsSpan(0, (int)pcm.Length));
+
+            var sidecar = new
+            {
+                stream_id = streamId,
+                key = key.ToString(),
+                sample_rate = sampleRate,
+                frames = frames.Count,
+                frame_bytes = frameBytes,
+                audio_bytes = frames.Sum(f => (long)f.Audio.Length),
+                samples = pcm.Length / 2,
+                duration_seconds = Math.Round(pcm.Length / 2.0 / sampleRate, 3),
+                gaps = gaps.Select(g => new { id = g.Id, from_seq = g.FromSeq, to_seq = g.ToSeq, missing = g.Missing, reason = g.Reason, at_sample = g.AtSample, silence_samples = g.SilenceSamples }),
+                lifecycle = lifecycle.Select(e => new Dictionary<string, string?>(e.Fields) { ["id"] = e.Id }),
+            };
+            await File.WriteAllTextAsync(path + ".json", JsonSerializer.Serialize(sidecar, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }), ct);
+
+            var stop = lifecycle.LastOrDefault(e => e.Fields.GetValueOrDefault("event") == "stop");
+            Console.WriteLine($"{path}: {frames.Count} frames, {pcm.Length / 2.0 / sampleRate:F2} s at {sampleRate} Hz, {gaps.Count} gap(s){(stop is null ? ", no stop yet (live or cut off)" : $", stopped: {stop.Fields.GetValueOrDefault("reason")}")}");
+            foreach (var g in gaps)
+            {
+                Console.WriteLine($"  gap seq {g.FromSeq}-{g.ToSeq}: {g.Missing} missing ({g.Reason}), {g.SilenceSamples} samples of silence at {g.AtSample / (double)sampleRate:F2} s");
+            }
+
+            Console.WriteLine($"{path}.json: {lifecycle.Count} lifecycle entries and the gaps");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    private sealed class Gap(string id, long fromSeq, long toSeq, long missing, string reason)
+    {
+        public string Id { get; } = id;
+
+        public long FromSeq { get; } = fromSeq;
+
+        public long ToSeq { get; } = toSeq;
+
+        public long Missing { get; } = missing;
+
+        public string Reason { get; } = reason;
+
+        public long AtSample { get; set; }
+
+        public long SilenceSamples { get; set; }
+    }
+
+    public sealed record Entry(string Id, Dictionary<string, string?> Fields, Dictionary<string, RedisValue> Raw);
+
+    private static long? Long(string? text) => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v) ? v : null;
+
+    private static int Median(IEnumerable<int> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+
+    /// <summary>XRANGE in pages of 1000 (exclusive start after the first page), binary-safe: the raw values are kept.</summary>
+    public static async Task<List<Entry>> ReadAllAsync(IDatabase db, RedisKey key, Func<Dictionary<string, string?>, bool>? filter, string what, CancellationToken ct)
+    {
+        var result = new List<Entry>();
+        RedisValue from = "-";
+        long scanned = 0;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            var page = await db.StreamRangeAsync(key, from, "+", Page);
+            foreach (var e in page)
+            {
+                var raw = e.Values.ToDictionary(v => v.Name.ToString(), v => v.Value, StringComparer.Ordinal);
+                var fields = raw.Where(kv => kv.Key != "audio").ToDictionary(kv => kv.Key, kv => (string?)kv.Value, StringComparer.Ordinal);
+                if (filter is null || filter(fields))
+                {
+                    result.Add(new Entry(e.Id!, fields, raw));
+                }
+            }
+
+            scanned += page.Length;
+            if (page.Length < Page)
+            {
+                return result;
+            }
+
+            from = "(" + page[^1].Id;
+            Common.Progress($"reading {what}: {scanned} entries");
+        }
+    }
+}
