@@ -173,29 +173,35 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
             Log.Write(options.Name, $"{streamId}: resuming at chunk {state.Chunks} (entry {lastId}, byte {offset})");
         }
 
-        var lastKeepAlive = DateTime.UtcNow;
-        while (!ct.IsCancellationRequested)
+        // The claim is kept alive on its own timer, not between reads: catching up a backlog must not make a live call
+        // look abandoned to the other workers.
+        using var stopKeepAlive = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var keepAlive = KeepAliveAsync(start.Id, state, stopKeepAlive.Token);
+        try
         {
-            var entries = await db.StreamReadAsync(AudioKey(streamId), position, count: 500);
+            await ReadCallAsync(start, state, position, ct);
+        }
+        finally
+        {
+            await stopKeepAlive.CancelAsync();
+            await keepAlive;
+        }
+    }
+
+    private async Task ReadCallAsync(StreamEntry start, CallState state, RedisValue position, CancellationToken ct)
+    {
+        var streamId = state.StreamId;
+        while (!ct.IsCancellationRequested && !state.Lost)
+        {
+            var entries = await db.StreamReadAsync(AudioKey(streamId), position, count: 100);
             foreach (var entry in entries)
             {
-                if (!await ConsumeAsync(state, entry, 0))
+                if (state.Lost || !await ConsumeAsync(state, entry, 0))
                 {
                     return;
                 }
 
                 position = entry.Id;
-            }
-
-            if (DateTime.UtcNow - lastKeepAlive > TimeSpan.FromMilliseconds(options.ClaimIdleMs / 3.0))
-            {
-                if (!await KeepClaimAsync(start.Id))
-                {
-                    Log.Write(options.Name, $"{streamId}: claimed by another worker; letting go");
-                    return;
-                }
-
-                lastKeepAlive = DateTime.UtcNow;
             }
 
             if (entries.Length > 0)
@@ -208,7 +214,7 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
             var ended = await db.HashGetAsync(MetaKey(streamId), ["stopped_at", "stop_reason"]);
             if (!ended[0].IsNull)
             {
-                var rest = await db.StreamReadAsync(AudioKey(streamId), position, count: 500);
+                var rest = await db.StreamReadAsync(AudioKey(streamId), position, count: 100);
                 if (rest.Length > 0)
                 {
                     continue;
@@ -298,6 +304,31 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         return true;
     }
 
+    private async Task KeepAliveAsync(RedisValue entryId, CallState state, CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(options.ClaimIdleMs / 3, ct);
+                if (!await KeepClaimAsync(entryId))
+                {
+                    Log.Write(options.Name, $"{state.StreamId}: claimed by another worker; letting go");
+                    state.Lost = true;
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Cannot prove the claim is still ours: stop; the fence keeps the output exact either way.
+            state.Lost = true;
+        }
+    }
+
     /// <summary>Resets the idle time of our pending start entry, so a live call is not taken over; false if another worker has it.</summary>
     private async Task<bool> KeepClaimAsync(RedisValue entryId)
     {
@@ -328,5 +359,8 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         public RedisValue EndId { get; set; } = "0-0";
 
         public int EndOffset { get; set; }
+
+        /// <summary>Set by the keep-alive when another worker has taken the call over.</summary>
+        public volatile bool Lost;
     }
 }
