@@ -111,6 +111,48 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         kill.WaitForExit();
     }
 
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task Two_workers_share_the_calls_each_call_whole_on_one_worker()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var db = connection.GetDatabase();
+        var ids = Enumerable.Range(0, 8).Select(_ => Guid.NewGuid().ToString("N")).ToArray();
+        var sent = ids.ToDictionary(id => id, _ => new List<byte>());
+
+        // Each worker takes at most 4 calls at a time: 8 live calls split 4/4 however fast each polls.
+        using var a = Worker(redis, "A", maxCalls: 4);
+        using var b = Worker(redis, "B", maxCalls: 4);
+        Assert.True(await WaitUntilAsync(() => Task.FromResult(a.Output.Contains("started", StringComparison.Ordinal) && b.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
+        foreach (var id in ids)
+        {
+            await StartCallAsync(db, id);
+        }
+
+        await WriteAudioAsync(db, ids, sent, totalBytes: 4 * 2 * Rate);
+        foreach (var id in ids)
+        {
+            await StopCallAsync(db, id, sent[id].Count);
+        }
+
+        Assert.True(
+            await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
+            "the workers did not finish the calls\nA:\n" + a.Output + "\nB:\n" + b.Output);
+        var owners = new List<string>();
+        foreach (var id in ids)
+        {
+            var chunks = await db.StreamRangeAsync(Chunks(id));
+            Assert.Equal(Enumerable.Range(0, chunks.Length).Select(i => (long)i), chunks.Select(c => (long)c["index"]));
+            Assert.Equal(sent[id], chunks.SelectMany(c => (byte[])c["audio"]!));
+            owners.Add(Assert.Single(chunks.Select(c => (string)c["worker"]!).Distinct()));
+        }
+
+        output.WriteLine($"calls per worker: A {owners.Count(o => o == "A")}, B {owners.Count(o => o == "B")}");
+        Assert.Equal(4, owners.Count(o => o == "A"));
+        Assert.Equal(4, owners.Count(o => o == "B"));
+    }
+
     private const string CallWorkerCalls = "ingest:calls";
 
     private static string Chunks(string id) => "samples:chunks:{" + id + "}";
@@ -180,12 +222,12 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         return await condition();
     }
 
-    private static WorkerProcess Worker(RedisServer redis, string name)
+    private static WorkerProcess Worker(RedisServer redis, string name, int maxCalls = 100)
     {
         var dll = ProcessCluster.HostDll("samples/Ingest.SampleWorker", "Ingest.SampleWorker");
         var info = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { dll, "--redis", redis.ConnectionString, "--group", "asr", "--name", name, "--claim-idle-ms", ClaimIdleMs.ToString(CultureInfo.InvariantCulture), "--poll-ms", "20" },
+            ArgumentList = { dll, "--redis", redis.ConnectionString, "--group", "asr", "--name", name, "--claim-idle-ms", ClaimIdleMs.ToString(CultureInfo.InvariantCulture), "--poll-ms", "20", "--max-calls", maxCalls.ToString(CultureInfo.InvariantCulture) },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
