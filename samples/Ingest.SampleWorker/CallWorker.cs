@@ -79,12 +79,13 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     /// <summary>XAUTOCLAIM: start entries a dead worker left pending for longer than the claim idle time become ours.</summary>
     private async Task<bool> TakeOverAsync(CancellationToken ct)
     {
-        if (options.MaxCalls - _calls.Count <= 0)
+        var room = options.MaxCalls - _calls.Count;
+        if (room <= 0)
         {
             return false;
         }
 
-        var result = await db.StreamAutoClaimAsync(Calls, options.Group, options.Name, options.ClaimIdleMs, _autoClaimCursor, 50);
+        var result = await db.StreamAutoClaimAsync(Calls, options.Group, options.Name, options.ClaimIdleMs, _autoClaimCursor, Math.Min(room, 50));
         _autoClaimCursor = result.NextStartId;
         foreach (var entry in result.ClaimedEntries)
         {
