@@ -120,7 +120,7 @@ public sealed partial class CallStreamGrain(
                 Protocol = ProtocolName(start.Protocol),
                 StartedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             };
-            Enqueue(audio: false, StartFields(start), _lastIndex);
+            Enqueue(audio: false, StartFields(start), _lastIndex, meta: StartMeta(start));
         }
 
         EnsureOrphanTimer();
@@ -323,7 +323,8 @@ public sealed partial class CallStreamGrain(
         if (!_head.Stopped)
         {
             _head = _head with { Stopped = true };
-            Enqueue(audio: false, StopFields(reason), _lastIndex);
+            var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            Enqueue(audio: false, StopFields(reason, at), _lastIndex, meta: StopMeta(reason, at));
             LogStopped(_streamId, reason, _head.Frames);
         }
 
@@ -523,10 +524,10 @@ public sealed partial class CallStreamGrain(
         Index = index,
     };
 
-    private void Enqueue(bool audio, NameValueEntry[] fields, long index, int bytes = 0, bool joinNext = false)
+    private void Enqueue(bool audio, NameValueEntry[] fields, long index, int bytes = 0, bool joinNext = false, NameValueEntry[]? meta = null)
     {
         _head = Snapshot(index);
-        _pending.Add(new PendingEntry(audio, fields, _head, index, bytes) { JoinNext = joinNext });
+        _pending.Add(new PendingEntry(audio, fields, _head, index, bytes) { JoinNext = joinNext, Meta = meta });
         _pendingBytes += bytes;
         SiloBuffers.Add(bytes);
         GrainMetrics.Buffered.Add(1);
@@ -802,7 +803,7 @@ public sealed partial class CallStreamGrain(
             new("protocol", ProtocolName(start.Protocol)),
             new("encoding", start.Encoding),
             new("sample_rate", start.SampleRate),
-            new("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
+            new("at", _head.StartedAt),
         };
         if (start.CallSid is { } callSid)
         {
@@ -831,6 +832,35 @@ public sealed partial class CallStreamGrain(
 
         return [.. fields];
     }
+
+    /// <summary>The meta hash's fields written with the start entry (StreamKeys.Meta; docs/CONSUMERS.md).</summary>
+    private NameValueEntry[] StartMeta(CallStart start)
+    {
+        var fields = new List<NameValueEntry>(6)
+        {
+            new("stream_id", start.StreamId),
+            new("protocol", ProtocolName(start.Protocol)),
+            new("encoding", start.Encoding),
+            new("sample_rate", start.SampleRate),
+            new("started_at", _head.StartedAt),
+        };
+        if (start.CallSid is { } callSid)
+        {
+            fields.Add(new("call_sid", callSid));
+        }
+
+        return [.. fields];
+    }
+
+    /// <summary>The meta hash's fields written with the stop entry.</summary>
+    private NameValueEntry[] StopMeta(string reason, long at) =>
+    [
+        new("stopped_at", at),
+        new("stop_reason", reason),
+        new("frames", _head.Frames),
+        new("gaps", _head.Gaps),
+        new("missing", _head.Missing),
+    ];
 
     private NameValueEntry[] AudioFields(CallItem item) =>
     [
@@ -874,7 +904,7 @@ public sealed partial class CallStreamGrain(
         new("reason", reason),
     ];
 
-    private NameValueEntry[] StopFields(string reason)
+    private NameValueEntry[] StopFields(string reason, long at)
     {
         var fields = new List<NameValueEntry>(8)
         {
@@ -884,7 +914,7 @@ public sealed partial class CallStreamGrain(
             new("frames", _head.Frames),
             new("gaps", _head.Gaps),
             new("missing", _head.Missing),
-            new("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
+            new("at", at),
         };
         if (_head.CallSid is { Length: > 0 } callSid)
         {

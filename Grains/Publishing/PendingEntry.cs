@@ -22,6 +22,9 @@ public sealed class PendingEntry(bool audio, NameValueEntry[] fields, CallCursor
     /// <summary>A gap entry that must be written in the same batch as the entry after it (the frame that revealed it).</summary>
     public bool JoinNext { get; init; }
 
+    /// <summary>Fields HSET into the stream's meta hash in the same script as this lifecycle entry (start and stop only).</summary>
+    public NameValueEntry[]? Meta { get; init; }
+
     /// <summary>Set on a gap entry while it may still grow (consecutive overflowed or malformed frames).</summary>
     public OpenGap? Gap { get; init; }
 }

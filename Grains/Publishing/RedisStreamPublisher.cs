@@ -19,9 +19,11 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
 {
     private const int FixedArgs = 6;
 
-    // KEYS: audio stream, calls stream, cursor hash.
+    // KEYS: audio stream, calls stream, cursor hash, meta hash (all but the calls stream share the stream's hash tag).
     // ARGV: expected version, audio MAXLEN, calls MAXLEN, TTL seconds of the stream's keys (0: leave it), cursor field count N, entry count M,
-    //       then N name/value pairs for the cursor, then per entry: target ('a' or 'c'), field count F, F name/value pairs.
+    //       then N name/value pairs for the cursor, then per entry: target ('a' audio, 'c' calls, or 'C': calls and
+    //       meta), field count F, F name/value pairs; a 'C' entry then has G, G name/value pairs HSET into the meta hash.
+    // Only the start and stop entries are 'C': nothing is written to the meta hash per frame.
     // Arguments go to redis.call with unpack(ARGV, from, to): no Lua table is built per entry, which made this script
     // cost ~44 us of Redis CPU per one-frame batch (INFO commandstats, bench/run.sh) against ~6 us for a bare XADD.
     // SE.Redis already sends it as EVALSHA after the first call, so the script text is not resent.
@@ -33,10 +35,16 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         local i = cursorEnd + 1
         for _ = 1, tonumber(ARGV[6]) do
           local last = i + 1 + tonumber(ARGV[i + 1]) * 2
-          if ARGV[i] == 'c' then
-            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 2, last))
-          else
+          local target = ARGV[i]
+          if target == 'a' then
             redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 2, last))
+          else
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 2, last))
+          end
+          if target == 'C' then
+            local metaEnd = last + 1 + tonumber(ARGV[last + 1]) * 2
+            redis.call('HSET', KEYS[4], unpack(ARGV, last + 2, metaEnd))
+            last = metaEnd
           end
           i = last + 1
         end
@@ -44,6 +52,7 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         if ARGV[4] ~= '0' then
           redis.call('EXPIRE', KEYS[3], ARGV[4])
           redis.call('EXPIRE', KEYS[1], ARGV[4])
+          redis.call('EXPIRE', KEYS[4], ARGV[4])
         end
         return 1
         """;
@@ -80,6 +89,10 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         for (var e = 0; e < count; e++)
         {
             size += 2 + entries[e].Fields.Length * 2;
+            if (entries[e].Meta is { } meta)
+            {
+                size += 1 + meta.Length * 2;
+            }
         }
 
         var args = new RedisValue[size];
@@ -102,16 +115,26 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
         for (var e = 0; e < count; e++)
         {
             var entry = entries[e];
-            args[a++] = entry.Audio ? "a" : "c";
+            args[a++] = entry.Audio ? "a" : entry.Meta is null ? "c" : "C";
             args[a++] = entry.Fields.Length;
             foreach (var field in entry.Fields)
             {
                 args[a++] = field.Name;
                 args[a++] = field.Value;
             }
+
+            if (entry.Meta is { } meta)
+            {
+                args[a++] = meta.Length;
+                foreach (var field in meta)
+                {
+                    args[a++] = field.Name;
+                    args[a++] = field.Value;
+                }
+            }
         }
 
-        RedisKey[] keys = [StreamKeys.Audio(streamId), StreamKeys.Calls, StreamKeys.Cursor(streamId)];
+        RedisKey[] keys = [StreamKeys.Audio(streamId), StreamKeys.Calls, StreamKeys.Cursor(streamId), StreamKeys.Meta(streamId)];
         var result = await _db.ScriptEvaluateAsync(WriteBatchScript, keys, args);
         return (int)result == 1 ? WriteOutcome.Written : WriteOutcome.Conflict;
     }
@@ -121,6 +144,7 @@ public sealed class RedisStreamPublisher(IConnectionMultiplexer redis)
     {
         var audio = _db.KeyExpireAsync(StreamKeys.Audio(streamId), ttl);
         var cursor = _db.KeyExpireAsync(StreamKeys.Cursor(streamId), ttl);
-        return Task.WhenAll(audio, cursor);
+        var meta = _db.KeyExpireAsync(StreamKeys.Meta(streamId), ttl);
+        return Task.WhenAll(audio, cursor, meta);
     }
 }

@@ -13,4 +13,11 @@ public static class StreamKeys
 
     /// <summary>A small hash written atomically with every batch: what of this stream is already in Redis.</summary>
     public static string Cursor(string streamId) => "ingest:cursor:{" + streamId + "}";
+
+    /// <summary>
+    /// Per-stream metadata for consumers (docs/CONSUMERS.md): stream_id, protocol, encoding, sample_rate, call_sid,
+    /// started_at, and after the stop stopped_at, stop_reason, frames, gaps, missing. Written with the start and stop
+    /// lifecycle entries in the same script, expires with the stream's other keys.
+    /// </summary>
+    public static string Meta(string streamId) => "ingest:meta:{" + streamId + "}";
 }

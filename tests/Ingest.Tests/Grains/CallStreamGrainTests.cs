@@ -199,6 +199,45 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
     }
 
     [Fact]
+    public async Task The_meta_hash_holds_the_start_fields_then_the_stop_fields_and_expires_with_the_audio()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        var db = fixture.Connection.GetDatabase();
+        var meta = "ingest:meta:{" + id + "}";
+        await grain.Start(ExotelStart(id));
+
+        var started = (await db.HashGetAllAsync(meta)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        Assert.Equal(id, started["stream_id"]);
+        Assert.Equal("exotel", started["protocol"]);
+        Assert.Equal("pcm16le", started["encoding"]);
+        Assert.Equal("8000", started["sample_rate"]);
+        Assert.Equal("call-" + id, started["call_sid"]);
+        Assert.InRange(long.Parse(started["started_at"]), DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.False(started.ContainsKey("stopped_at"));
+
+        // Frames write nothing to the meta hash.
+        await grain.Append("conn-1", [Media(2), Media(3), Media(6)]);
+        Assert.Equal(started.Count, (int)await db.HashLengthAsync(meta));
+
+        await grain.Stop(new CallStop("stopped", 7, "conn-1"));
+        var stopped = (await db.HashGetAllAsync(meta)).ToDictionary(e => (string)e.Name!, e => (string)e.Value!);
+        var stop = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop");
+        Assert.Equal("stopped", stopped["stop_reason"]);
+        Assert.Equal(stop["at"], stopped["stopped_at"]);
+        Assert.Equal("3", stopped["frames"]);
+        Assert.Equal("1", stopped["gaps"]);
+        Assert.Equal("2", stopped["missing"]);
+        Assert.Equal(started["started_at"], stopped["started_at"]);
+
+        var audioTtl = await db.KeyTimeToLiveAsync("ingest:audio:{" + id + "}");
+        var metaTtl = await db.KeyTimeToLiveAsync(meta);
+        Assert.NotNull(metaTtl);
+        Assert.InRange(metaTtl.Value.TotalSeconds, 880, 900);
+        Assert.InRange((metaTtl.Value - audioTtl!.Value).Duration().TotalSeconds, 0, 2);
+    }
+
+    [Fact]
     public async Task A_stream_that_never_stops_expires_the_retention_time_after_its_last_write()
     {
         var id = NewStreamId();

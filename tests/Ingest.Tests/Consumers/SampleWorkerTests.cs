@@ -1,0 +1,268 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Ingest.Tests.Infrastructure;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace Ingest.Tests.Consumers;
+
+/// <summary>
+/// The sample consumer (samples/Ingest.SampleWorker) as two real processes: worker A claims the calls and is killed
+/// (SIGKILL) mid-call, worker B of the same group takes them over with XAUTOCLAIM and finishes them from A's checkpoint.
+/// The calls are written into Redis directly in the platform's format (start entry + meta hash, audio entries of
+/// varying sizes, a gap, stop entry + meta stop fields), live, while the workers read.
+/// </summary>
+public sealed class SampleWorkerTests(ITestOutputHelper output)
+{
+    private const int Rate = 8000;
+    private const int ChunkBytes = Rate; // 500 ms of PCM16 mono
+    private const int ClaimIdleMs = 1500;
+
+    [Theory]
+    [Trait("Category", "Slow")]
+    [InlineData("kill")]
+    [InlineData("pause")]
+    public async Task A_worker_killed_or_paused_mid_call_is_taken_over_and_nothing_is_emitted_twice_or_skipped(string failure)
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var db = connection.GetDatabase();
+        var ids = Enumerable.Range(0, 3).Select(_ => Guid.NewGuid().ToString("N")).ToArray();
+        var sent = ids.ToDictionary(id => id, _ => new List<byte>());
+
+        using var a = Worker(redis, "A");
+        foreach (var id in ids)
+        {
+            await StartCallAsync(db, id);
+        }
+
+        // 24 s of audio per call, written at ~5x real time, in frames of varying (and odd) sizes, with seq 40 missing.
+        var writer = Task.Run(() => WriteAudioAsync(db, ids, sent, totalBytes: 24 * 2 * Rate));
+
+        Assert.True(await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.StreamLengthAsync(Chunks(id))))).All(n => n >= 6), TimeSpan.FromSeconds(60)), "worker A emitted no chunks\n" + a.Output);
+        if (failure == "kill")
+        {
+            a.Process.Kill(entireProcessTree: true);
+        }
+        else
+        {
+            Signal(a.Process, "-STOP");
+        }
+
+        var killedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (failure == "kill")
+        {
+            await a.Process.WaitForExitAsync();
+        }
+
+        var byA = await Task.WhenAll(ids.Select(id => db.StreamLengthAsync(Chunks(id))));
+
+        using var b = Worker(redis, "B");
+        var bStartedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (failure == "pause")
+        {
+            // A wakes up after B took its calls, still believing it owns them: the chunk-count fence and the
+            // ownership check must make it let go without emitting anything twice.
+            Assert.True(await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "worker")))).All(w => w == "B"), TimeSpan.FromSeconds(30)), "B did not take over\n" + b.Output);
+            Signal(a.Process, "-CONT");
+        }
+
+        await writer;
+        foreach (var id in ids)
+        {
+            await StopCallAsync(db, id, sent[id].Count);
+        }
+
+        Assert.True(
+            await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
+            "worker B did not finish the calls\nA:\n" + a.Output + "\nB:\n" + b.Output);
+
+        output.WriteLine("A:\n" + a.Output);
+        output.WriteLine("B:\n" + b.Output);
+        foreach (var id in ids)
+        {
+            var chunks = await db.StreamRangeAsync(Chunks(id));
+            Assert.Equal(Enumerable.Range(0, chunks.Length).Select(i => (long)i), chunks.Select(c => (long)c["index"]));
+            Assert.Equal(sent[id].Count / ChunkBytes + 1, chunks.Length);
+            Assert.All(chunks[..^1], c => Assert.Equal(ChunkBytes, ((byte[])c["audio"]!).Length));
+            Assert.Equal("1", chunks[^1]["final"]);
+            Assert.Equal(sent[id], chunks.SelectMany(c => (byte[])c["audio"]!));
+            Assert.Equal(1, chunks.Sum(c => (long)c["gap_seqs"]));
+            Assert.Contains(chunks, c => c["worker"] == "A");
+            Assert.Contains(chunks, c => c["worker"] == "B");
+            Assert.Equal(0, (await db.StreamPendingAsync(CallWorkerCalls, "asr")).PendingMessageCount);
+
+            var firstByB = chunks.First(c => c["worker"] == "B");
+            var firstByBAt = long.Parse(((string)firstByB.Id!).Split('-')[0], CultureInfo.InvariantCulture);
+            output.WriteLine($"{id}: {chunks.Length} chunks, {chunks.Count(c => c["worker"] == "A")} by A; kill -> B's first new chunk {firstByBAt - killedAt} ms (B started {bStartedAt - killedAt} ms after the kill)");
+        }
+
+        output.WriteLine($"calls per worker: A claimed {ids.Length} (chunks before the kill: {string.Join(", ", byA)}), B took over {ids.Length}");
+    }
+
+    private static void Signal(Process process, string signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
+        {
+            ArgumentList = { signal, process.Id.ToString(CultureInfo.InvariantCulture) },
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("could not run /bin/kill");
+        kill.WaitForExit();
+    }
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task Two_workers_share_the_calls_each_call_whole_on_one_worker()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var db = connection.GetDatabase();
+        var ids = Enumerable.Range(0, 8).Select(_ => Guid.NewGuid().ToString("N")).ToArray();
+        var sent = ids.ToDictionary(id => id, _ => new List<byte>());
+
+        // Each worker takes at most 4 calls at a time: 8 live calls split 4/4 however fast each polls.
+        using var a = Worker(redis, "A", maxCalls: 4);
+        using var b = Worker(redis, "B", maxCalls: 4);
+        Assert.True(await WaitUntilAsync(() => Task.FromResult(a.Output.Contains("started", StringComparison.Ordinal) && b.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
+        foreach (var id in ids)
+        {
+            await StartCallAsync(db, id);
+        }
+
+        await WriteAudioAsync(db, ids, sent, totalBytes: 4 * 2 * Rate);
+        foreach (var id in ids)
+        {
+            await StopCallAsync(db, id, sent[id].Count);
+        }
+
+        Assert.True(
+            await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
+            "the workers did not finish the calls\nA:\n" + a.Output + "\nB:\n" + b.Output);
+        var owners = new List<string>();
+        foreach (var id in ids)
+        {
+            var chunks = await db.StreamRangeAsync(Chunks(id));
+            Assert.Equal(Enumerable.Range(0, chunks.Length).Select(i => (long)i), chunks.Select(c => (long)c["index"]));
+            Assert.Equal(sent[id], chunks.SelectMany(c => (byte[])c["audio"]!));
+            owners.Add(Assert.Single(chunks.Select(c => (string)c["worker"]!).Distinct()));
+        }
+
+        output.WriteLine($"calls per worker: A {owners.Count(o => o == "A")}, B {owners.Count(o => o == "B")}");
+        Assert.Equal(4, owners.Count(o => o == "A"));
+        Assert.Equal(4, owners.Count(o => o == "B"));
+    }
+
+    private const string CallWorkerCalls = "ingest:calls";
+
+    private static string Chunks(string id) => "samples:chunks:{" + id + "}";
+
+    private static string Checkpoint(string id) => "ingest:worker:{" + id + "}";
+
+    private static async Task StartCallAsync(IDatabase db, string id)
+    {
+        var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await db.StreamAddAsync("ingest:calls", [new("event", "start"), new("stream_id", id), new("protocol", "exotel"), new("encoding", "pcm16le"), new("sample_rate", Rate), new("at", at), new("call_sid", "call-" + id)]);
+        await db.HashSetAsync("ingest:meta:{" + id + "}", [new("stream_id", id), new("protocol", "exotel"), new("encoding", "pcm16le"), new("sample_rate", Rate), new("started_at", at), new("call_sid", "call-" + id)]);
+    }
+
+    private static async Task StopCallAsync(IDatabase db, string id, int bytes)
+    {
+        var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await db.StreamAddAsync("ingest:calls", [new("event", "stop"), new("stream_id", id), new("reason", "stopped"), new("frames", bytes), new("at", at)]);
+        await db.HashSetAsync("ingest:meta:{" + id + "}", [new("stopped_at", at), new("stop_reason", "stopped"), new("gaps", 1), new("missing", 1)]);
+    }
+
+    private static async Task WriteAudioAsync(IDatabase db, string[] ids, Dictionary<string, List<byte>> sent, int totalBytes)
+    {
+        int[] sizes = [320, 1600, 3200, 999, 160, 4801, 2000];
+        var random = new Random(12);
+        var written = 0;
+        var seq = 2L;
+        for (var frame = 0; written < totalBytes; frame++, seq++)
+        {
+            if (seq == 40)
+            {
+                foreach (var id in ids)
+                {
+                    await db.StreamAddAsync("ingest:calls", [new("event", "gap"), new("stream_id", id), new("from_seq", 40), new("to_seq", 40), new("missing", 1), new("reason", "missing")]);
+                }
+
+                seq++;
+            }
+
+            var size = sizes[frame % sizes.Length];
+            foreach (var id in ids)
+            {
+                var audio = new byte[size];
+                random.NextBytes(audio);
+                sent[id].AddRange(audio);
+                await db.StreamAddAsync("ingest:audio:{" + id + "}", [new("seq", seq), new("ts", written / 16), new("audio", audio)]);
+            }
+
+            written += size;
+            // ~5x real time: 16 bytes a ms at 8 kHz.
+            await Task.Delay(size / 16 / 5);
+        }
+    }
+
+    private static async Task<bool> WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return await condition();
+    }
+
+    private static WorkerProcess Worker(RedisServer redis, string name, int maxCalls = 100)
+    {
+        var dll = ProcessCluster.HostDll("samples/Ingest.SampleWorker", "Ingest.SampleWorker");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { dll, "--redis", redis.ConnectionString, "--group", "asr", "--name", name, "--claim-idle-ms", ClaimIdleMs.ToString(CultureInfo.InvariantCulture), "--poll-ms", "20", "--max-calls", maxCalls.ToString(CultureInfo.InvariantCulture) },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the sample worker");
+        var worker = new WorkerProcess(process);
+        process.OutputDataReceived += (_, e) => worker.Lines.Enqueue(e.Data ?? string.Empty);
+        process.ErrorDataReceived += (_, e) => worker.Lines.Enqueue(e.Data ?? string.Empty);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return worker;
+    }
+
+    private sealed class WorkerProcess(Process process) : IDisposable
+    {
+        public Process Process { get; } = process;
+
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public string Output => string.Join('\n', Lines);
+
+        public void Dispose()
+        {
+            try
+            {
+                if (!Process.HasExited)
+                {
+                    Process.Kill(entireProcessTree: true);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+            }
+
+            Process.Dispose();
+        }
+    }
+}
