@@ -59,6 +59,8 @@ public static class GatewayHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+            // The current span's traceparent goes with a grain call (the call's Start and Stop spans, CallForwarder).
+            client.AddActivityPropagation();
             if (tls is not null)
             {
                 client.UseTls(tls, o =>
