@@ -62,6 +62,9 @@ public static class GatewayHost
 
             // Flags are pushed by the config grain; a silo joining or leaving makes FlagCache renew its subscription.
             client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => new FlagCache.RenewOnGatewayChange(sp));
+
+            // The current span's traceparent goes with a grain call (the call's Start and Stop spans, CallForwarder).
+            client.AddActivityPropagation();
             if (tls is not null)
             {
                 client.UseTls(tls, o =>

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Ingest.Grains.Interfaces;
 using Ingest.Grains.Publishing;
 using Ingest.Grains.Sequencing;
+using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -80,6 +81,14 @@ public sealed partial class CallStreamGrain(
 
     public async ValueTask<CallAck> Start(CallStart start)
     {
+        using var span = StartLifecycleSpan("ingest.grain.start");
+        var ack = await StartCoreAsync(start);
+        span?.SetTag("ack", ack.Status.ToString());
+        return ack;
+    }
+
+    private async ValueTask<CallAck> StartCoreAsync(CallStart start)
+    {
         await EnsureLoadedAsync();
         if (_head.Stopped)
         {
@@ -126,7 +135,11 @@ public sealed partial class CallStreamGrain(
         EnsureOrphanTimer();
 
         // While Redis is away the retry timer writes; a re-presented call must not wait on it again.
-        await FlushAsync(force: !_redisDown);
+        using (StartRedisSpan("start"))
+        {
+            await FlushAsync(force: !_redisDown);
+        }
+
         return Ack(Status());
     }
 
@@ -288,6 +301,62 @@ public sealed partial class CallStreamGrain(
 
     public async ValueTask<CallAck> Stop(CallStop stop)
     {
+        using var span = StartLifecycleSpan("ingest.grain.stop");
+        span?.SetTag("reason", stop.Reason);
+        var ack = await StopLifecycleAsync(stop);
+        span?.SetTag("ack", ack.Status.ToString());
+        span?.SetTag("frames", _head.Frames);
+        return ack;
+    }
+
+    /// <summary>
+    /// A server span for the grain's Start or Stop, continuing the caller's trace: Orleans' activity propagation puts
+    /// the caller's traceparent in the request context. Never for Append (per frame batch).
+    /// </summary>
+    private System.Diagnostics.Activity? StartLifecycleSpan(string name)
+    {
+        if (!IngestTelemetry.Source.HasListeners())
+        {
+            return null;
+        }
+
+        // Orleans' server span when it made one; otherwise the caller's span, from the traceparent its outgoing filter set.
+        var parent = default(System.Diagnostics.ActivityContext);
+        if (System.Diagnostics.Activity.Current is { Recorded: true } current)
+        {
+            parent = current.Context;
+        }
+        else if (RequestContext.Get("traceparent") is string traceParent)
+        {
+            System.Diagnostics.ActivityContext.TryParse(traceParent, RequestContext.Get("tracestate") as string, isRemote: true, out parent);
+        }
+
+        if (parent == default)
+        {
+            return null;
+        }
+
+        var activity = IngestTelemetry.Source.StartActivity(name, System.Diagnostics.ActivityKind.Server, parent);
+        activity?.SetTag("stream_id", _streamId);
+        return activity;
+    }
+
+    /// <summary>A span for the Redis write of the start or stop batch (child of the grain's lifecycle span).</summary>
+    private static System.Diagnostics.Activity? StartRedisSpan(string batch)
+    {
+        if (System.Diagnostics.Activity.Current is not { Source.Name: IngestTelemetry.SourceName })
+        {
+            return null;
+        }
+
+        var activity = IngestTelemetry.Source.StartActivity("ingest.redis.write", System.Diagnostics.ActivityKind.Client);
+        activity?.SetTag("db.system", "redis");
+        activity?.SetTag("batch", batch);
+        return activity;
+    }
+
+    private async ValueTask<CallAck> StopLifecycleAsync(CallStop stop)
+    {
         await EnsureLoadedAsync();
         if (_head.Stopped)
         {
@@ -330,7 +399,11 @@ public sealed partial class CallStreamGrain(
 
         _orphanTimer?.Dispose();
         _orphanTimer = null;
-        await FlushAsync(force: true);
+        using (StartRedisSpan("stop"))
+        {
+            await FlushAsync(force: true);
+        }
+
         if (_pending.Count == 0 && _presented)
         {
             // Nothing left to write: free the memory now rather than at the idle collection.
@@ -621,7 +694,7 @@ public sealed partial class CallStreamGrain(
                 return;
             }
 
-            GrainMetrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            GrainMetrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             if (outcome == WriteOutcome.Conflict)
             {
                 if (await ReconcileAsync(known: null))

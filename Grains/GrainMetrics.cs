@@ -8,15 +8,16 @@ internal static class GrainMetrics
 {
     private static readonly Meter Meter = new(IngestMeter.Name);
 
-    public static readonly Counter<long> FramesPublished = Meter.CreateCounter<long>("ingest.silo.frames.published", "{frame}", "Audio frames written to Redis Streams.");
-    public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>("ingest.silo.frames.duplicates", "{frame}", "Frames and events dropped because their sequence number was already published.");
-    public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.silo.gaps", "{gap}", "Gap entries recorded.");
-    public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.silo.frames.missing", "{frame}", "Frames never received (sum over gap entries).");
+    // The same facts as the gateway's, under the same names (one instrument, IngestMeter): the scrape target tells which process.
+    public static Counter<long> FramesPublished => IngestMeter.FramesPublished;
+    public static Counter<long> Duplicates => IngestMeter.Duplicates;
+    public static Counter<long> Gaps => IngestMeter.Gaps;
+    public static Counter<long> MissingFrames => IngestMeter.MissingFrames;
     public static readonly Counter<long> Overflowed = Meter.CreateCounter<long>("ingest.silo.frames.overflowed", "{frame}", "Frames that did not fit the per-call buffer while Redis was unreachable.");
     public static readonly Counter<long> Pushback = Meter.CreateCounter<long>("ingest.silo.pushback", "{call}", "Appends refused because Redis was slow and the call's buffer was full (the gateway resends).");
     public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.silo.items.malformed", "{item}", "Items dropped as malformed by the grain (a sequence number absurdly far ahead).");
     public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
-    public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "ms", "Time of one batch write to Redis.");
+    public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "s", "Time of one batch write to Redis.");
     /// <summary>Touches every counter so a scrape finds each series at 0 from the start.</summary>
     public static void Initialize()
     {

@@ -4,7 +4,10 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 
 namespace Ingest.ServiceDefaults;
 
@@ -16,16 +19,38 @@ public static class ServiceDefaultsExtensions
 
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(IngestMeter.Name)
-            .AddMeter("Microsoft.Orleans")
-            .AddView(
-                instrumentName: "ingest.publish.latency",
-                new ExplicitBucketHistogramConfiguration { Boundaries = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000, 10000] })
-            .AddView(
-                instrumentName: "ingest.forward.latency",
-                new ExplicitBucketHistogramConfiguration { Boundaries = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000, 10000] })
-            .AddPrometheusExporter());
+        // Trace and span ids of the current activity (the call's span in a session) go with every log line's scopes.
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
+
+        var otel = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(
+                builder.Configuration["OTEL_SERVICE_NAME"] is { Length: > 0 } name ? name : builder.Environment.ApplicationName))
+            .WithMetrics(metrics => metrics
+                .AddMeter(IngestMeter.Name)
+                .AddMeter("Microsoft.Orleans")
+                // Built into ASP.NET Core and .NET: connections, TLS handshakes, queue lengths; GC, threads, exceptions.
+                .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
+                .AddRuntimeInstrumentation()
+                .AddView(
+                    instrumentName: "ingest.publish.latency",
+                    new ExplicitBucketHistogramConfiguration { Boundaries = IngestTelemetry.SecondsBuckets })
+                .AddView(
+                    instrumentName: "ingest.silo.redis.write.latency",
+                    new ExplicitBucketHistogramConfiguration { Boundaries = IngestTelemetry.SecondsBuckets })
+                .AddPrometheusExporter());
+
+        // Traces only when an OTLP endpoint is configured (the standard OTEL_EXPORTER_OTLP_ENDPOINT, with
+        // OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf): the call lifecycle spans of the "Ingest" source, and
+        // Orleans' grain call spans, which Orleans' activity propagation (AddActivityPropagation) creates only when its
+        // source is listened to. The sampler keeps that to the lifecycle: no span, and no propagation, per frame batch.
+        if (builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] is { Length: > 0 })
+        {
+            otel.WithTracing(tracing => tracing
+                .SetSampler(new LifecycleSampler())
+                .AddSource(IngestTelemetry.SourceName)
+                .AddSource("Microsoft.Orleans.Application")
+                .AddOtlpExporter());
+        }
 
         builder.Services.AddHealthChecks();
         builder.Services.AddSingleton<Microsoft.Extensions.Options.IPostConfigureOptions<HealthCheckServiceOptions>, BoundedHealthChecks>();

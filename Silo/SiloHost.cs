@@ -58,6 +58,8 @@ public static class SiloHost
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
             silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
+            // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.
+            silo.AddActivityPropagation();
             if (tls is not null)
             {
                 silo.UseTls(tls, o =>

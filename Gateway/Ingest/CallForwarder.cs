@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 
 namespace Ingest.Gateway.Ingest;
 
@@ -60,8 +61,12 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private int _failures;
     private TimeSpan _backoff = InitialBackoff;
 
-    public CallForwarder(ICallStreamGrain grain, CallStart start, GatewayLimits limits, ILogger logger)
+    private readonly ActivityContext _trace;
+    private long _published;
+
+    public CallForwarder(ICallStreamGrain grain, CallStart start, GatewayLimits limits, ILogger logger, ActivityContext? trace = null)
     {
+        _trace = trace ?? default;
         _grain = grain;
         _start = start;
         _limits = limits;
@@ -76,11 +81,51 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// <summary>Completes when the call is over for the cluster: stopped, or refused (Ended, Conflict).</summary>
     public Task<CallAckStatus> Completion => _completed.Task;
 
+    /// <summary>Frames the grain confirmed written to Redis for this call.</summary>
+    public long Published => Interlocked.Read(ref _published);
+
     /// <summary>Audio bytes this call holds (unsent and the copy kept for resend).</summary>
     public long HeldBytes => Interlocked.Read(ref _bytes);
 
     /// <summary>Starts presenting the call and forwarding; items may be queued before and after.</summary>
-    public void Begin() => _pump ??= Task.Run(PumpAsync, CancellationToken.None);
+    public void Begin()
+    {
+        if (_pump is not null)
+        {
+            return;
+        }
+
+        _pump = Task.Run(PumpAsync, CancellationToken.None);
+    }
+
+    /// <summary>A client span for one lifecycle grain call; null without a call span or a listener.</summary>
+    private Activity? StartLifecycleSpan(string name, string method)
+    {
+        if (_trace == default)
+        {
+            return null;
+        }
+
+        var activity = IngestTelemetry.Source.StartActivity(name, ActivityKind.Client, _trace);
+        activity?.SetTag("rpc.system", "orleans");
+        activity?.SetTag("rpc.service", nameof(ICallStreamGrain));
+        activity?.SetTag("rpc.method", method);
+        activity?.SetTag("stream_id", _start.StreamId);
+        return activity;
+    }
+
+    private async Task<CallAck?> LifecycleCallAsync(string name, string method, Func<ValueTask<CallAck>> call, CancellationToken token)
+    {
+        using var activity = StartLifecycleSpan(name, method);
+        var ack = await CallAsync(call, token);
+        activity?.SetTag("ack", ack?.Status.ToString() ?? "failed");
+        if (ack is null)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error);
+        }
+
+        return ack;
+    }
 
     /// <summary>
     /// Queues one item. Completes at once while there is room; a full buffer holds the caller (backpressure) for at
@@ -331,6 +376,10 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
     private async Task PumpAsync()
     {
+        // The loop runs without a current activity, so a per-frame Append carries no trace context. Only the Start and
+        // Stop calls run inside a span of their own (child of the call's span), which Orleans' activity propagation
+        // carries to the grain.
+        Activity.Current = null;
         var token = _stop.Token;
         try
         {
@@ -338,7 +387,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             {
                 if (!_presented)
                 {
-                    if (await CallAsync(() => _grain.Start(_start), token) is not { } started)
+                    if (await LifecycleCallAsync("ingest.grain.start", nameof(ICallStreamGrain.Start), () => _grain.Start(_start), token) is not { } started)
                     {
                         continue;
                     }
@@ -381,7 +430,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
                 if (stop is not null)
                 {
-                    if (await CallAsync(() => _grain.Stop(stop), token) is not { } stopped)
+                    if (await LifecycleCallAsync("ingest.grain.stop", nameof(ICallStreamGrain.Stop), () => _grain.Stop(stop), token) is not { } stopped)
                     {
                         continue;
                     }
@@ -504,6 +553,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
         if (ack.Published > 0)
         {
             GatewayMetrics.FramesPublished.Add(ack.Published);
+            Interlocked.Add(ref _published, ack.Published);
         }
 
         if (ack.Duplicates > 0)
@@ -542,7 +592,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 var item = _unsettled[settled].Item;
                 if (item.Kind == CallItemKind.Media)
                 {
-                    GatewayMetrics.PublishLatency.Record(Stopwatch.GetElapsedTime(_unsettled[settled].ReceivedTicks, now).TotalMilliseconds);
+                    GatewayMetrics.PublishLatency.Record(Stopwatch.GetElapsedTime(_unsettled[settled].ReceivedTicks, now).TotalSeconds);
                 }
 
                 bytes += item.Bytes;

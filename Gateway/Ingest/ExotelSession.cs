@@ -19,6 +19,8 @@ public sealed partial class ExotelSession(
 {
     private const long MaxSequenceJump = 100_000;
 
+    protected override string ProtocolName => "exotel";
+
     private long _lastSeq;
 
     protected override async Task ReceiveLoopAsync()
@@ -165,11 +167,11 @@ public sealed partial class ExotelSession(
         {
             case ExotelEventKind.Media when message.Payload is null:
                 // Received but unusable: it keeps its number, and the grain records it as a malformed gap.
-                GatewayMetrics.FramesReceived.Add(1);
+                FrameReceived();
                 Malformed("media", message.PayloadError ?? "payload unusable");
                 return Forwarder!.EnqueueAsync(CallItemKind.Malformed, seq, message.Chunk, message.Timestamp ?? ElapsedMs, null);
             case ExotelEventKind.Media:
-                GatewayMetrics.FramesReceived.Add(1);
+                FrameReceived();
                 if (message.Payload.Length % 2 != 0)
                 {
                     GatewayMetrics.OddLength.Add(1);

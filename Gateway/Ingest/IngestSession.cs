@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.WebSockets;
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 
 namespace Ingest.Gateway.Ingest;
 
@@ -27,6 +28,18 @@ public abstract partial class IngestSession : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly ILogger _logger;
     private string? _endReason;
+    private string? _closeReason;
+    private bool _callBegun;
+    private long _framesReceived;
+    private Activity? _callActivity;
+    private string? _endedAs;
+
+    /// <summary>The stop reasons a label may carry; anything else a peer sends is "other" (bounded cardinality).</summary>
+    private static readonly HashSet<string> KnownReasons =
+    [
+        "stopped", "callended", "disconnected", "idle_timeout", "gateway_shutdown", "max_duration", "refused",
+        "start_timeout", "protocol_error", "message_too_large", "internal_error",
+    ];
     private Lazy<Task>? _closing;
     private int _malformed;
 
@@ -62,8 +75,24 @@ public abstract partial class IngestSession : IDisposable
 
     protected bool CallEnded { get; private set; }
 
+    /// <summary>The protocol's label on metrics and spans: exotel or native.</summary>
+    protected abstract string ProtocolName { get; }
+
+    /// <summary>Counts one audio frame received on this socket (metric by protocol, and the call span's frames tag).</summary>
+    protected void FrameReceived()
+    {
+        _framesReceived++;
+        GatewayMetrics.FramesReceived.Add(1, new KeyValuePair<string, object?>("protocol", ProtocolName));
+    }
+
     public async Task RunAsync()
     {
+        // One trace per call, rooted here at the accepted upgrade: not a child of the HTTP request's activity (which is
+        // not exported). It is the current activity for the rest of the session, so its log lines carry its trace id.
+        Activity.Current = null;
+        _callActivity = IngestTelemetry.Source.StartActivity("ingest.call", ActivityKind.Server);
+        _callActivity?.SetTag("protocol", ProtocolName);
+        _callActivity?.SetTag("client.address", Remote.ToString());
         // Until the call starts only the start timeout runs: messages before start (connected, junk) do not extend it.
         _startTimer.Change(Context.Settings.Limits.StartTimeout, Timeout.InfiniteTimeSpan);
         _lifetimeTimer.Change(Context.Settings.Limits.MaxCallDuration, Timeout.InfiniteTimeSpan);
@@ -96,6 +125,13 @@ public abstract partial class IngestSession : IDisposable
             }
 
             await AwaitPeerCloseAsync();
+            if (_callActivity is { } activity)
+            {
+                activity.SetTag("end_reason", _endedAs ?? _closeReason ?? "disconnected");
+                activity.SetTag("frames", _framesReceived);
+                activity.SetTag("frames_published", Forwarder?.Published ?? 0);
+                activity.Dispose();
+            }
         }
     }
 
@@ -129,6 +165,13 @@ public abstract partial class IngestSession : IDisposable
     /// </summary>
     protected bool BeginCall(CallStart start)
     {
+        _callBegun = true;
+        _callActivity?.SetTag("stream_id", start.StreamId);
+        if (start.CallSid is { Length: > 0 } callSid)
+        {
+            _callActivity?.SetTag("call_sid", callSid);
+        }
+
         if (!Context.Registry.TryRegisterStream(start.StreamId, this))
         {
             LogStreamHijack(start.StreamId, Remote);
@@ -139,7 +182,7 @@ public abstract partial class IngestSession : IDisposable
         StreamId = start.StreamId;
         _clock.Restart();
         var logger = Context.LoggerFactory.CreateLogger<CallForwarder>();
-        var forwarder = new CallForwarder(Context.Cluster.GetGrain<ICallStreamGrain>(start.StreamId), start, Context.Settings.Limits, logger);
+        var forwarder = new CallForwarder(Context.Cluster.GetGrain<ICallStreamGrain>(start.StreamId), start, Context.Settings.Limits, logger, _callActivity?.Context);
         Forwarder = forwarder;
         _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
         _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
@@ -182,6 +225,15 @@ public abstract partial class IngestSession : IDisposable
         }
 
         CallEnded = true;
+        if (_callBegun)
+        {
+            // A refusal after the start (stream id live elsewhere, stream already ended) ends the call as "refused".
+            var ended = Volatile.Read(ref _closeReason) == "refused" && Volatile.Read(ref _endReason) is null ? "refused" : reason.ToLowerInvariant();
+            ended = KnownReasons.Contains(ended) ? ended : "other";
+            _endedAs = ended;
+            GatewayMetrics.CallsEnded.Add(1, new KeyValuePair<string, object?>("reason", ended), new KeyValuePair<string, object?>("protocol", ProtocolName));
+        }
+
         _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
         _idleTimer.Change(Timeout.Infinite, Timeout.Infinite);
         if (Forwarder is { } forwarder && StreamId is { } streamId)
@@ -210,6 +262,8 @@ public abstract partial class IngestSession : IDisposable
         {
             Interlocked.CompareExchange(ref _endReason, reason, null);
         }
+
+        Interlocked.CompareExchange(ref _closeReason, reason, null);
 
         var closing = new Lazy<Task>(() => CloseOutputAsync(status, description));
         if (Interlocked.CompareExchange(ref _closing, closing, null) is null)
@@ -322,6 +376,7 @@ public abstract partial class IngestSession : IDisposable
         _startTimer.Dispose();
         _idleTimer.Dispose();
         _lifetimeTimer.Dispose();
+        _callActivity?.Dispose();
         Reader.Dispose();
         GC.SuppressFinalize(this);
     }

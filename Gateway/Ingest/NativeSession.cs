@@ -18,6 +18,8 @@ public sealed partial class NativeSession(
 {
     private long _position;
 
+    protected override string ProtocolName => "native";
+
     protected override async Task ReceiveLoopAsync()
     {
         while (true)
@@ -39,7 +41,7 @@ public sealed partial class NativeSession(
 
                 // Its position is its sequence number whatever happens to it, so a dropped frame shows up as a gap.
                 var seq = ++_position;
-                GatewayMetrics.FramesReceived.Add(1);
+                FrameReceived();
                 if (message.Data.Length % 2 != 0)
                 {
                     // Not whole 16-bit samples: published byte for byte all the same, and counted (CONTRACT §5).

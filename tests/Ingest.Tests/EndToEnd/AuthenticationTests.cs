@@ -127,7 +127,7 @@ public sealed class AuthenticationTests(EndToEndFixture fixture)
         foreach (var series in new[]
         {
             "ingest_frames_received_total", "ingest_frames_published_total", "ingest_frames_duplicates_total", "ingest_gaps_total",
-            "ingest_messages_malformed_total", "ingest_calls_active", "ingest_publish_latency_milliseconds_bucket",
+            "ingest_messages_malformed_total", "ingest_calls_active", "ingest_publish_latency_seconds_bucket", "ingest_calls_ended_total",
         })
         {
             Assert.Contains(series, metrics, StringComparison.Ordinal);

@@ -28,7 +28,7 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
             await Task.Delay(TimeSpan.FromSeconds(3));
 
             // Kill the silo that carries more of the calls (its published-frames counter is higher).
-            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_silo_frames_published_total")));
+            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_frames_published_total")));
             var victim = published[0] >= published[1] ? silos[0] : silos[1];
             output.WriteLine($"frames published so far: {silos[0].Name} {published[0]}, {silos[1].Name} {published[1]}");
             var killedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -183,7 +183,7 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
             var sending = calls.Select(c => c.SendAsync(100)).ToArray();
             await Task.Delay(TimeSpan.FromSeconds(2));
 
-            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_silo_frames_published_total")));
+            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_frames_published_total")));
             var victim = published[0] >= published[1] ? silos[0] : silos[1];
             victim.Kill();
             output.WriteLine($"kill -9 {victim.Name}");
