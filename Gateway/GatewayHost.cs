@@ -140,6 +140,8 @@ public static class GatewayHost
         app.MapFlagsApi();
         app.MapCallsApi();
         app.MapRefusalsApi();
+        app.MapSilosApi();
+        app.MapConsolePage();
         return app;
     }
 }

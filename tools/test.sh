@@ -8,6 +8,9 @@ tools/ensure-redis.sh || { echo "could not install redis-server"; echo "0 passed
 # The deploy-file lint test needs yamllint (Debian package); install it up front, not from inside a test.
 command -v yamllint >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq yamllint >/dev/null 2>&1 || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq yamllint >/dev/null 2>&1; } || echo "could not install yamllint" >&2; }
 
+# The admin console test drives a real browser: Debian's chromium (headless, over the DevTools protocol).
+command -v chromium >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null 2>&1; } || echo "could not install chromium" >&2; }
+
 results="TestResults/run-$$"
 rm -rf "$results"
 dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
