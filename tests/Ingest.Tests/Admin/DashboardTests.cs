@@ -103,6 +103,21 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
+    public async Task In_a_real_browser_the_login_form_opens_the_dashboard_and_its_api_calls_carry_the_cookie()
+    {
+        await using var browser = await Chromium.LaunchAsync();
+        await browser.NavigateAsync(Url(fixture.WithDashboard, "/dashboard/login"));
+        var token = Tokens.Create(role: "admin");
+        await browser.EvaluateAsync($"document.querySelector('input[name=token]').value = {System.Text.Json.JsonSerializer.Serialize(token)}; document.querySelector('form').submit(); true");
+        Assert.True(await browser.WaitForAsync("location.pathname === '/dashboard/' && document.readyState === 'complete'", TimeSpan.FromSeconds(15)));
+        Assert.Equal(200, (await browser.EvaluateAsync("fetch('/dashboard/DashboardCounters').then(r => r.status)"))!.GetValue<int>());
+        Assert.True(await browser.WaitForAsync("document.body.innerText.length > 50", TimeSpan.FromSeconds(15)), await browser.TextAsync("body"));
+        Assert.DoesNotContain(token, (await browser.EvaluateAsync("location.href + document.cookie + document.documentElement.outerHTML"))!.GetValue<string>(), StringComparison.Ordinal);
+        await File.WriteAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "orleans-dashboard.png"), await browser.ScreenshotAsync());
+    }
+
+    [Fact]
     public async Task Without_ORLEANS_DASHBOARD_there_is_no_dashboard()
     {
         using var admin = await GetAsync(fixture.WithoutDashboard, "/dashboard/", Tokens.Create(role: "admin"));
