@@ -34,6 +34,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+case "$dashboard" in off|on|polled) ;; *) echo "--dashboard must be off, on or polled" >&2; exit 2 ;; esac
+
 run="$root/.run/bench-$stamp"
 results="$root/bench/results"
 mkdir -p "$run" "$results"
