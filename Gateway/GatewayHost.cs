@@ -146,6 +146,8 @@ public static class GatewayHost
         app.MapFlagsApi();
         app.MapCallsApi();
         app.MapRefusalsApi();
+        app.MapSilosApi();
+        app.MapConsolePage();
         return app;
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Connections.Security;
+using Orleans.Dashboard;
 using Orleans.Runtime;
 using StackExchange.Redis;
 
@@ -23,6 +24,10 @@ public static class SiloHost
         var settings = SiloSettings.From(builder.Configuration);
 
         var tls = OrleansTls.Load(builder.Configuration);
+
+        // ORLEANS_DASHBOARD (default false): the Orleans Dashboard at /dashboard on SILO_HTTP_PORT, admin role only.
+        var dashboard = Settings.OptionalBool(builder.Configuration, DashboardSetup.Setting) ?? false;
+        var dashboardAuth = dashboard ? DashboardSetup.ReadOptions(builder.Configuration) : null;
 
         // A port in use is a setting to change, said in one line before anything binds (CONTRACT §2).
         PortCheck.EnsureFree("SILO_PORT", settings.SiloPort);
@@ -70,6 +75,12 @@ public static class SiloHost
                 });
             }
 
+            if (dashboard)
+            {
+                // The live log stream is off: logs are for the log pipeline, and streaming them costs every line.
+                silo.AddDashboard(o => o.HideTrace = true);
+            }
+
             silo.Services.AddIngestGrains(settings.Ingest);
             silo.Services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
             silo.Services.AddOptions<IngestOptions>().ValidateOnStart();
@@ -82,6 +93,10 @@ public static class SiloHost
             .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
             .AddCheck<SiloHealthCheck>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.Services.AddHostedService<FlagSeeder>();
+        if (dashboardAuth is not null)
+        {
+            DashboardSetup.AddAdminAuth(builder.Services, dashboardAuth);
+        }
 
         var app = builder.Build();
 
@@ -89,6 +104,11 @@ public static class SiloHost
         _ = app.Services.GetRequiredService<IOptions<IngestOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<SiloMessagingOptions>>().Value;
         app.MapDefaultEndpoints();
+        if (dashboardAuth is not null)
+        {
+            DashboardSetup.Map(app);
+        }
+
         return app;
     }
 }

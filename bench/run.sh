@@ -10,6 +10,8 @@
 #   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
+#   --dashboard off|on|polled   the silo's Orleans Dashboard (ORLEANS_DASHBOARD): off, on but unwatched, or on and polled
+#                               every second with an admin token the way an open dashboard page polls it (profiler active)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,18 +19,22 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 label=""
 systems="relay,orleans"
 build=1
+dashboard=off
 driver_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
     --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
       driver_args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$dashboard" in off|on|polled) ;; *) echo "--dashboard must be off, on or polled" >&2; exit 2 ;; esac
 
 run="$root/.run/bench-$stamp"
 results="$root/bench/results"
@@ -111,11 +117,27 @@ if [[ ",$systems," == *",orleans,"* ]]; then
   export SILO_PORT=$(free_port) GATEWAY_PORT=$(free_port) SILO_HTTP_PORT=$(free_port) SILO_ADVERTISED_IP=127.0.0.1
   export SUPPORT_EXOTEL=true CLUSTER_ID="bench-$stamp" SERVICE_ID="bench-$stamp"
   export MAX_CONNECTIONS_PER_IP=20000 MAX_CONNECTIONS=20000
+  if [[ $dashboard != off ]]; then
+    export ORLEANS_DASHBOARD=true
+    export JWT_SECRET="${JWT_SECRET:-bench-dashboard-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
+  fi
   dotnet "${BENCH_SILO_DLL:-Silo/bin/Release/net10.0/Ingest.Silo.dll}" >"$run/silo.log" 2>&1 &
   silo_pid=$!; pids+=("$silo_pid")
   PORT=$port dotnet "${BENCH_GATEWAY_DLL:-Gateway/bin/Release/net10.0/Ingest.Gateway.dll}" >"$run/gateway.log" 2>&1 &
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$run/gateway.log"
+  if [[ $dashboard == polled ]]; then
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    now=$(date +%s)
+    jwt_body="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"bench","role":"admin","iat":%d,"exp":%d}' "$now" $((now + 3000)) | b64url)"
+    jwt="$jwt_body.$(printf '%s' "$jwt_body" | openssl dgst -sha256 -hmac "$JWT_SECRET" -binary | b64url)"
+    ( while sleep 1; do
+        for path in DashboardCounters TopGrainMethods ClusterStats; do
+          curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $jwt" "http://127.0.0.1:$SILO_HTTP_PORT/dashboard/$path" >>"$run/dashboard-poll.log"
+        done
+      done ) &
+    pids+=("$!")
+  fi
   drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid"
   stop_pid "$gateway_pid"; stop_pid "$silo_pid"
 fi

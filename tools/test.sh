@@ -5,11 +5,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/ensure-redis.sh || { echo "could not install redis-server"; echo "0 passed, 1 failed"; exit 1; }
 
-# The deploy-file lint test needs yamllint (Debian package); install it up front, not from inside a test.
-command -v yamllint >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq yamllint >/dev/null 2>&1 || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq yamllint >/dev/null 2>&1; } || echo "could not install yamllint" >&2; }
-
-# The ingestctl tests make their WAV files with sox (Debian package); same way.
-command -v sox >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq sox >/dev/null 2>&1 || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq sox >/dev/null 2>&1; } || echo "could not install sox" >&2; }
+# What the tests need from Debian, installed up front (never from inside a test), quietly, only when missing:
+# yamllint (deploy-file lint), sox (ingestctl's WAV tests), chromium (the admin console test, headless).
+ensure_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null 2>&1; } ||
+    echo "could not install $2" >&2
+}
+ensure_package yamllint yamllint
+ensure_package sox sox
+ensure_package chromium chromium
 
 results="TestResults/run-$$"
 rm -rf "$results"

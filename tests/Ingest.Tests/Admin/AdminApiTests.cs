@@ -113,6 +113,7 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
     [Theory]
     [InlineData("/v1/admin/refusals")]
     [InlineData("/v1/admin/calls")]
+    [InlineData("/v1/admin/silos")]
     public async Task Admin_endpoints_need_a_token_with_role_admin(string path)
     {
         using (var anonymous = await GetAsync(fixture.Open, path, token: null))
@@ -263,6 +264,20 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
             await call.DisposeAsync();
             await stopping;
         }
+    }
+
+    [Fact]
+    public async Task Silos_lists_the_cluster_s_active_silos_with_address_status_and_name()
+    {
+        var (body, silos) = await AdminGetAsync(fixture.Open, "/v1/admin/silos");
+        output.WriteLine(body);
+        var active = silos.Where(s => s.GetProperty("status").GetString() == "Active").ToArray();
+        Assert.True(active.Length >= 2, body);
+        Assert.All(active, s =>
+        {
+            Assert.Contains("127.0.0.1:", s.GetProperty("address").GetString(), StringComparison.Ordinal);
+            Assert.False(string.IsNullOrEmpty(s.GetProperty("name").GetString()));
+        });
     }
 
     [Fact]
