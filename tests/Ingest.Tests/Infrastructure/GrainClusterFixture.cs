@@ -32,9 +32,9 @@ public sealed class GrainClusterFixture : IAsyncLifetime
     {
         var builder = new TestClusterBuilder((short)silos);
         builder.Options.ServiceId = ServiceId;
-        builder.Properties["RedisConnectionString"] = Redis.ConnectionString;
-        builder.Properties["OrphanSeconds"] = "3";
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        builder.Properties[IngestSiloConfigurator.RedisProperty] = Redis.ConnectionString;
+        builder.Properties[IngestSiloConfigurator.OrphanSecondsProperty] = "3";
+        builder.AddSiloBuilderConfigurator<IngestSiloConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return cluster;
@@ -46,32 +46,6 @@ public sealed class GrainClusterFixture : IAsyncLifetime
         await Cluster.DisposeAsync();
         Connection.Dispose();
         await Redis.DisposeAsync();
-    }
-
-    public sealed class SiloConfigurator : IHostConfigurator
-    {
-        public void Configure(IHostBuilder hostBuilder)
-        {
-            hostBuilder.ConfigureServices((context, services) =>
-            {
-                var connectionString = context.Configuration["RedisConnectionString"]!;
-                var options = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString);
-                var redis = ConnectionMultiplexer.Connect(options);
-                services.AddSingleton<IConnectionMultiplexer>(redis);
-                var orphanSeconds = int.TryParse(context.Configuration["OrphanSeconds"], out var seconds) ? seconds : 120;
-                services.AddIngestGrains(o =>
-                {
-                    o.RetryInterval = TimeSpan.FromMilliseconds(100);
-                    o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
-                });
-                services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
-            });
-            hostBuilder.UseOrleans((context, silo) =>
-            {
-                var connectionString = context.Configuration["RedisConnectionString"]!;
-                silo.AddRedisGrainStorage(IngestFlagsGrain.StorageName, o => o.ConfigurationOptions = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString));
-            });
-        }
     }
 }
 

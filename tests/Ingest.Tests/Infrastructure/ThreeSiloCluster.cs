@@ -33,8 +33,8 @@ public sealed class ThreeSiloCluster : IAsyncDisposable
         var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var builder = new TestClusterBuilder(3);
         builder.Options.ServiceId = "three-" + Guid.NewGuid().ToString("N")[..8];
-        builder.Properties["RedisConnectionString"] = redis.ConnectionString;
-        builder.AddSiloBuilderConfigurator<GrainClusterFixture.SiloConfigurator>();
+        builder.Properties[IngestSiloConfigurator.RedisProperty] = redis.ConnectionString;
+        builder.AddSiloBuilderConfigurator<IngestSiloConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return new ThreeSiloCluster(redis, connection, cluster);
