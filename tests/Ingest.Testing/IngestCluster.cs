@@ -61,7 +61,10 @@ public sealed class IngestCluster : IAsyncDisposable
     /// <summary>Orleans' cluster and service id for this cluster (unique per cluster).</summary>
     public string ClusterId => _stack.ClusterId;
 
-    /// <summary>Starts Redis, <see cref="IngestClusterOptions.Silos"/> silos and the gateway; returns when the gateway has read its flags.</summary>
+    /// <summary>
+    /// Starts Redis, <see cref="IngestClusterOptions.Silos"/> silos and the gateway; returns when the gateway has read
+    /// its flags. <c>SUPPORT_EXOTEL</c> is seeded <c>true</c> unless the options set it.
+    /// </summary>
     public static async Task<IngestCluster> StartAsync(IngestClusterOptions? options = null)
     {
         options ??= new IngestClusterOptions();
@@ -78,7 +81,19 @@ public sealed class IngestCluster : IAsyncDisposable
                 await stack.AddSiloAsync(Merge(options.Settings, options.SiloSettings));
             }
 
-            var gateway = await stack.AddGatewayAsync(Merge(options.Settings, options.GatewaySettings));
+            // Exotel support is a cluster flag, off in production until an operator turns it on; a QA cluster starts with
+            // it on (the gateway seeds it) unless the options say otherwise.
+            var gatewaySettings = Merge(new Dictionary<string, string?> { ["SUPPORT_EXOTEL"] = "true" }, Merge(options.Settings, options.GatewaySettings));
+            var gateway = await stack.AddGatewayAsync(gatewaySettings);
+            if (gatewaySettings["SUPPORT_EXOTEL"] == "true")
+            {
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+                while (!IngestStack.SupportsExotel(gateway) && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                }
+            }
+
             return new IngestCluster(stack, options, gateway);
         }
         catch

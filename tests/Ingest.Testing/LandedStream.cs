@@ -9,7 +9,7 @@ namespace Ingest.Testing;
 /// <param name="Audio">The audio bytes as written.</param>
 public sealed record LandedFrame(long Seq, long Ts, byte[] Audio);
 
-/// <summary>A non-audio entry of <c>ingest:audio:{id}</c> (dtmf, mark), with all its fields.</summary>
+/// <summary>A dtmf or mark entry of the call, with all its fields (<c>seq</c>, <c>digit</c> or <c>name</c>, …).</summary>
 /// <param name="Event">The entry's <c>event</c> field.</param>
 /// <param name="Fields">Every field of the entry as text.</param>
 public sealed record LandedEvent(string Event, IReadOnlyDictionary<string, string> Fields);
@@ -35,8 +35,12 @@ public sealed class LandedStream
     {
         StreamId = streamId;
         Frames = frames;
-        Events = events;
         Lifecycle = lifecycle;
+        Events = events
+            .Concat(lifecycle.Where(e => e.GetValueOrDefault("event") is "dtmf" or "mark")
+                .Select(e => new LandedEvent(e["event"], e)))
+            .OrderBy(e => Long(e.Fields, "seq"))
+            .ToList();
         Gaps = lifecycle.Where(e => e.GetValueOrDefault("event") == "gap")
             .Select(e => new LandedGap(Long(e, "from_seq"), Long(e, "to_seq"), Long(e, "missing"), e.GetValueOrDefault("reason") ?? string.Empty))
             .ToList();
@@ -48,10 +52,10 @@ public sealed class LandedStream
     /// <summary>The audio entries, in stream order.</summary>
     public IReadOnlyList<LandedFrame> Frames { get; }
 
-    /// <summary>The dtmf and mark entries of the audio stream, in stream order.</summary>
+    /// <summary>The call's dtmf and mark entries, by sequence number.</summary>
     public IReadOnlyList<LandedEvent> Events { get; }
 
-    /// <summary>This call's entries in <c>ingest:calls</c> (start, gap, stop), in order, every field as text.</summary>
+    /// <summary>This call's entries in <c>ingest:calls</c> (start, dtmf, mark, gap, stop), in order, every field as text.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, string>> Lifecycle { get; }
 
     /// <summary>The start entry, or null.</summary>
