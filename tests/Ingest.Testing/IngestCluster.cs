@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
-using Ingest.Grains;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans;
@@ -169,8 +168,7 @@ public sealed class IngestCluster : IAsyncDisposable
     /// </summary>
     public async Task<int> FindSiloHostingAsync(string streamId)
     {
-        var callGrain = typeof(CallStreamGrain).FullName + "," + typeof(CallStreamGrain).Assembly.GetName().Name;
-        var stats = await Management.GetDetailedGrainStatistics([callGrain]);
+        var stats = await Management.GetDetailedGrainStatistics([IngestGrainCluster.CallGrainType]);
         var host = stats.FirstOrDefault(s => s.GrainId.Key.ToString() == streamId)?.SiloAddress;
         if (host is null)
         {
