@@ -18,11 +18,12 @@ ensure_package yamllint yamllint
 ensure_package sox sox
 ensure_package chromium chromium
 
+# One TRX per test project (the default names are unique per run), summed below.
 results="TestResults/run-$$"
 rm -rf "$results"
 dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 dotnet test Orleans.Ingest.sln -c Release --no-build -nologo \
-  --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
+  --logger "trx" --logger "console;verbosity=normal" \
   --results-directory "$results" "$@"
 status=$?
 

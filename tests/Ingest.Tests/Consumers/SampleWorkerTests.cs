@@ -162,8 +162,10 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
     private static async Task StartCallAsync(IDatabase db, string id)
     {
         var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await db.StreamAddAsync("ingest:calls", [new("event", "start"), new("stream_id", id), new("protocol", "exotel"), new("encoding", "pcm16le"), new("sample_rate", Rate), new("at", at), new("call_sid", "call-" + id)]);
+        // The grain writes both in one fenced batch; written one by one, the meta hash goes first, or a worker claiming the
+        // start entry in between finds neither the hash nor audio and drops the call as expired.
         await db.HashSetAsync("ingest:meta:{" + id + "}", [new("stream_id", id), new("protocol", "exotel"), new("encoding", "pcm16le"), new("sample_rate", Rate), new("started_at", at), new("call_sid", "call-" + id)]);
+        await db.StreamAddAsync("ingest:calls", [new("event", "start"), new("stream_id", id), new("protocol", "exotel"), new("encoding", "pcm16le"), new("sample_rate", Rate), new("at", at), new("call_sid", "call-" + id)]);
     }
 
     private static async Task StopCallAsync(IDatabase db, string id, int bytes)

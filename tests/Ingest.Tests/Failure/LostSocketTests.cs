@@ -43,7 +43,7 @@ public sealed class LostSocketTests(ITestOutputHelper output)
     private static async Task<int> ActivationsAsync(WebApplication silo, params string[] streamIds)
     {
         var management = silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IManagementGrain>(0);
-        var stats = await management.GetDetailedGrainStatistics([ThreeSiloCluster.CallGrainType]);
+        var stats = await management.GetDetailedGrainStatistics([IngestGrainCluster.CallGrainType]);
         return stats.Count(s => streamIds.Contains(s.GrainId.Key.ToString()));
     }
 }

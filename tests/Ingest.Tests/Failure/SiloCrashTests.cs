@@ -19,7 +19,7 @@ public sealed class SiloCrashTests(ITestOutputHelper output)
     [Fact]
     public async Task Killing_the_silo_that_hosts_live_calls_keeps_every_frame_exactly_once_in_order()
     {
-        await using var three = await ThreeSiloCluster.StartAsync();
+        await using var three = await IngestGrainCluster.StartAsync(silos: 3, serviceIdPrefix: "three");
         const int Calls = 12;
         const int Frames = 60;
         var ids = Enumerable.Range(1, Calls).Select(n => "crash-" + n + "-" + Guid.NewGuid().ToString("N")[..8]).ToArray();

@@ -1,78 +1,26 @@
-using Ingest.Grains;
-using Ingest.Silo;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Orleans.Configuration;
-using Orleans.Hosting;
 using Orleans.TestingHost;
 using StackExchange.Redis;
 
 namespace Ingest.Tests.Infrastructure;
 
-/// <summary>An Orleans TestCluster of two silos whose grains publish to a real redis-server started for the fixture.</summary>
+/// <summary>The xunit collection fixture over the kit's <see cref="IngestGrainCluster"/>: two silos, idle calls orphaned after 3 s.</summary>
 public sealed class GrainClusterFixture : IAsyncLifetime
 {
-    public RedisServer Redis { get; private set; } = null!;
+    private IngestGrainCluster _grains = null!;
 
-    public TestCluster Cluster { get; private set; } = null!;
+    public RedisServer Redis => _grains.Redis;
 
-    public IConnectionMultiplexer Connection { get; private set; } = null!;
+    public TestCluster Cluster => _grains.Cluster;
 
-    public string ServiceId { get; } = "grains-" + Guid.NewGuid().ToString("N")[..8];
+    public IConnectionMultiplexer Connection => _grains.Connection;
 
-    public async Task InitializeAsync()
-    {
-        Redis = await RedisServer.StartAsync();
-        Connection = await ConnectionMultiplexer.ConnectAsync(Redis.ConnectionString);
-        Cluster = await StartClusterAsync();
-    }
+    public string ServiceId => _grains.ServiceId;
 
-    public async Task<TestCluster> StartClusterAsync(int silos = 2)
-    {
-        var builder = new TestClusterBuilder((short)silos);
-        builder.Options.ServiceId = ServiceId;
-        builder.Properties["RedisConnectionString"] = Redis.ConnectionString;
-        builder.Properties["OrphanSeconds"] = "3";
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        var cluster = builder.Build();
-        await cluster.DeployAsync();
-        return cluster;
-    }
+    public async Task InitializeAsync() => _grains = await IngestGrainCluster.StartAsync(silos: 2, orphanSeconds: 3);
 
-    public async Task DisposeAsync()
-    {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
-        Connection.Dispose();
-        await Redis.DisposeAsync();
-    }
+    public Task<TestCluster> StartClusterAsync(int silos = 2) => _grains.StartClusterAsync(silos);
 
-    public sealed class SiloConfigurator : IHostConfigurator
-    {
-        public void Configure(IHostBuilder hostBuilder)
-        {
-            hostBuilder.ConfigureServices((context, services) =>
-            {
-                var connectionString = context.Configuration["RedisConnectionString"]!;
-                var options = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString);
-                var redis = ConnectionMultiplexer.Connect(options);
-                services.AddSingleton<IConnectionMultiplexer>(redis);
-                var orphanSeconds = int.TryParse(context.Configuration["OrphanSeconds"], out var seconds) ? seconds : 120;
-                services.AddIngestGrains(o =>
-                {
-                    o.RetryInterval = TimeSpan.FromMilliseconds(100);
-                    o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
-                });
-                services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
-            });
-            hostBuilder.UseOrleans((context, silo) =>
-            {
-                var connectionString = context.Configuration["RedisConnectionString"]!;
-                silo.AddRedisGrainStorage(IngestFlagsGrain.StorageName, o => o.ConfigurationOptions = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString));
-            });
-        }
-    }
+    public async Task DisposeAsync() => await _grains.DisposeAsync();
 }
 
 [CollectionDefinition(Name)]

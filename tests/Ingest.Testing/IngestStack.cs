@@ -1,3 +1,6 @@
+// Building block moved from Ingest.Tests; the type summary documents it, its members are read by the kit and the project tests.
+#pragma warning disable CS1591
+
 using Ingest.Gateway;
 using Ingest.Gateway.Flags;
 using Ingest.Silo;
@@ -6,7 +9,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 
-namespace Ingest.Tests.Infrastructure;
+namespace Ingest.Testing;
 
 /// <summary>
 /// The real thing in one test process: a redis-server, silo hosts (Orleans with Redis clustering and storage) and
@@ -34,6 +37,8 @@ public sealed class IngestStack : IAsyncDisposable
     public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
 
     public IReadOnlyList<WebApplication> Gateways => _gateways;
+
+    public IReadOnlyList<WebApplication> Silos => _silos;
 
     public static async Task<IngestStack> StartAsync(RedisServer? redis = null)
     {
@@ -117,6 +122,30 @@ public sealed class IngestStack : IAsyncDisposable
         _silos.Remove(silo);
         await silo.StopAsync();
         await silo.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Stops a silo without the graceful leave (an already-cancelled stop token, as Orleans' TestCluster kills a silo):
+    /// its grains are not deactivated and the others learn it is gone from membership. The stack forgets it.
+    /// </summary>
+    public async Task KillSiloAsync(WebApplication silo)
+    {
+        _silos.Remove(silo);
+        try
+        {
+            await silo.StopAsync(new CancellationToken(canceled: true));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            await silo.DisposeAsync();
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,2 @@
+global using Ingest.Testing;
+global using Xunit;

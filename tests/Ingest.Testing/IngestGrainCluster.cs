@@ -1,0 +1,108 @@
+using Ingest.Grains;
+using Orleans.Runtime;
+using Orleans.TestingHost;
+using StackExchange.Redis;
+
+namespace Ingest.Testing;
+
+/// <summary>
+/// An Orleans <see cref="TestCluster"/> of Ingest grains (configured by <see cref="IngestSiloConfigurator"/>) publishing to
+/// a real redis-server started for it: for grain-level tests that talk to grains through <see cref="TestCluster.Client"/>
+/// with no gateway in between. For the whole deployment over WebSockets use <see cref="IngestCluster"/>.
+/// </summary>
+public sealed class IngestGrainCluster : IAsyncDisposable
+{
+    private readonly int? _orphanSeconds;
+
+    private IngestGrainCluster(RedisServer redis, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds)
+    {
+        Redis = redis;
+        Connection = connection;
+        ServiceId = serviceId;
+        _orphanSeconds = orphanSeconds;
+    }
+
+    /// <summary>How the management grain names the call grain's type ("Namespace.Type,Assembly").</summary>
+    public static string CallGrainType { get; } = typeof(CallStreamGrain).FullName + "," + typeof(CallStreamGrain).Assembly.GetName().Name;
+
+    /// <summary>The redis-server the grains publish to.</summary>
+    public RedisServer Redis { get; }
+
+    /// <summary>A shared connection to <see cref="Redis"/>.</summary>
+    public IConnectionMultiplexer Connection { get; }
+
+    /// <summary>The cluster started by <see cref="StartAsync"/>.</summary>
+    public TestCluster Cluster { get; private set; } = null!;
+
+    /// <summary>The Orleans service id (unique per instance; <see cref="StartClusterAsync"/> clusters share it).</summary>
+    public string ServiceId { get; }
+
+    /// <summary>
+    /// Starts redis-server and a cluster of <paramref name="silos"/> silos. <paramref name="orphanSeconds"/> sets how long
+    /// an idle call grain waits before it ends the call (default: the production 120 s).
+    /// </summary>
+    public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains")
+    {
+        var redis = await RedisServer.StartAsync();
+        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var cluster = new IngestGrainCluster(redis, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds);
+        try
+        {
+            cluster.Cluster = await cluster.StartClusterAsync(silos);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+
+        return cluster;
+    }
+
+    /// <summary>Starts another cluster on the same Redis and service id (e.g. to see state survive a whole-cluster restart); the caller disposes it.</summary>
+    public async Task<TestCluster> StartClusterAsync(int silos = 2)
+    {
+        var builder = new TestClusterBuilder((short)silos);
+        builder.Options.ServiceId = ServiceId;
+        builder.Properties[IngestSiloConfigurator.RedisProperty] = Redis.ConnectionString;
+        if (_orphanSeconds is { } seconds)
+        {
+            builder.Properties[IngestSiloConfigurator.OrphanSecondsProperty] = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        builder.AddSiloBuilderConfigurator<IngestSiloConfigurator>();
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    /// <summary>Which silo hosts the activation of each given call grain (calls without an activation are left out).</summary>
+    public async Task<Dictionary<string, SiloAddress>> HostsAsync(IEnumerable<string> streamIds)
+    {
+        var wanted = streamIds.ToHashSet(StringComparer.Ordinal);
+        var management = Cluster.Client.GetGrain<IManagementGrain>(0);
+        var stats = await management.GetDetailedGrainStatistics([CallGrainType]);
+        return stats
+            .Where(s => wanted.Contains(s.GrainId.Key.ToString()!))
+            .GroupBy(s => s.GrainId.Key.ToString()!)
+            .ToDictionary(g => g.Key, g => g.First().SiloAddress, StringComparer.Ordinal);
+    }
+
+    /// <summary>Stops every silo, then Redis.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (Cluster is not null)
+            {
+                await Cluster.StopAllSilosAsync();
+                await Cluster.DisposeAsync();
+            }
+        }
+        finally
+        {
+            Connection.Dispose();
+            await Redis.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using Ingest.Grains;
+using Ingest.Silo;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Orleans.TestingHost;
+using StackExchange.Redis;
+
+namespace Ingest.Testing;
+
+/// <summary>
+/// The one silo configurator for Orleans <see cref="TestCluster"/>s over Ingest grains: the grains' services publishing
+/// to the redis-server named by the <c>RedisConnectionString</c> builder property, the flags grain's Redis storage, and
+/// the production membership tuning (<see cref="ClusterTuning.FastFailureDetection"/>). Optional property
+/// <c>OrphanSeconds</c> (default 120) sets how long an idle call lives. For the full production wiring (Redis
+/// clustering, host settings, validators) use <see cref="IngestCluster"/>, which builds silos with <see cref="SiloHost"/>.
+/// </summary>
+public sealed class IngestSiloConfigurator : IHostConfigurator
+{
+    /// <summary>The builder property holding the redis-server's connection string.</summary>
+    public const string RedisProperty = "RedisConnectionString";
+
+    /// <summary>The builder property holding the orphan timeout in seconds.</summary>
+    public const string OrphanSecondsProperty = "OrphanSeconds";
+
+    /// <inheritdoc />
+    public void Configure(IHostBuilder hostBuilder)
+    {
+        ArgumentNullException.ThrowIfNull(hostBuilder);
+        hostBuilder.ConfigureServices((context, services) =>
+        {
+            var connectionString = context.Configuration[RedisProperty]!;
+            var options = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString);
+            var redis = ConnectionMultiplexer.Connect(options);
+            services.AddSingleton<IConnectionMultiplexer>(redis);
+            var orphanSeconds = int.TryParse(context.Configuration[OrphanSecondsProperty], out var seconds) ? seconds : 120;
+            services.AddIngestGrains(o =>
+            {
+                o.RetryInterval = TimeSpan.FromMilliseconds(100);
+                o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
+            });
+            services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
+        });
+        hostBuilder.UseOrleans((context, silo) =>
+        {
+            var connectionString = context.Configuration[RedisProperty]!;
+            silo.AddRedisGrainStorage(IngestFlagsGrain.StorageName, o => o.ConfigurationOptions = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString));
+        });
+    }
+}
