@@ -704,13 +704,8 @@ public sealed partial class CallStreamGrain(
                     continue;
                 }
 
-                // Another activation of this stream wrote (a split brain during a silo failure). Start over from what
-                // Redis holds: the gateway still has every unsettled item, presents the call again and resends.
-                LogCursorMoved(_streamId);
-                ReleasePending();
-                _loaded = false;
-                _presented = false;
-                _cursorDirty = false;
+                // Another activation of this stream wrote (a split brain during a silo failure).
+                StartOverFromRedis();
                 return;
             }
 
@@ -752,6 +747,19 @@ public sealed partial class CallStreamGrain(
     }
 
     /// <summary>
+    /// Another activation wrote: drop what this one holds and reload from Redis on the next call. The gateway still has
+    /// every unsettled item; told NotStarted, it presents the call again and resends.
+    /// </summary>
+    private void StartOverFromRedis()
+    {
+        LogCursorMoved(_streamId);
+        ReleasePending();
+        _loaded = false;
+        _presented = false;
+        _cursorDirty = false;
+    }
+
+    /// <summary>
     /// After a write that may have been sent failed: reads the cursor (bounded) before anything is written again. False
     /// while Redis still does not answer (nothing is written, so the pending entries may go on growing); true once what
     /// landed is settled, or after a reset when another activation wrote (then nothing is left to write here).
@@ -778,11 +786,7 @@ public sealed partial class CallStreamGrain(
             return true;
         }
 
-        LogCursorMoved(_streamId);
-        ReleasePending();
-        _loaded = false;
-        _presented = false;
-        _cursorDirty = false;
+        StartOverFromRedis();
         return false;
     }
 

@@ -2,8 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Ingest.ServiceDefaults;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
-using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Tokens;
 using Orleans.Dashboard;
 
 namespace Ingest.Silo;
@@ -21,7 +19,6 @@ public static class DashboardSetup
     public const string RoutePrefix = "/dashboard";
     public const string CookieName = "ingest_admin";
     public const string Policy = "dashboard-admin";
-    private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
     public sealed record Options(byte[] Key, string? Issuer, string? Audience, TimeSpan MaxLifetime);
 
@@ -44,23 +41,7 @@ public static class DashboardSetup
             .AddJwtBearer(o =>
             {
                 o.MapInboundClaims = false;
-                o.TokenValidationParameters = new TokenValidationParameters
-                {
-                    IssuerSigningKey = new SymmetricSecurityKey(options.Key),
-                    ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-                    ValidateIssuerSigningKey = true,
-                    ValidateIssuer = options.Issuer is not null,
-                    ValidIssuer = options.Issuer,
-                    ValidateAudience = options.Audience is not null,
-                    ValidAudience = options.Audience,
-                    RequireExpirationTime = true,
-                    ValidateLifetime = true,
-                    LifetimeValidator = (nbf, exp, token, _) => LifetimeIsAcceptable(nbf, exp, token, options.MaxLifetime),
-                    RequireSignedTokens = true,
-                    ClockSkew = ClockSkew,
-                    RoleClaimType = "role",
-                    NameClaimType = "sub",
-                };
+                o.TokenValidationParameters = JwtValidation.Parameters(options.Key, options.Issuer, options.Audience, options.MaxLifetime);
                 o.Events = new JwtBearerEvents
                 {
                     OnMessageReceived = context =>
@@ -87,7 +68,7 @@ public static class DashboardSetup
                 };
             });
         services.AddAuthorizationBuilder()
-            .AddPolicy(Policy, p => p.RequireAuthenticatedUser().RequireClaim("role", "admin"));
+            .AddPolicy(Policy, p => p.RequireAuthenticatedUser().RequireClaim(JwtValidation.RoleClaim, "admin"));
     }
 
     /// <summary>Dashboard endpoints (admin role) and the tiny login form that turns a pasted token into a cookie.</summary>
@@ -136,27 +117,6 @@ public static class DashboardSetup
         <button type="submit">Open the dashboard</button>
         </form></body></html>
         """;
-
-    private static bool LifetimeIsAcceptable(DateTime? notBefore, DateTime? expires, SecurityToken token, TimeSpan maxLifetime)
-    {
-        var now = DateTime.UtcNow;
-        if (expires is not { } exp || exp.ToUniversalTime() + ClockSkew < now)
-        {
-            return false;
-        }
-
-        exp = exp.ToUniversalTime();
-        if (notBefore is { } nbf && nbf.ToUniversalTime() - ClockSkew > now)
-        {
-            return false;
-        }
-
-        DateTime? issuedAt = token is JsonWebToken jwt && jwt.TryGetPayloadValue<long>("iat", out var iat)
-            ? DateTimeOffset.FromUnixTimeSeconds(iat).UtcDateTime
-            : null;
-        var from = issuedAt ?? notBefore?.ToUniversalTime();
-        return exp - now <= maxLifetime + ClockSkew && (from is not { } start || exp - start <= maxLifetime + ClockSkew);
-    }
 
     private static byte[]? Secret(IConfiguration configuration, string name)
     {

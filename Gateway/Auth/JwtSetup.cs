@@ -1,3 +1,4 @@
+using Ingest.ServiceDefaults;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.IdentityModel.Tokens;
@@ -9,8 +10,8 @@ public static class JwtSetup
 {
     public const string AdminPolicy = "admin";
     public const string AdminScheme = "AdminBearer";
-    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
-    public const string RoleClaim = "role";
+    public static readonly TimeSpan ClockSkew = JwtValidation.ClockSkew;
+    public const string RoleClaim = JwtValidation.RoleClaim;
     public const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
 
     public static IServiceCollection AddIngestJwt(this IServiceCollection services, GatewaySettings settings)
@@ -58,48 +59,6 @@ public static class JwtSetup
         return services;
     }
 
-    private static TokenValidationParameters Parameters(GatewaySettings settings, byte[] key, TimeSpan maxLifetime) => new()
-    {
-        IssuerSigningKey = new SymmetricSecurityKey(key),
-        ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-        ValidateIssuerSigningKey = true,
-        ValidateIssuer = settings.JwtIssuer is not null,
-        ValidIssuer = settings.JwtIssuer,
-        ValidateAudience = settings.JwtAudience is not null,
-        ValidAudience = settings.JwtAudience,
-        RequireExpirationTime = true,
-        ValidateLifetime = true,
-        LifetimeValidator = (notBefore, expires, token, _) => LifetimeIsAcceptable(notBefore, expires, IssuedAt(token), DateTime.UtcNow, maxLifetime),
-        RequireSignedTokens = true,
-        ClockSkew = ClockSkew,
-        RoleClaimType = RoleClaim,
-        NameClaimType = "sub",
-    };
-
-    /// <summary>
-    /// Not expired, already valid, and not valid for longer than <paramref name="maxLifetime"/>: neither from its issue
-    /// time (iat, else nbf) to its expiry, nor from now to its expiry (a token without iat cannot hide a 10-year exp).
-    /// </summary>
-    internal static bool LifetimeIsAcceptable(DateTime? notBefore, DateTime? expires, DateTime? issuedAt, DateTime now, TimeSpan maxLifetime)
-    {
-        if (expires is not { } exp || exp.ToUniversalTime() + ClockSkew < now)
-        {
-            return false;
-        }
-
-        exp = exp.ToUniversalTime();
-        if (notBefore is { } nbf && nbf.ToUniversalTime() - ClockSkew > now)
-        {
-            return false;
-        }
-
-        var from = issuedAt ?? notBefore;
-        return exp - now <= maxLifetime + ClockSkew && (from is not { } start || exp - start.ToUniversalTime() <= maxLifetime + ClockSkew);
-    }
-
-    private static DateTime? IssuedAt(SecurityToken token) => token switch
-    {
-        Microsoft.IdentityModel.JsonWebTokens.JsonWebToken jwt when jwt.TryGetPayloadValue<long>("iat", out var iat) => DateTimeOffset.FromUnixTimeSeconds(iat).UtcDateTime,
-        _ => null,
-    };
+    private static TokenValidationParameters Parameters(GatewaySettings settings, byte[] key, TimeSpan maxLifetime) =>
+        JwtValidation.Parameters(key, settings.JwtIssuer, settings.JwtAudience, maxLifetime);
 }

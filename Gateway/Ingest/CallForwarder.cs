@@ -33,9 +33,6 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// <summary>How long a socket waits for room when its call's buffer is full before frames are counted as overflow.</summary>
     internal static readonly TimeSpan BackpressureLimit = TimeSpan.FromSeconds(2);
 
-    /// <summary>A sequence number further than this beyond the last one is malformed (CONTRACT §5).</summary>
-    private const long MaxSequenceJump = 100_000;
-
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
@@ -183,6 +180,12 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// </summary>
     public bool TryOverflow(long seq, int bytes)
     {
+        // Read without the lock first: the common case (not overflowing) must cost nothing per frame.
+        if (!Volatile.Read(ref _overflowing))
+        {
+            return false;
+        }
+
         lock (_gate)
         {
             if (!_overflowing || HasRoom(bytes))
@@ -319,7 +322,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
     {
         if (_unsent.Count > 0 && _unsent[^1].Item is { Kind: CallItemKind.Overflow } open)
         {
-            if (seq - open.ToSeq > MaxSequenceJump)
+            if (seq - open.ToSeq > SequenceRules.MaxJump)
             {
                 // An absurd number (CONTRACT §5) must not stretch the gap over numbers that never came: malformed.
                 GatewayMetrics.Malformed.Add(1);

@@ -17,8 +17,6 @@ public sealed partial class ExotelSession(
     int? urlSampleRate,
     ILogger<ExotelSession> logger) : IngestSession(socket, remote, context, logger)
 {
-    private const long MaxSequenceJump = 100_000;
-
     protected override string ProtocolName => "exotel";
 
     private long _lastSeq;
@@ -158,7 +156,7 @@ public sealed partial class ExotelSession(
 
         // An absurd number (the grain drops it as malformed) must not drag along the numbers given to later messages
         // that carry none.
-        if (seq - _lastSeq <= MaxSequenceJump)
+        if (seq - _lastSeq <= SequenceRules.MaxJump)
         {
             _lastSeq = Math.Max(_lastSeq, seq);
         }

@@ -1,3 +1,5 @@
+using Ingest.Grains.Interfaces;
+
 namespace Ingest.Grains.Sequencing;
 
 public enum SequenceVerdict
@@ -33,9 +35,6 @@ public readonly record struct SequenceDecision(SequenceVerdict Verdict, long Mis
 /// </summary>
 public sealed class SequenceTracker
 {
-    /// <summary>A number more than this far ahead of the stream's highest one is malformed (an epoch timestamp, 2^63-2).</summary>
-    public const long MaxJump = 100_000;
-
     private const int RecentEventCapacity = 64;
     private const int ExactEventCapacity = 256;
 
@@ -191,7 +190,7 @@ public sealed class SequenceTracker
         return missing > 0 ? new SequenceDecision(SequenceVerdict.Accept, missing, from, seq - 1) : SequenceDecision.New;
     }
 
-    private bool IsJump(long seq) => Positioned && seq - Highest > MaxJump;
+    private bool IsJump(long seq) => Positioned && seq - Highest > SequenceRules.MaxJump;
 
     /// <summary>Numbers below <paramref name="seq"/> (and above the last frame) that no frame or event took.</summary>
     private long MissingBefore(long seq, long? chunk, out long from)

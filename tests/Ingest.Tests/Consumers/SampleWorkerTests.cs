@@ -40,7 +40,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         // 24 s of audio per call, written at ~5x real time, in frames of varying (and odd) sizes, with seq 40 missing.
         var writer = Task.Run(() => WriteAudioAsync(db, ids, sent, totalBytes: 24 * 2 * Rate));
 
-        Assert.True(await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.StreamLengthAsync(Chunks(id))))).All(n => n >= 6), TimeSpan.FromSeconds(60)), "worker A emitted no chunks\n" + a.Output);
+        Assert.True(await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.StreamLengthAsync(Chunks(id))))).All(n => n >= 6), TimeSpan.FromSeconds(60)), "worker A emitted no chunks\n" + a.Output);
         if (failure == "kill")
         {
             a.Process.Kill(entireProcessTree: true);
@@ -64,7 +64,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         {
             // A wakes up after B took its calls, still believing it owns them: the chunk-count fence and the
             // ownership check must make it let go without emitting anything twice.
-            Assert.True(await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "worker")))).All(w => w == "B"), TimeSpan.FromSeconds(30)), "B did not take over\n" + b.Output);
+            Assert.True(await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "worker")))).All(w => w == "B"), TimeSpan.FromSeconds(30)), "B did not take over\n" + b.Output);
             Signal(a.Process, "-CONT");
         }
 
@@ -75,7 +75,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         }
 
         Assert.True(
-            await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
+            await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
             "worker B did not finish the calls\nA:\n" + a.Output + "\nB:\n" + b.Output);
 
         output.WriteLine("A:\n" + a.Output);
@@ -124,7 +124,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         // Each worker takes at most 4 calls at a time: 8 live calls split 4/4 however fast each polls.
         using var a = Worker(redis, "A", maxCalls: 4);
         using var b = Worker(redis, "B", maxCalls: 4);
-        Assert.True(await WaitUntilAsync(() => Task.FromResult(a.Output.Contains("started", StringComparison.Ordinal) && b.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
+        Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(a.Output.Contains("started", StringComparison.Ordinal) && b.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
         foreach (var id in ids)
         {
             await StartCallAsync(db, id);
@@ -137,7 +137,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         }
 
         Assert.True(
-            await WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
+            await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "done")))).All(d => d == "1"), TimeSpan.FromSeconds(60)),
             "the workers did not finish the calls\nA:\n" + a.Output + "\nB:\n" + b.Output);
         var owners = new List<string>();
         foreach (var id in ids)
@@ -206,22 +206,6 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
             // ~5x real time: 16 bytes a ms at 8 kHz.
             await Task.Delay(size / 16 / 5);
         }
-    }
-
-    private static async Task<bool> WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(50);
-        }
-
-        return await condition();
     }
 
     private static WorkerProcess Worker(RedisServer redis, string name, int maxCalls = 100)

@@ -1,3 +1,4 @@
+using Ingest.ServiceDefaults;
 using System.Net;
 using System.Net.Http.Headers;
 using Ingest.Gateway.Auth;
@@ -59,14 +60,14 @@ public sealed class AdminTokenTests
     public void Lifetime_is_bounded_from_issue_and_from_now(int issuedMinutes, int expiresMinutes, bool accepted)
     {
         var now = DateTime.UtcNow;
-        Assert.Equal(accepted, JwtSetup.LifetimeIsAcceptable(now.AddMinutes(issuedMinutes), now.AddMinutes(expiresMinutes), now.AddMinutes(issuedMinutes), now, TimeSpan.FromHours(1)));
+        Assert.Equal(accepted, JwtValidation.LifetimeIsAcceptable(now.AddMinutes(issuedMinutes), now.AddMinutes(expiresMinutes), now.AddMinutes(issuedMinutes), now, TimeSpan.FromHours(1)));
     }
 
     [Fact]
     public void A_token_without_iat_or_nbf_is_bounded_from_now()
     {
         var now = DateTime.UtcNow;
-        Assert.False(JwtSetup.LifetimeIsAcceptable(null, now.AddYears(10), null, now, TimeSpan.FromHours(1)));
+        Assert.False(JwtValidation.LifetimeIsAcceptable(null, now.AddYears(10), null, now, TimeSpan.FromHours(1)));
     }
 
     private static async Task<HttpStatusCode> GetFlagsAsync(Microsoft.AspNetCore.Builder.WebApplication gateway, string? header = null, string? query = null)
