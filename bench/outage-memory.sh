@@ -52,45 +52,11 @@ if [[ $build -eq 1 ]]; then
   dotnet build bench/Ingest.Bench/Ingest.Bench.csproj -c Release -nologo -v quiet
 fi
 
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    if ! ss -ltnH "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
-  done
-  echo "no free port found" >&2; return 1
-}
+source bench/lib.sh
 
-pids=()
-stop_pid() {
-  local pid=$1
-  kill -CONT "$pid" 2>/dev/null || true   # a SIGSTOPped Redis would never act on SIGTERM
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() { # newest first: driver, gateway, silo, then Redis (a silo stopping without Redis is slow)
-  local i
-  for (( i=${#pids[@]}-1; i>=0; i-- )); do stop_pid "${pids[i]}"; done
-}
-trap cleanup EXIT INT TERM
-
-http_ok() { # port path
-  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&3
-  local status; status=$(head -n 1 <&3); exec 3>&-
-  [[ "$status" == *" 200 "* ]]
-}
-wait_http() { # port path what log
-  for _ in $(seq 120); do http_ok "$1" "$2" && return 0; sleep 0.5; done
-  echo "$3 not ready; see $4" >&2; exit 1
-}
-
-start_redis() { # port dir log
-  redis-server --port "$1" --bind 127.0.0.1 --dir "$2" --save "" --appendonly no >>"$3" 2>&1 &
-  redis_pid=$!; pids+=("$redis_pid")
-  for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "redis did not start; see $3" >&2; exit 1
+outage_redis() { # port dir log: a single node, which the variants stop and start again on the same port
+  start_redis_node "$@"
+  redis_pid=$started_redis_pid
 }
 
 export EXOTEL_BASIC_AUTH_USER=bench EXOTEL_BASIC_AUTH_PASS="bench-secret-$RANDOM$RANDOM"
@@ -104,7 +70,7 @@ for variant in "${variant_list[@]}"; do
   [[ "$variant" == sigstop || "$variant" == shutdown ]] || { echo "unknown variant $variant" >&2; exit 2; }
   dir="$run/$variant"; mkdir -p "$dir"
   redis_port=$(free_port)
-  start_redis "$redis_port" "$dir" "$dir/redis.log"
+  outage_redis "$redis_port" "$dir" "$dir/redis.log"
   export REDIS_URL="127.0.0.1:$redis_port"
   export SILO_PORT=$(free_port) GATEWAY_PORT=$(free_port) SILO_HTTP_PORT=$(free_port) SILO_ADVERTISED_IP=127.0.0.1
   export SUPPORT_EXOTEL=true CLUSTER_ID="outage-$stamp-$variant" SERVICE_ID="outage-$stamp-$variant"
@@ -134,7 +100,7 @@ for variant in "${variant_list[@]}"; do
     redis-cli -p "$redis_port" shutdown save >/dev/null 2>&1 || true
     for _ in $(seq 100); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
     sleep "$outage"
-    start_redis "$redis_port" "$dir" "$dir/redis.log"
+    outage_redis "$redis_port" "$dir" "$dir/redis.log"
   fi
   echo "  $(date -u +%T) redis back"
   wait "$driver_pid"

@@ -10,6 +10,8 @@
 #   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
+#   --redis-cluster             a 3-master Redis Cluster on free loopback ports instead of one node (REDIS_URL is the
+#                               node list; Redis CPU, RSS and commandstats are summed over the nodes)
 #   --dashboard off|on|polled   the silo's Orleans Dashboard (ORLEANS_DASHBOARD): off, on but unwatched, or on and polled
 #                               every second with an admin token the way an open dashboard page polls it (profiler active)
 set -euo pipefail
@@ -21,15 +23,17 @@ systems="relay,orleans"
 build=1
 dashboard=off
 driver_args=()
+redis_cluster_opt=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --redis-cluster) redis_cluster_opt=1; shift ;;
     --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
     --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
       driver_args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,52 +45,11 @@ results="$root/bench/results"
 mkdir -p "$run" "$results"
 tools/ensure-redis.sh
 
-if [[ $build -eq 1 ]]; then
-  echo "building Release..."
-  dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet
-  dotnet build bench/Ingest.Relay/Ingest.Relay.csproj -c Release -nologo -v quiet
-  dotnet build bench/Ingest.Bench/Ingest.Bench.csproj -c Release -nologo -v quiet
-fi
+source bench/lib.sh
+redis_cluster=$redis_cluster_opt
+if [[ $build -eq 1 ]]; then build_release; fi
 
-# Loopback ports nobody listens on (other engineers run their own stacks on this box).
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    if ! ss -ltnH "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
-  done
-  echo "no free port found" >&2; return 1
-}
-
-pids=()
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${pids[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT INT TERM
-
-http_ok() { # port path
-  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&3
-  local status; status=$(head -n 1 <&3); exec 3>&-
-  [[ "$status" == *" 200 "* ]]
-}
-wait_http() { # port path what log
-  for _ in $(seq 120); do http_ok "$1" "$2" && return 0; sleep 0.5; done
-  echo "$3 not ready; see $4" >&2; exit 1
-}
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" --save "" --appendonly no >"$run/redis.log" 2>&1 &
-redis_pid=$!; pids+=("$redis_pid")
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-
-export REDIS_URL="127.0.0.1:$redis_port"
+start_redis "$run"
 export EXOTEL_BASIC_AUTH_USER=bench EXOTEL_BASIC_AUTH_PASS="bench-secret-$RANDOM$RANDOM"
 export Logging__LogLevel__Default=Warning
 bench=(dotnet bench/Ingest.Bench/bin/Release/net10.0/Ingest.Bench.dll)
@@ -95,11 +58,11 @@ files=()
 # Runs the driver against one system listening on a port; its JSON joins the comparison, Redis's statistics the run dir.
 drive() { # system port pids
   local out="$results/$stamp$label-$1.json"
-  redis-cli -p "$redis_port" config resetstat >/dev/null
+  redis_each config resetstat >/dev/null
   "${bench[@]}" run --system "$1" --url "ws://127.0.0.1:$2/v1/ingest" --user "$EXOTEL_BASIC_AUTH_USER" --pass "$EXOTEL_BASIC_AUTH_PASS" \
     --redis "$REDIS_URL" --pids "$3" --out "$out" "${driver_args[@]}"
   files+=("$out")
-  redis-cli -p "$redis_port" info commandstats >"$run/redis-commandstats-$1.txt"
+  redis_commandstats >"$run/redis-commandstats-$1.txt"
 }
 
 if [[ ",$systems," == *",relay,"* ]]; then
@@ -109,7 +72,7 @@ if [[ ",$systems," == *",relay,"* ]]; then
   wait_http "$port" /healthz relay "$run/relay.log"
   drive relay "$port" "relay=$relay_pid,redis=$redis_pid"
   stop_pid "$relay_pid"
-  redis-cli -p "$redis_port" flushall >/dev/null
+  redis_each flushall >/dev/null
 fi
 
 if [[ ",$systems," == *",orleans,"* ]]; then
@@ -127,10 +90,7 @@ if [[ ",$systems," == *",orleans,"* ]]; then
   gateway_pid=$!; pids+=("$gateway_pid")
   wait_http "$port" /readyz gateway "$run/gateway.log"
   if [[ $dashboard == polled ]]; then
-    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-    now=$(date +%s)
-    jwt_body="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"bench","role":"admin","iat":%d,"exp":%d}' "$now" $((now + 3000)) | b64url)"
-    jwt="$jwt_body.$(printf '%s' "$jwt_body" | openssl dgst -sha256 -hmac "$JWT_SECRET" -binary | b64url)"
+    jwt=$(mint_jwt "$JWT_SECRET" admin 3000)
     ( while sleep 1; do
         for path in DashboardCounters TopGrainMethods ClusterStats; do
           curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $jwt" "http://127.0.0.1:$SILO_HTTP_PORT/dashboard/$path" >>"$run/dashboard-poll.log"
@@ -143,7 +103,8 @@ if [[ ",$systems," == *",orleans,"* ]]; then
 fi
 
 echo
-echo "== $(nproc) cores, $(uname -sr); shared machine: figures are noisy, compare within one run =="
+redis_kind="one Redis node"; [[ $redis_cluster -eq 1 ]] && redis_kind="Redis Cluster of ${#redis_ports[@]} masters (CPU, RSS and commandstats summed)"
+echo "== $(nproc) cores, $(uname -sr), $redis_kind; shared machine: figures are noisy, compare within one run =="
 "${bench[@]}" compare "${files[@]}" | tee "$results/$stamp$label-table.md"
 echo "results: ${files[*]}"
 echo "Redis command statistics (calls, CPU usec per call) and process logs: $run"

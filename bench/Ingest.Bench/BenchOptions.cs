@@ -16,8 +16,11 @@ public sealed record BenchOptions
 
     public string Redis { get; init; } = "127.0.0.1:6380";
 
-    /// <summary>Processes whose CPU and RSS are measured, as name=pid.</summary>
-    public IReadOnlyDictionary<string, int> Processes { get; init; } = new Dictionary<string, int>();
+    /// <summary>
+    /// Processes whose CPU and RSS are measured, as name=pid; name=pid+pid+... is one process made of several (the nodes
+    /// of a Redis Cluster), whose figures are summed.
+    /// </summary>
+    public IReadOnlyDictionary<string, int[]> Processes { get; init; } = new Dictionary<string, int[]>();
 
     /// <summary>Concurrent calls of the real-time and idle scenarios.</summary>
     public int Calls { get; init; } = 1000;
@@ -98,8 +101,11 @@ public sealed record BenchOptions
         return options;
     }
 
-    private static Dictionary<string, int> ParsePids(string text) =>
+    public static Dictionary<string, int[]> ParsePids(string text) =>
         text.Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(pair => pair.Split('=', 2))
-            .ToDictionary(p => p[0], p => int.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+            .ToDictionary(
+                p => p[0],
+                p => p[1].Split('+', StringSplitOptions.RemoveEmptyEntries).Select(pid => int.Parse(pid, CultureInfo.InvariantCulture)).ToArray(),
+                StringComparer.Ordinal);
 }

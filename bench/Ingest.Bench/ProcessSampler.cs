@@ -50,19 +50,26 @@ public static class ProcessSampler
     }
 }
 
-/// <summary>CPU seconds used and peak RSS of each measured process between construction and <see cref="Stop"/>.</summary>
+/// <summary>
+/// CPU seconds used and peak RSS of each measured process between construction and <see cref="Stop"/>; a process made of
+/// several (the nodes of a Redis Cluster) reports the sum of its parts' CPU and of their peaks.
+/// </summary>
 public sealed class ProcessUsage
 {
-    private readonly IReadOnlyDictionary<string, int> _processes;
+    private readonly IReadOnlyDictionary<string, int[]> _processes;
     private readonly Dictionary<string, double> _cpuAtStart = new(StringComparer.Ordinal);
 
-    public ProcessUsage(IReadOnlyDictionary<string, int> processes)
+    public ProcessUsage(IReadOnlyDictionary<string, int[]> processes)
     {
         _processes = processes;
-        foreach (var (name, pid) in processes)
+        foreach (var (name, pids) in processes)
         {
-            ProcessSampler.TryResetPeak(pid);
-            _cpuAtStart[name] = ProcessSampler.CpuSeconds(pid);
+            foreach (var pid in pids)
+            {
+                ProcessSampler.TryResetPeak(pid);
+            }
+
+            _cpuAtStart[name] = pids.Sum(ProcessSampler.CpuSeconds);
         }
     }
 
@@ -70,11 +77,11 @@ public sealed class ProcessUsage
         _processes.ToDictionary(
             p => p.Key,
             p => new ProcessFigures(
-                Math.Round(ProcessSampler.CpuSeconds(p.Value) - _cpuAtStart[p.Key], 2),
-                Math.Round(ProcessSampler.PeakRssBytes(p.Value) / 1048576.0, 1)),
+                Math.Round(p.Value.Sum(ProcessSampler.CpuSeconds) - _cpuAtStart[p.Key], 2),
+                Math.Round(p.Value.Sum(ProcessSampler.PeakRssBytes) / 1048576.0, 1)),
             StringComparer.Ordinal);
 
-    public long TotalRssBytes(IEnumerable<string> names) => names.Where(_processes.ContainsKey).Sum(n => ProcessSampler.RssBytes(_processes[n]));
+    public long TotalRssBytes(IEnumerable<string> names) => names.Where(_processes.ContainsKey).Sum(n => _processes[n].Sum(ProcessSampler.RssBytes));
 }
 
 public sealed record ProcessFigures(double CpuSeconds, double PeakRssMb);

@@ -17,6 +17,12 @@ if (args.Length >= 1 && args[0] == "outage")
     return await OutageMemory.RunAsync(args.Skip(1).ToList());
 }
 
+// Ingest.Bench topology --urls ws://a,ws://b --admin http://a,http://b --jwt-secret S --silos s1=port,... (bench/topology.sh)
+if (args.Length >= 1 && args[0] == "topology")
+{
+    return await Topology.RunAsync(args.Skip(1).ToList());
+}
+
 if (args.Length < 1 || args[0] != "run")
 {
     Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json | curve A.json ...");
@@ -26,7 +32,7 @@ if (args.Length < 1 || args[0] != "run")
 var parsed = BenchOptions.Parse(args.Skip(1).ToList());
 
 // The driver shares the machine, so its own CPU is reported next to the servers'.
-var options = parsed with { Processes = new Dictionary<string, int>(parsed.Processes) { ["driver"] = Environment.ProcessId } };
+var options = parsed with { Processes = new Dictionary<string, int[]>(parsed.Processes) { ["driver"] = [Environment.ProcessId] } };
 var startedUtc = DateTime.UtcNow;
 await using var redis = await RedisProbe.ConnectAsync(options.Redis);
 var runner = new ScenarioRunner(options, redis, Console.Out);

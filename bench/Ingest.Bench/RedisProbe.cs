@@ -33,6 +33,11 @@ public sealed class RedisProbe : IAsyncDisposable
 
     public static RedisKey AudioKey(string streamSid) => "ingest:audio:{" + streamSid + "}";
 
+    /// <summary>True on a Redis Cluster, where one command may only name keys of one slot (each call's keys are one slot).</summary>
+    public bool IsCluster => _commands.GetServers().Any(s => s.ServerType == ServerType.Cluster);
+
+    public IDatabase Database => _commands.GetDatabase();
+
     /// <summary>
     /// Follows the observed calls' streams until every frame they sent has been seen or <paramref name="stop"/> fires,
     /// and returns the send→readable latency of each frame in milliseconds, with the time it became readable.
@@ -43,6 +48,11 @@ public sealed class RedisProbe : IAsyncDisposable
         if (calls.Count == 0)
         {
             return latencies;
+        }
+
+        if (IsCluster)
+        {
+            return await PollAsync(calls, sendingDone, stop);
         }
 
         var db = _blockingReads.GetDatabase();
@@ -110,6 +120,62 @@ public sealed class RedisProbe : IAsyncDisposable
 
         return latencies;
     }
+
+    /// <summary>
+    /// <see cref="ObserveAsync"/> on a Redis Cluster: one XREAD naming many streams is CROSSSLOT there, and a blocking
+    /// read per stream would hold the multiplexer's connection, so every observed stream is read without BLOCK, all
+    /// pipelined, one round every <see cref="PollPauseMs"/> ms: a frame is timed when the round that returns it ends,
+    /// so the latency reads up to one round (a few ms) longer than the blocking read of a single node would.
+    /// </summary>
+    private async Task<List<(long ReadTicks, double Ms)>> PollAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
+    {
+        var latencies = new List<(long ReadTicks, double Ms)>();
+        var db = _blockingReads.GetDatabase();
+        var keys = calls.Select(c => AudioKey(c.StreamSid)).ToArray();
+        var lastIds = Enumerable.Repeat((RedisValue)"0-0", calls.Count).ToArray();
+        var seen = new long[calls.Count];
+        while (!stop.IsCancellationRequested)
+        {
+            if (sendingDone() && Enumerable.Range(0, calls.Count).All(i => seen[i] >= calls[i].FramesSent))
+            {
+                break;
+            }
+
+            var pending = Enumerable.Range(0, calls.Count).Where(i => !sendingDone() || seen[i] < calls[i].FramesSent).ToArray();
+            var reads = pending.Select(i => db.StreamReadAsync(keys[i], lastIds[i], ReadCount)).ToArray();
+            var pages = await Task.WhenAll(reads);
+            var now = Stopwatch.GetTimestamp();
+            for (var p = 0; p < pending.Length; p++)
+            {
+                var i = pending[p];
+                var sendTicks = calls[i].SendTicks!;
+                foreach (var entry in pages[p])
+                {
+                    lastIds[i] = entry.Id;
+                    var seq = (long)entry["seq"];
+                    if (seq >= 2 && seq - 2 < sendTicks.Length && sendTicks[seq - 2] != 0)
+                    {
+                        latencies.Add((now, Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds));
+                    }
+
+                    seen[i]++;
+                }
+            }
+
+            try
+            {
+                await Task.Delay(PollPauseMs, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return latencies;
+    }
+
+    private const int PollPauseMs = 5;
 
     /// <summary>Entries readable in the calls' audio streams (XLEN, pipelined).</summary>
     public async Task<long> CountReadableAsync(IReadOnlyList<SimulatedExotelCall> calls)
@@ -191,10 +257,11 @@ public sealed class RedisProbe : IAsyncDisposable
     /// <summary>Deletes a scenario's audio streams and cursors so Redis memory stays bounded across scenarios.</summary>
     public async Task DeleteAsync(IReadOnlyList<SimulatedExotelCall> calls)
     {
+        // One DEL per call (its two keys share a slot): a DEL naming several calls would be CROSSSLOT on a cluster.
         var db = _commands.GetDatabase();
         foreach (var chunk in calls.Chunk(500))
         {
-            await db.KeyDeleteAsync(chunk.SelectMany(c => new RedisKey[] { AudioKey(c.StreamSid), "ingest:cursor:{" + c.StreamSid + "}" }).ToArray());
+            await Task.WhenAll(chunk.Select(c => db.KeyDeleteAsync([AudioKey(c.StreamSid), "ingest:cursor:{" + c.StreamSid + "}"])));
         }
     }
 

@@ -274,7 +274,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         for (var i = 0; i < 20; i++)
         {
             await Task.Delay(500);
-            var rss = options.Processes.Where(p => ServerProcesses.Contains(p.Key)).Sum(p => ProcessSampler.RssBytes(p.Value));
+            var rss = options.Processes.Where(p => ServerProcesses.Contains(p.Key)).Sum(p => p.Value.Sum(ProcessSampler.RssBytes));
             if (i >= 3 && Math.Abs(rss - previous) < 256 * 1024)
             {
                 return;

@@ -21,6 +21,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
     private readonly byte[] _message;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _receiving;
+    private volatile bool _stopping;
 
     public SimulatedExotelCall(string streamSid, BenchOptions options, long[]? sendTicks)
     {
@@ -40,6 +41,15 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
     public long[]? SendTicks { get; }
 
     public long FramesSent { get; private set; }
+
+    /// <summary>How the socket ended before the driver sent stop ("1011 reason", "aborted: ..."); null while it had not.</summary>
+    public string? EarlyClose { get; private set; }
+
+    /// <summary>UTC time of <see cref="EarlyClose"/>.</summary>
+    public DateTimeOffset? EarlyCloseAt { get; private set; }
+
+    /// <summary>How the socket ended after the driver's stop: "1000 ..." is the server's normal close.</summary>
+    public string? CloseAfterStop { get; private set; }
 
     /// <summary>Largest delay between a frame's scheduled time and its send (real-time mode), in Stopwatch ticks.</summary>
     public long MaxLagTicks { get; private set; }
@@ -97,6 +107,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
     /// <summary>Sends stop and waits (bounded) for the server to close: by then everything it holds is settled.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        _stopping = true;
         try
         {
             var seq = (FramesSent + 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -109,12 +120,14 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         }
         catch (Exception ex) when (ex is WebSocketException or TimeoutException or OperationCanceledException)
         {
+            CloseAfterStop ??= ex is TimeoutException ? "no close from the server within 30 s of stop" : $"stop failed: {ex.Message}";
             _socket.Abort();
         }
     }
 
     public async ValueTask DisposeAsync()
     {
+        _stopping = true;
         _socket.Abort();
         if (_receiving is not null)
         {
@@ -152,6 +165,19 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         return text.Length;
     }
 
+    private void Ended(string how)
+    {
+        if (_stopping)
+        {
+            CloseAfterStop ??= how;
+        }
+        else
+        {
+            EarlyCloseAt = DateTimeOffset.UtcNow;
+            EarlyClose = how;
+        }
+    }
+
     // The server pings (KeepAliveTimeout) and a ClientWebSocket only answers while a receive is pending.
     private async Task ReceiveUntilClosedAsync()
     {
@@ -163,6 +189,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
                 var result = await _socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
+                    Ended(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(int?)_socket.CloseStatus} {_socket.CloseStatusDescription}"));
                     return;
                 }
             }
@@ -170,6 +197,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
         {
             // Aborted by us or reset by the server: either way the call is over.
+            Ended("aborted: " + ex.Message);
         }
         finally
         {
