@@ -40,9 +40,11 @@ public sealed class RedisProbe : IAsyncDisposable
 
     /// <summary>
     /// Follows the observed calls' streams until every frame they sent has been seen or <paramref name="stop"/> fires,
-    /// and returns the send→readable latency of each frame in milliseconds, with the time it became readable.
+    /// and returns the send→readable latency of each frame in milliseconds, with the time it became readable;
+    /// <paramref name="onFrame"/>, when given, also hears each one with the index of its call.
     /// </summary>
-    public async Task<List<(long ReadTicks, double Ms)>> ObserveAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
+    public async Task<List<(long ReadTicks, double Ms)>> ObserveAsync(
+        IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop, Action<int, long, double>? onFrame = null)
     {
         var latencies = new List<(long ReadTicks, double Ms)>();
         if (calls.Count == 0)
@@ -52,7 +54,7 @@ public sealed class RedisProbe : IAsyncDisposable
 
         if (IsCluster)
         {
-            return await PollAsync(calls, sendingDone, stop);
+            return await PollAsync(calls, sendingDone, stop, onFrame);
         }
 
         var db = _blockingReads.GetDatabase();
@@ -106,7 +108,9 @@ public sealed class RedisProbe : IAsyncDisposable
                             var seq = (long)fields[f + 1];
                             if (seq >= 2 && seq - 2 < sendTicks.Length && sendTicks[seq - 2] != 0)
                             {
-                                latencies.Add((now, Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds));
+                                var ms = Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds;
+                                latencies.Add((now, ms));
+                                onFrame?.Invoke(i, now, ms);
                             }
 
                             break;
@@ -127,7 +131,8 @@ public sealed class RedisProbe : IAsyncDisposable
     /// pipelined, one round every <see cref="PollPauseMs"/> ms: a frame is timed when the round that returns it ends,
     /// so the latency reads up to one round (a few ms) longer than the blocking read of a single node would.
     /// </summary>
-    private async Task<List<(long ReadTicks, double Ms)>> PollAsync(IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop)
+    private async Task<List<(long ReadTicks, double Ms)>> PollAsync(
+        IReadOnlyList<SimulatedExotelCall> calls, Func<bool> sendingDone, CancellationToken stop, Action<int, long, double>? onFrame)
     {
         var latencies = new List<(long ReadTicks, double Ms)>();
         var db = _blockingReads.GetDatabase();
@@ -155,7 +160,9 @@ public sealed class RedisProbe : IAsyncDisposable
                     var seq = (long)entry["seq"];
                     if (seq >= 2 && seq - 2 < sendTicks.Length && sendTicks[seq - 2] != 0)
                     {
-                        latencies.Add((now, Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds));
+                        var ms = Stopwatch.GetElapsedTime(sendTicks[seq - 2], now).TotalMilliseconds;
+                        latencies.Add((now, ms));
+                        onFrame?.Invoke(i, now, ms);
                     }
 
                     seen[i]++;

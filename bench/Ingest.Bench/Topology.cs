@@ -68,7 +68,9 @@ public static partial class Topology
         using var stopSampling = new CancellationTokenSource();
         var sampler = SampleAsync(o, http, cpu, t0, stopSampling.Token);
         using var observeTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(o.Bench.Seconds + 180));
-        var observing = redis.ObserveAsync(connected.Where(c => c.SendTicks is not null).ToList(), () => Volatile.Read(ref sending) == 0, observeTimeout.Token);
+        var observedCalls = connected.Where(c => c.SendTicks is not null).ToList();
+        var perCall = observedCalls.Select(_ => new List<(long ReadTicks, double Ms)>()).ToArray();
+        var observing = redis.ObserveAsync(observedCalls, () => Volatile.Read(ref sending) == 0, observeTimeout.Token, (i, ticks, ms) => perCall[i].Add((ticks, ms)));
         var sendErrors = new Dictionary<string, string>(StringComparer.Ordinal);
         using var sendTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(o.Bench.Seconds * 3 + 60));
         await Task.WhenAll(connected.Select((call, i) => SendAsync(call, framesPerCall, firstDue + (cadenceTicks * i / connected.Count), cadenceTicks, sendErrors, sendTimeout.Token)));
@@ -85,7 +87,8 @@ public static partial class Topology
 
         Console.WriteLine($"[topology] verifying {connected.Count} streams...");
         var checks = await VerifyAsync(redis.Database, connected, o.Bench.FrameBytes, lifecycle);
-        var run = Summarise(o, startedUtc, flag, calls, connectFailures, gatewayOf, checks, samples, events, latencies, firstDue, cpu.Used(), t0, sendingEnded);
+        var observedLatency = observedCalls.Select((c, i) => (c.StreamSid, perCall[i])).ToDictionary(p => p.StreamSid, p => p.Item2, StringComparer.Ordinal);
+        var run = Summarise(o, startedUtc, flag, calls, connectFailures, gatewayOf, checks, samples, events, latencies, observedLatency, firstDue, cpu.Used(), t0, sendingEnded);
         var markdown = Render(run);
         Console.WriteLine(markdown);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(o.OutputPath))!);
@@ -487,7 +490,8 @@ public static partial class Topology
     private static TopologyRun Summarise(
         TopologyOptions o, DateTime startedUtc, FlagCheck flag, List<SimulatedExotelCall> calls, Dictionary<string, string> connectFailures,
         Dictionary<string, string> gatewayOf, List<CallCheck> checks, List<Sample> samples, List<TopologyEvent> events,
-        List<(long ReadTicks, double Ms)> latencies, long firstDue, Dictionary<string, double> cpu, DateTimeOffset t0, DateTimeOffset sendingEnded)
+        List<(long ReadTicks, double Ms)> latencies, Dictionary<string, List<(long ReadTicks, double Ms)>> observedLatency, long firstDue,
+        Dictionary<string, double> cpu, DateTimeOffset t0, DateTimeOffset sendingEnded)
     {
         // Calls per silo at the points the issue asks for: the last sample before each silo event, and the first one
         // after it in which every call is listed again on a silo that is still up ("settled").
@@ -513,8 +517,17 @@ public static partial class Topology
             var before = samples.LastOrDefault(s => s.Error is null && s.AtSeconds <= e.AtSeconds);
             var settled = samples.FirstOrDefault(s => s.Error is null && s.AtSeconds > e.AtSeconds && s.Total >= checks.Count && !s.BySilo.Keys.Any(gone.Contains));
             // The worst send→readable latency from the event until the next one (at most 15 s): how long frames waited while calls moved.
-            var stall = series.Where(s => s.Second >= (int)e.AtSeconds && s.Second < windowEnd).Select(s => s.MaxMs).DefaultIfEmpty(double.NaN).Max();
+            var stall = series.Where(s => s.Second >= (int)e.AtSeconds && s.Second < Math.Max((int)e.AtSeconds + 1, (int)Math.Min(windowEnd, 1e6))).Select(s => s.MaxMs).DefaultIfEmpty(double.NaN).Max();
             var onSilo = before?.BySilo.GetValueOrDefault(e.Silo) ?? 0;
+
+            // The calls the event moved: those listed on the silo just before it. For each that is observed, the worst
+            // send→readable latency of its frames from the event until the next one is how long its audio waited to move.
+            var fromTicks = firstDue + (long)(e.AtSeconds * Stopwatch.Frequency);
+            var toTicks = firstDue + (long)(Math.Min(windowEnd, 1e6) * Stopwatch.Frequency);
+            var waits = (before?.Where ?? []).Where(p => p.Value == e.Silo && observedLatency.ContainsKey(p.Key))
+                .Select(p => observedLatency[p.Key].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max())
+                .Where(ms => !double.IsNaN(ms))
+                .ToList();
             if (before is not null)
             {
                 points.Add(new TopologyPoint($"before {e.Name} {e.Silo}", null, before.AtSeconds, before.BySilo, before.Total, null));
@@ -526,6 +539,8 @@ public static partial class Topology
             {
                 CallsOnSiloBefore = onSilo,
                 MaxLatencyMsUntilNextEvent = stall,
+                MovedCallsObserved = waits.Count,
+                MovedCallWaitMs = waits.Count == 0 ? null : LatencySummary.From(waits),
             });
         }
 
@@ -644,12 +659,12 @@ public static partial class Topology
             $"| {r.Connected} ({string.Join(", ", r.CallsPerGateway.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}"))}) | {r.FramesSent:N0} | {r.FramesLanded:N0} | {r.FramesLost:N0} | {r.FramesDoubled:N0} | {r.OutOfOrder} | {r.Corrupt} | {r.GapEntries} | {r.CallsWithOneStartOneStop} | {r.SocketsClosedEarly} | {r.NormalCloses} | {string.Join(", ", r.StopReasons.Select(p => $"{p.Key} {p.Value}"))} |");
         sb.AppendLine();
         var silos = r.Points.SelectMany(p => p.BySilo.Keys).Distinct(StringComparer.Ordinal).OrderBy(s => s, StringComparer.Ordinal).ToList();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| point | t (s) | calls listed | {string.Join(" | ", silos)} | calls on the silo before | all calls listed on live silos after (s) | max send→readable ms until the next event (≤ 15 s) |");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"|---|---:|---:|{string.Concat(silos.Select(_ => "---:|"))}---:|---:|---:|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| point | t (s) | calls listed | {string.Join(" | ", silos)} | calls on the silo before | all calls listed on live silos after (s) | max send→readable ms until the next event (≤ 15 s), all observed calls | the same for the observed calls of that silo: p50 / max of each call's worst (calls) |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"|---|---:|---:|{string.Concat(silos.Select(_ => "---:|"))}---:|---:|---:|---|");
         foreach (var p in r.Points)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.Label} | {Num(p.AtSeconds)} | {p.Total} | {string.Join(" | ", silos.Select(s => p.BySilo.GetValueOrDefault(s).ToString(CultureInfo.InvariantCulture)))} | {(p.CallsOnSiloBefore is { } b ? b.ToString(CultureInfo.InvariantCulture) : "")} | {(p.Event is null ? "" : p.SettledAfterSeconds is { } s ? Num(s) : "never")} | {(p.MaxLatencyMsUntilNextEvent is { } m ? Num(m) : "")} |");
+                $"| {p.Label} | {Num(p.AtSeconds)} | {p.Total} | {string.Join(" | ", silos.Select(s => p.BySilo.GetValueOrDefault(s).ToString(CultureInfo.InvariantCulture)))} | {(p.CallsOnSiloBefore is { } b ? b.ToString(CultureInfo.InvariantCulture) : "")} | {(p.Event is null ? "" : p.SettledAfterSeconds is { } s ? Num(s) : "never")} | {(p.MaxLatencyMsUntilNextEvent is { } m ? Num(m) : "")} | {(p.MovedCallWaitMs is { } w ? $"{Num(w.P50Ms)} / {Num(w.MaxMs)} ({p.MovedCallsObserved})" : "")} |");
         }
 
         sb.AppendLine();
@@ -867,6 +882,12 @@ public sealed record TopologyPoint(string Label, string? Event, double AtSeconds
     public int? CallsOnSiloBefore { get; init; }
 
     public double? MaxLatencyMsUntilNextEvent { get; init; }
+
+    /// <summary>Observed calls that were on the silo just before the event.</summary>
+    public int MovedCallsObserved { get; init; }
+
+    /// <summary>Over those calls: each one's worst send→readable latency from the event until the next (how long its frames waited).</summary>
+    public LatencySummary? MovedCallWaitMs { get; init; }
 }
 
 public sealed record SeqRange(long From, long To)
