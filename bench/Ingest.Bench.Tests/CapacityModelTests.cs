@@ -46,16 +46,18 @@ public sealed class CapacityModelTests
         // 100,000 frames/s x 30 µs = 3.0 cores; a node plans 4 x 0.6 = 2.4 cores: 2 nodes.
         Assert.Equal(3.0, row.GatewayCores, 6);
         Assert.Equal(2, row.GatewayNodesByCpu);
-        // 200 MB at 1,000 calls + 30 KB per call more fits 161,947 calls in 8 GB x 0.6: 1 node; MAX_CONNECTIONS 10,000: 1.
+        // 200 MB peak at 1,000 calls = 0.2 MB per call: 8 GB x 0.6 = 4,915 MB holds 24,576 calls: 1 node; MAX_CONNECTIONS 10,000: 1.
         Assert.Equal(1, row.GatewayNodesByMemory);
         Assert.Equal(1, row.GatewayNodesByConnections);
         Assert.Equal(2, row.GatewayNodes);
         // 2.0 cores: 1 silo node. 1.0 Redis core at 0.6 per shard: 2 shards by CPU.
         Assert.Equal(1, row.SiloNodes);
         Assert.Equal(2, row.ShardsByCpu);
-        // 5,000 calls per gateway node: 200 MB + 4,000 x 30 KB = 317.19 MB; 10,000 on one silo: 100 + 9,000 x 10 KB.
-        Assert.Equal(200 + 4000 * 30 / 1024.0, row.GatewayMemoryPerNodeMb, 6);
-        Assert.Equal(100 + 9000 * 10 / 1024.0, row.SiloMemoryPerNodeMb, 6);
+        // 5,000 calls per gateway node x 0.2 MB = 1,000 MB (idle: x 30 KB = 146.5 MB); 10,000 on one silo x 0.1 MB (idle 10 KB).
+        Assert.Equal(1000, row.GatewayMemoryPerNodeMb, 6);
+        Assert.Equal(5000 * 30 / 1024.0, row.GatewayIdleMemoryPerNodeMb, 6);
+        Assert.Equal(1000, row.SiloMemoryPerNodeMb, 6);
+        Assert.Equal(10000 * 10 / 1024.0, row.SiloIdleMemoryPerNodeMb, 6);
     }
 
     [Fact]
@@ -108,6 +110,7 @@ public sealed class CapacityModelTests
 
         // 2.4 cores / (10 frames/s x 30 µs) = 8,000 calls, under MAX_CONNECTIONS 10,000.
         Assert.Equal(8000, g.ByCpu, 6);
+        Assert.Equal(24_576, g.ByMemory, 6);
         Assert.Equal(("CPU", 8000.0), (g.PerNode.Limit, Math.Round(g.PerNode.Calls)));
         Assert.Equal(("MAX_CONNECTIONS_PER_IP", 4000.0), g.PerSource);
         Assert.Equal("MAX_CONNECTIONS", CapacityModel.Gateway(Tiny(), Defaults with { NodeCores = 16 }).PerNode.Limit);

@@ -41,9 +41,15 @@ public sealed record CapacityRow
 
     public double MemoryPerShardGb => RedisMemoryGb / Shards;
 
+    /// <summary>The process's peak RSS per call in the real-time run, times the node's calls (includes the baseline: leans high).</summary>
     public required double GatewayMemoryPerNodeMb { get; init; }
 
     public required double SiloMemoryPerNodeMb { get; init; }
+
+    /// <summary>Memory per idle live call times the node's calls: what the calls alone cost when silent (a floor).</summary>
+    public required double GatewayIdleMemoryPerNodeMb { get; init; }
+
+    public required double SiloIdleMemoryPerNodeMb { get; init; }
 
     /// <summary>Bytes per frame on each link, network overhead included.</summary>
     public required double InboundBytesPerFrame { get; init; }
@@ -113,11 +119,11 @@ public static class CapacityModel
         var redisCores = fps * m.RedisUsPerFrame / 1e6;
 
         var gatewayByCpu = Nodes(gatewayCores, nodeCores);
-        var gatewayByMemory = Nodes(calls, CallsPerNodeByMemory(m.GatewayPeakRssMb, m.GatewayPerCall.Kb, m.Calls, nodeMemoryMb));
+        var gatewayByMemory = Nodes(calls, CallsPerNodeByMemory(m.GatewayPeakRssMb, m.Calls, nodeMemoryMb));
         var gatewayByConnections = Nodes(calls, Math.Min(a.MaxConnections, a.FileDescriptors));
         var gatewayNodes = Math.Max(gatewayByCpu, Math.Max(gatewayByMemory, gatewayByConnections));
         var siloByCpu = Nodes(siloCores, nodeCores);
-        var siloByMemory = Nodes(calls, CallsPerNodeByMemory(m.SiloPeakRssMb, m.SiloPerCall.Kb, m.Calls, nodeMemoryMb));
+        var siloByMemory = Nodes(calls, CallsPerNodeByMemory(m.SiloPeakRssMb, m.Calls, nodeMemoryMb));
         var siloNodes = Math.Max(siloByCpu, siloByMemory);
 
         var bytesPerEntry = RedisBytesPerEntry(m, a, frameBytes);
@@ -147,8 +153,10 @@ public static class CapacityModel
             ShardsByCpu = shardsByCpu,
             RedisMemoryGb = redisGb,
             ShardsByMemory = shardsByMemory,
-            GatewayMemoryPerNodeMb = NodeMemoryMb(m.GatewayPeakRssMb, m.GatewayPerCall.Kb, m.Calls, (double)calls / gatewayNodes),
-            SiloMemoryPerNodeMb = NodeMemoryMb(m.SiloPeakRssMb, m.SiloPerCall.Kb, m.Calls, (double)calls / siloNodes),
+            GatewayMemoryPerNodeMb = m.GatewayPeakRssMb / m.Calls * calls / gatewayNodes,
+            SiloMemoryPerNodeMb = m.SiloPeakRssMb / m.Calls * calls / siloNodes,
+            GatewayIdleMemoryPerNodeMb = m.GatewayPerCall.Kb / 1024 * calls / gatewayNodes,
+            SiloIdleMemoryPerNodeMb = m.SiloPerCall.Kb / 1024 * calls / siloNodes,
             InboundBytesPerFrame = (base64 + a.EnvelopeBytes + a.WebSocketHeaderBytes) * net,
             GatewayToSiloBytesPerFrame = (frameBytes + a.OrleansMessageBytes) * net,
             SiloToRedisBytesPerFrame = (frameBytes + a.RedisCommandBytes) * net,
@@ -178,16 +186,17 @@ public static class CapacityModel
             ? measured * frameBytes / m.FrameBytes
             : frameBytes * (1 + a.RedisEntryOverheadRatio) + a.RedisEntryOverheadBytes;
 
-    /// <summary>A node's memory at a number of calls: the measured peak RSS at the bench's calls, plus or minus the marginal cost per call.</summary>
-    public static double NodeMemoryMb(double peakMb, double kbPerCall, int benchCalls, double callsPerNode) =>
-        peakMb + (callsPerNode - benchCalls) * kbPerCall / 1024;
-
-    public static double CallsPerNodeByMemory(double peakMb, double kbPerCall, int benchCalls, double nodeMemoryMb) =>
-        kbPerCall <= 0 ? double.PositiveInfinity : Math.Max(1, benchCalls + (nodeMemoryMb - peakMb) * 1024 / kbPerCall);
+    /// <summary>
+    /// Calls a node's memory holds, scaling the process's peak RSS in the real-time run by its calls. That includes the
+    /// process's baseline, so it leans high; the idle figure alone would lean low, since a call under traffic holds more
+    /// (receive buffers, unsent frames, a GC heap sized by the allocation rate) than a silent one.
+    /// </summary>
+    public static double CallsPerNodeByMemory(double peakMb, int benchCalls, double nodeMemoryMb) =>
+        peakMb <= 0 ? double.PositiveInfinity : nodeMemoryMb / (peakMb / benchCalls);
 
     public static GatewayCeiling Gateway(MeasuredInputs m, CapacityAssumptions a) => new(
         a.NodeCores * a.NodeCpuTarget / (1000.0 / a.CadenceMs * m.GatewayUsPerFrame / 1e6),
-        CallsPerNodeByMemory(m.GatewayPeakRssMb, m.GatewayPerCall.Kb, m.Calls, a.NodeMemoryGb * 1024 * a.NodeMemoryTarget),
+        CallsPerNodeByMemory(m.GatewayPeakRssMb, m.Calls, a.NodeMemoryGb * 1024 * a.NodeMemoryTarget),
         a.MaxConnections,
         a.FileDescriptors,
         a.MaxConnectionsPerIp,

@@ -73,7 +73,7 @@ public static class CapacityReport
         if (m.Calls < planned / 2)
         {
             t.AppendLine();
-            t.AppendLine(Inv($"Caution: the CPU figures were measured with {m.Calls:N0} calls on one gateway and one silo process, and the plan puts up to {planned:N0} calls on a gateway node. Per-frame CPU measured at a light load carries fixed costs (timers, heartbeats, GC, idle thread-pool wake-ups) spread over fewer frames, so it overstates the cost at the planned load; prefer a results file measured near the planned calls per node."));
+            t.AppendLine(Inv($"Caution: the CPU figures were measured with {m.Calls:N0} calls on one gateway process and one silo process; the plan puts up to {planned:N0} calls on a gateway node. With fewer calls per process, fixed costs (timers, heartbeats, GC, thread-pool wake-ups) are spread over fewer frames, so the per-frame cost tends to be overstated (see the curve in docs/PERFORMANCE.md); a results file measured nearer the planned calls per node gives a truer figure."));
         }
 
         t.AppendLine();
@@ -91,13 +91,13 @@ public static class CapacityReport
         t.AppendLine();
         t.AppendLine("### Memory");
         t.AppendLine();
-        t.AppendLine(Inv($"Per node: the measured peak RSS at {m.Calls:N0} calls plus the memory per live call for each call more. Redis: audio entries held (live calls half-way through their {a.CallSeconds:0} s, plus calls ended within the {a.TtlSeconds} s TTL) x bytes per entry, plus {a.PerCallKeyBytes} B of cursor and meta per call held, plus `ingest:calls` at its MAXLEN ({a.CallsMaxLength:N0} x {a.CallsEntryBytes} B)."));
+        t.AppendLine(Inv($"Per node: the process's peak RSS in the real-time run divided by its {m.Calls:N0} calls, times the node's calls (includes the process baseline, so it leans high); after the slash, memory per idle live call times the node's calls (a floor: a call under traffic holds more than a silent one). Redis: audio entries held (live calls half-way through their {a.CallSeconds:0} s, plus calls ended within the {a.TtlSeconds} s TTL) x bytes per entry, plus {a.PerCallKeyBytes} B of cursor and meta per call held, plus `ingest:calls` at its MAXLEN ({a.CallsMaxLength:N0} x {a.CallsEntryBytes} B)."));
         t.AppendLine();
-        t.AppendLine("| calls | kHz | per gateway node MB | per silo node MB | audio entries held | Redis bytes per entry | Redis total GB | per shard GB |");
+        t.AppendLine("| calls | kHz | per gateway node MB (traffic / idle) | per silo node MB (traffic / idle) | audio entries held | Redis bytes per entry | Redis total GB | per shard GB |");
         t.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
         {
-            t.AppendLine(Inv($"| {r.Calls:N0} | {r.SampleRate / 1000} | {r.GatewayMemoryPerNodeMb:N0} | {r.SiloMemoryPerNodeMb:N0} | {r.AudioEntries:N0} | {r.RedisBytesPerEntry:N0} | {r.RedisMemoryGb:N0} | {r.MemoryPerShardGb:0.0} |"));
+            t.AppendLine(Inv($"| {r.Calls:N0} | {r.SampleRate / 1000} | {r.GatewayMemoryPerNodeMb:N0} / {r.GatewayIdleMemoryPerNodeMb:N0} | {r.SiloMemoryPerNodeMb:N0} / {r.SiloIdleMemoryPerNodeMb:N0} | {r.AudioEntries:N0} | {r.RedisBytesPerEntry:N0} | {r.RedisMemoryGb:N0} | {r.MemoryPerShardGb:0.0} |"));
         }
 
         RenderCeilings(t, m, a, rows);
@@ -131,7 +131,7 @@ public static class CapacityReport
         t.AppendLine("| limit | calls per gateway node |");
         t.AppendLine("|---|---:|");
         t.AppendLine(Inv($"| CPU ({a.NodeCores:0.#} vCPU at {a.NodeCpuTarget:P0}, {m.GatewayUsPerFrame:0.0} µs per frame, measured at {m.SampleRate / 1000} kHz) | {g.ByCpu:N0} |"));
-        t.AppendLine(Inv($"| memory ({a.NodeMemoryGb:0.#} GB at {a.NodeMemoryTarget:P0}, {m.GatewayPerCall.Kb:0.0} KB per call) | {g.ByMemory:N0} |"));
+        t.AppendLine(Inv($"| memory ({a.NodeMemoryGb:0.#} GB at {a.NodeMemoryTarget:P0}, {m.GatewayPeakRssMb * 1024 / m.Calls:N0} KB per call: peak RSS / calls under traffic) | {g.ByMemory:N0} |"));
         t.AppendLine(Inv($"| `MAX_CONNECTIONS` (gateway setting) | {g.MaxConnections:N0} |"));
         t.AppendLine(Inv($"| file descriptors (`ulimit -n`) | {g.FileDescriptors:N0} |"));
         t.AppendLine(Inv($"| from one source address: `MAX_CONNECTIONS_PER_IP` (gateway setting) | {g.PerSourceIp:N0} |"));

@@ -118,7 +118,7 @@ public sealed record MeasuredInputs
         var name = Path.GetFileName(from);
         if (idle is null)
         {
-            notes.Add($"{Path.GetFileName(source)} has no idle scenario{(idleRun is null ? string.Empty : " and neither has the --idle-results file")}: memory per call is each server's peak RSS in the real-time run divided by its calls (includes the process's baseline, so it overstates)");
+            notes.Add($"{Path.GetFileName(source)} has no idle scenario{(idleRun is null ? string.Empty : " and neither has the --idle-results file")}: the idle memory per call is each server's peak RSS in the real-time run divided by its calls, as for the traffic figure (includes the process's baseline, so it overstates)");
             return (new PerCallMemory(gatewayPeak * 1024 / realtime.Calls, $"peak RSS / calls, {realtime.Scenario}"),
                     new PerCallMemory(siloPeak * 1024 / realtime.Calls, $"peak RSS / calls, {realtime.Scenario}"));
         }
