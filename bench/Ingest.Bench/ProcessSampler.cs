@@ -81,7 +81,7 @@ public sealed class ProcessUsage
                 Math.Round(p.Value.Sum(ProcessSampler.PeakRssBytes) / 1048576.0, 1)),
             StringComparer.Ordinal);
 
-    public long TotalRssBytes(IEnumerable<string> names) => names.Where(_processes.ContainsKey).Sum(n => _processes[n].Sum(ProcessSampler.RssBytes));
+    public long RssBytes(string name) => _processes[name].Sum(ProcessSampler.RssBytes);
 }
 
 public sealed record ProcessFigures(double CpuSeconds, double PeakRssMb);
