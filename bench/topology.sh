@@ -126,6 +126,7 @@ kill -TERM "${silo_pid[s1]}"
 sleep_until "$kill_at"
 event kill s2 "${silo_pid[s2]}"
 kill -KILL "${silo_pid[s2]}"
+wait "${silo_pid[s2]}" 2>/dev/null || true   # reaped here, so bash does not report the kill as a failure
 
 rc=0
 wait "$driver_pid" || rc=$?
