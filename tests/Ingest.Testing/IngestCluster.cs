@@ -54,8 +54,14 @@ public sealed class IngestCluster : IAsyncDisposable
     /// <summary>A connection to the cluster's Redis, shared (one multiplexer, as the StackExchange.Redis docs advise).</summary>
     public IConnectionMultiplexer Redis => _stack.Connection;
 
-    /// <summary>The redis-server process itself (its port, and finer outage controls than the ones on this class).</summary>
+    /// <summary>
+    /// The redis-server process itself (its port, and finer outage controls than the ones on this class). Not available
+    /// when <see cref="IngestClusterOptions.RedisConnectionString"/> named an outside Redis.
+    /// </summary>
     public RedisServer RedisServer => _stack.Redis;
+
+    /// <summary>The REDIS_URL every silo and the gateway were given.</summary>
+    public string RedisConnectionString => _stack.RedisConnectionString;
 
     /// <summary>Orleans' cluster and service id for this cluster (unique per cluster).</summary>
     public string ClusterId => _stack.ClusterId;
@@ -72,7 +78,7 @@ public sealed class IngestCluster : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(options), "an Ingest cluster needs at least one silo");
         }
 
-        var stack = await IngestStack.StartAsync();
+        var stack = options.RedisConnectionString is { } redis ? await IngestStack.StartAsync(redis) : await IngestStack.StartAsync();
         try
         {
             for (var i = 0; i < options.Silos; i++)

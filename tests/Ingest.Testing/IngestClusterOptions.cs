@@ -7,6 +7,14 @@ public sealed class IngestClusterOptions
     public int Silos { get; set; } = 2;
 
     /// <summary>
+    /// A Redis to use instead of a redis-server of the cluster's own, as a REDIS_URL: e.g.
+    /// <see cref="RedisClusterServer.ConnectionString"/> to run the whole deployment on a Redis Cluster. The caller
+    /// starts and disposes it; the cluster's Redis outage controls (<see cref="IngestCluster.PauseRedis"/>, …) are not
+    /// available then. Default null: the cluster starts its own redis-server.
+    /// </summary>
+    public string? RedisConnectionString { get; set; }
+
+    /// <summary>
     /// Contract settings given to every silo and the gateway, by their environment names (CONTRACT §2:
     /// <c>MAX_MESSAGE_BYTES</c>, <c>SUPPORT_EXOTEL</c>, <c>REDIS_TIMEOUT_MS</c>, ...). They win over the kit's defaults;
     /// a <see langword="null"/> value removes a default.

@@ -20,9 +20,12 @@ public sealed class IngestStack : IAsyncDisposable
     private readonly List<WebApplication> _silos = [];
     private readonly List<WebApplication> _gateways = [];
 
-    private IngestStack(RedisServer redis, IConnectionMultiplexer connection)
+    private readonly RedisServer? _redis;
+
+    private IngestStack(RedisServer? redis, string redisConnectionString, IConnectionMultiplexer connection)
     {
-        Redis = redis;
+        _redis = redis;
+        RedisConnectionString = redisConnectionString;
         Connection = connection;
     }
 
@@ -30,7 +33,11 @@ public sealed class IngestStack : IAsyncDisposable
     public const string ExotelPassword = "exotel-token-s3cret";
     public const string JwtSecret = "test-secret-that-is-long-enough-for-hs256!!";
 
-    public RedisServer Redis { get; }
+    /// <summary>The stack's own redis-server; a stack started on an outside Redis (a cluster) has none and throws.</summary>
+    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this stack runs on an outside Redis (" + RedisConnectionString + "), not a redis-server of its own");
+
+    /// <summary>What the silos and gateways get as REDIS_URL.</summary>
+    public string RedisConnectionString { get; }
 
     public IConnectionMultiplexer Connection { get; }
 
@@ -44,14 +51,24 @@ public sealed class IngestStack : IAsyncDisposable
     {
         redis ??= await RedisServer.StartAsync();
         var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        return new IngestStack(redis, connection);
+        return new IngestStack(redis, redis.ConnectionString, connection);
+    }
+
+    /// <summary>
+    /// A stack on a Redis the caller owns and disposes, e.g. <see cref="RedisClusterServer.ConnectionString"/>: the silos
+    /// and gateways get it as REDIS_URL; <see cref="Redis"/> is not available.
+    /// </summary>
+    public static async Task<IngestStack> StartAsync(string redisConnectionString)
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(redisConnectionString);
+        return new IngestStack(null, redisConnectionString, connection);
     }
 
     public async Task<WebApplication> AddSiloAsync(Dictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>
         {
-            ["REDIS_URL"] = Redis.ConnectionString,
+            ["REDIS_URL"] = RedisConnectionString,
             ["CLUSTER_ID"] = ClusterId,
             ["SERVICE_ID"] = ClusterId,
             ["SILO_PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -75,7 +92,7 @@ public sealed class IngestStack : IAsyncDisposable
     {
         var settings = new Dictionary<string, string?>
         {
-            ["REDIS_URL"] = Redis.ConnectionString,
+            ["REDIS_URL"] = RedisConnectionString,
             ["CLUSTER_ID"] = ClusterId,
             ["SERVICE_ID"] = ClusterId,
             ["PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -163,7 +180,10 @@ public sealed class IngestStack : IAsyncDisposable
         }
 
         Connection.Dispose();
-        await Redis.DisposeAsync();
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
     }
 
     private static void Merge(Dictionary<string, string?> target, Dictionary<string, string?>? extra)

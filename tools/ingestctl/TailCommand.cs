@@ -27,25 +27,46 @@ internal static class TailCommand
             var db = mux.GetDatabase();
             var audioKey = Common.AudioKey(streamId);
             var fromStart = p.GetValue(from) == "start";
-            var audioId = fromStart ? "0-0" : "$";
-            var callsId = "$";
+            var callsFrom = (RedisValue)"$";
             if (fromStart && (await db.StreamRangeAsync(audioKey, "-", "+", 1)) is [var first, ..])
             {
                 // The lifecycle entries of this stream are at most a little older than its first frame.
                 var ms = long.Parse(first.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture);
-                callsId = $"{Math.Max(0, ms - 10_000)}-0";
+                callsFrom = $"{Math.Max(0, ms - 10_000)}-0";
             }
             else if (fromStart)
             {
                 // Nothing landed yet: the start entry may still be ahead, or just behind us.
-                callsId = $"{Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 10_000)}-0";
+                callsFrom = $"{Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 10_000)}-0";
             }
+
+            // Two readers, one per key: on a Redis Cluster the audio stream and ingest:calls are in different slots,
+            // where one XREAD naming both is refused (CROSSSLOT).
+            var audio = await StreamFollower.StartAsync(db, audioKey, fromStart ? "0-0" : "$");
+            var calls = await StreamFollower.StartAsync(db, "ingest:calls", callsFrom);
 
             Console.WriteLine($"following {audioKey} (Ctrl+C to stop)");
             var limit = p.GetValue(timeout) is { } t ? TimeSpan.FromSeconds(t) : (TimeSpan?)null;
             var clock = Stopwatch.StartNew();
             var second = Stopwatch.StartNew();
             long frames = 0, total = 0, gaps = 0, sumSq = 0, samples = 0;
+
+            void Count(StreamEntry[] entries)
+            {
+                foreach (var entry in entries)
+                {
+                    frames++;
+                    total++;
+                    var pcm = (byte[]?)entry["audio"];
+                    for (var i = 0; i + 1 < (pcm?.Length ?? 0); i += 2)
+                    {
+                        long s = (short)(pcm![i] | (pcm[i + 1] << 8));
+                        sumSq += s * s;
+                        samples++;
+                    }
+                }
+            }
+
             while (!ct.IsCancellationRequested)
             {
                 if (limit is { } l && clock.Elapsed > l)
@@ -53,68 +74,48 @@ internal static class TailCommand
                     throw new CtlException($"no stop for '{streamId}' within {l.TotalSeconds:F0} s");
                 }
 
-                var reply = await db.ExecuteAsync("XREAD", "COUNT", 1000, "BLOCK", 500, "STREAMS", audioKey, "ingest:calls", audioId, callsId);
-                if (!reply.IsNull)
+                // Audio first, then the lifecycle: what a frame's writer put before a stop is counted before the stop.
+                var audioEntries = await audio.ReadAsync();
+                var callEntries = await calls.ReadAsync();
+                Count(audioEntries);
+                foreach (var entry in callEntries)
                 {
-                    foreach (var stream in (RedisResult[])reply!)
+                    if (entry["stream_id"] != streamId)
                     {
-                        var parts = (RedisResult[])stream!;
-                        var key = parts[0].ToString();
-                        foreach (var entry in (RedisResult[])parts[1]!)
-                        {
-                            var e = (RedisResult[])entry!;
-                            var entryId = e[0].ToString()!;
-                            var kv = (RedisResult[])e[1]!;
-                            var fields = new Dictionary<string, RedisValue>(StringComparer.Ordinal);
-                            for (var i = 0; i + 1 < kv.Length; i += 2)
-                            {
-                                fields[kv[i].ToString()!] = (RedisValue)kv[i + 1];
-                            }
-
-                            if (key == audioKey)
-                            {
-                                audioId = entryId;
-                                frames++;
-                                total++;
-                                var pcm = (byte[])fields.GetValueOrDefault("audio")!;
-                                for (var i = 0; i + 1 < (pcm?.Length ?? 0); i += 2)
-                                {
-                                    long s = (short)(pcm![i] | (pcm[i + 1] << 8));
-                                    sumSq += s * s;
-                                    samples++;
-                                }
-
-                                continue;
-                            }
-
-                            callsId = entryId;
-                            if (fields.GetValueOrDefault("stream_id") != streamId)
-                            {
-                                continue;
-                            }
-
-                            var ev = fields.GetValueOrDefault("event").ToString();
-                            switch (ev)
-                            {
-                                case "gap":
-                                    gaps++;
-                                    Console.WriteLine($"  gap seq {fields.GetValueOrDefault("from_seq")}-{fields.GetValueOrDefault("to_seq")}: {fields.GetValueOrDefault("missing")} missing ({fields.GetValueOrDefault("reason")})");
-                                    break;
-                                case "start":
-                                    Console.WriteLine($"  start: {fields.GetValueOrDefault("sample_rate")} Hz {fields.GetValueOrDefault("encoding")}");
-                                    break;
-                                case "dtmf":
-                                    Console.WriteLine($"  dtmf {fields.GetValueOrDefault("digit")}");
-                                    break;
-                                case "stop":
-                                    Report(ref frames, ref sumSq, ref samples, total, gaps, second);
-                                    Console.WriteLine($"  stop: {fields.GetValueOrDefault("reason")}, {fields.GetValueOrDefault("frames")} frames published; {total} seen, {gaps} gap(s)");
-                                    return Program.Ok;
-                                default:
-                                    break;
-                            }
-                        }
+                        continue;
                     }
+
+                    var ev = entry["event"].ToString();
+                    switch (ev)
+                    {
+                        case "gap":
+                            gaps++;
+                            Console.WriteLine($"  gap seq {entry["from_seq"]}-{entry["to_seq"]}: {entry["missing"]} missing ({entry["reason"]})");
+                            break;
+                        case "start":
+                            Console.WriteLine($"  start: {entry["sample_rate"]} Hz {entry["encoding"]}");
+                            break;
+                        case "dtmf":
+                            Console.WriteLine($"  dtmf {entry["digit"]}");
+                            break;
+                        case "stop":
+                            // The two reads are not one snapshot: frames written between them are read now.
+                            for (var more = await audio.ReadAsync(); more.Length > 0; more = await audio.ReadAsync())
+                            {
+                                Count(more);
+                            }
+
+                            Report(ref frames, ref sumSq, ref samples, total, gaps, second);
+                            Console.WriteLine($"  stop: {entry["reason"]}, {entry["frames"]} frames published; {total} seen, {gaps} gap(s)");
+                            return Program.Ok;
+                        default:
+                            break;
+                    }
+                }
+
+                if (audioEntries.Length == 0 && callEntries.Length == 0)
+                {
+                    await Task.Delay(100, CancellationToken.None);
                 }
 
                 if (second.Elapsed >= TimeSpan.FromSeconds(1))
@@ -127,6 +128,45 @@ internal static class TailCommand
             return Program.Interrupted;
         });
         return command;
+    }
+
+    /// <summary>Reads one stream onward from a position with plain (non-blocking) XREADs on one key at a time.</summary>
+    private sealed class StreamFollower
+    {
+        private const int Page = 1000;
+        private readonly IDatabase _db;
+        private readonly RedisKey _key;
+        private RedisValue _position;
+
+        private StreamFollower(IDatabase db, RedisKey key, RedisValue position)
+        {
+            _db = db;
+            _key = key;
+            _position = position;
+        }
+
+        /// <summary><paramref name="from"/> is an entry id, or <c>$</c> for the stream's last entry now (so only newer ones are read).</summary>
+        public static async Task<StreamFollower> StartAsync(IDatabase db, RedisKey key, RedisValue from)
+        {
+            if (from == "$")
+            {
+                from = (await db.StreamRangeAsync(key, "-", "+", 1, Order.Descending)) is [var last, ..] ? last.Id : "0-0";
+            }
+
+            return new StreamFollower(db, key, from);
+        }
+
+        /// <summary>The next entries after the last one read (at most one page), or none.</summary>
+        public async Task<StreamEntry[]> ReadAsync()
+        {
+            var entries = await _db.StreamReadAsync(_key, _position, Page);
+            if (entries.Length > 0)
+            {
+                _position = entries[^1].Id;
+            }
+
+            return entries;
+        }
     }
 
     private static void Report(ref long frames, ref long sumSq, ref long samples, long total, long gaps, Stopwatch second)

@@ -14,13 +14,20 @@ public sealed class ProcessCluster : IAsyncDisposable
 {
     private readonly List<ChildProcess> _children = [];
 
-    private ProcessCluster(RedisServer redis, IConnectionMultiplexer connection)
+    private readonly RedisServer? _redis;
+
+    private ProcessCluster(RedisServer? redis, string redisConnectionString, IConnectionMultiplexer connection)
     {
-        Redis = redis;
+        _redis = redis;
+        RedisConnectionString = redisConnectionString;
         Connection = connection;
     }
 
-    public RedisServer Redis { get; }
+    /// <summary>The cluster's own redis-server; a cluster started on an outside Redis (a Redis Cluster) has none and throws.</summary>
+    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this cluster runs on an outside Redis (" + RedisConnectionString + ")");
+
+    /// <summary>What every child gets as REDIS_URL.</summary>
+    public string RedisConnectionString { get; }
 
     public IConnectionMultiplexer Connection { get; }
 
@@ -32,7 +39,14 @@ public sealed class ProcessCluster : IAsyncDisposable
     {
         var redis = await RedisServer.StartAsync();
         var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
-        return new ProcessCluster(redis, connection);
+        return new ProcessCluster(redis, redis.ConnectionString, connection);
+    }
+
+    /// <summary>Children on a Redis the caller owns and disposes, e.g. <see cref="RedisClusterServer.ConnectionString"/>.</summary>
+    public static async Task<ProcessCluster> StartAsync(string redisConnectionString)
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(redisConnectionString + ",abortConnect=false");
+        return new ProcessCluster(null, redisConnectionString, connection);
     }
 
     /// <summary>Build configuration of the running test assembly (Debug or Release); the hosts are built alongside.</summary>
@@ -69,7 +83,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         httpPort ??= RedisServer.FreePort();
         var env = new Dictionary<string, string>
         {
-            ["REDIS_URL"] = Redis.ConnectionString,
+            ["REDIS_URL"] = RedisConnectionString,
             ["CLUSTER_ID"] = ClusterId,
             ["SERVICE_ID"] = ClusterId,
             ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
@@ -95,7 +109,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         var port = RedisServer.FreePort();
         var env = new Dictionary<string, string>
         {
-            ["REDIS_URL"] = Redis.ConnectionString,
+            ["REDIS_URL"] = RedisConnectionString,
             ["CLUSTER_ID"] = ClusterId,
             ["SERVICE_ID"] = ClusterId,
             ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
@@ -171,7 +185,10 @@ public sealed class ProcessCluster : IAsyncDisposable
         }
 
         Connection.Dispose();
-        await Redis.DisposeAsync();
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
     }
 
     private static void Merge(Dictionary<string, string> target, Dictionary<string, string>? extra)
