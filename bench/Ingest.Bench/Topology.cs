@@ -514,7 +514,10 @@ public static partial class Topology
                 gone.Add(e.Silo);
             }
 
-            var before = samples.LastOrDefault(s => s.Error is null && s.AtSeconds <= e.AtSeconds);
+            // A listing may miss calls whose grain did not answer within its 2 s (a silo busy joining or leaving): the
+            // point before an event is the last complete one.
+            var before = samples.LastOrDefault(s => s.Error is null && s.AtSeconds <= e.AtSeconds && s.Total >= checks.Count)
+                         ?? samples.LastOrDefault(s => s.Error is null && s.AtSeconds <= e.AtSeconds);
             var settled = samples.FirstOrDefault(s => s.Error is null && s.AtSeconds > e.AtSeconds && s.Total >= checks.Count && !s.BySilo.Keys.Any(gone.Contains));
             // The worst send→readable latency from the event until the next one (at most 15 s): how long frames waited while calls moved.
             var stall = series.Where(s => s.Second >= (int)e.AtSeconds && s.Second < Math.Max((int)e.AtSeconds + 1, (int)Math.Min(windowEnd, 1e6))).Select(s => s.MaxMs).DefaultIfEmpty(double.NaN).Max();
@@ -550,17 +553,22 @@ public static partial class Topology
             points.Add(new TopologyPoint("end of sending", null, last.AtSeconds, last.BySilo, last.Total, null));
         }
 
-        // Which silo each call was listed on, sample by sample: how often calls moved, and from where to where.
-        var moves = new Dictionary<string, int>(StringComparer.Ordinal);
+        // Which silo each call was listed on, sample by sample: how many calls moved from where to where, by the silo
+        // event they followed (a move is counted in the first sample that lists the call on its new silo).
+        var moves = new Dictionary<string, Dictionary<string, int>>(StringComparer.Ordinal);
+        var moveList = new List<CallMove>();
         var lastSilo = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var s in samples.Where(s => s.Where is not null))
         {
+            var after = silos.LastOrDefault(e => e.AtSeconds <= s.AtSeconds) is { } ev ? $"after {ev.Name} {ev.Silo}" : "before any event";
             foreach (var (id, silo) in s.Where!)
             {
                 if (lastSilo.TryGetValue(id, out var was) && was != silo)
                 {
+                    var byPair = moves.TryGetValue(after, out var m) ? m : moves[after] = new Dictionary<string, int>(StringComparer.Ordinal);
                     var key = $"{was} -> {silo}";
-                    moves[key] = moves.GetValueOrDefault(key) + 1;
+                    byPair[key] = byPair.GetValueOrDefault(key) + 1;
+                    moveList.Add(new CallMove(id, was, silo, s.AtSeconds, silos.Any(e => e.Silo == was && e.Name != "add" && e.AtSeconds <= s.AtSeconds)));
                 }
 
                 lastSilo[id] = silo;
@@ -626,7 +634,7 @@ public static partial class Topology
             checks.Count(c => c.Starts == 1 && c.Stops == 1), checks.Count(c => c.EarlyClose is not null),
             checks.Count(c => c.EarlyClose is null && c.CloseAfterStop?.StartsWith("1000", StringComparison.Ordinal) == true),
             checks.GroupBy(c => c.StopReason ?? "none").ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
-            events, points, moves, problems, cpu,
+            events, points, moves, moveList, problems, cpu,
             LatencySummary.From(latencies.Select(l => l.Ms).ToList()), series, samples,
             problems.Count == 0 && flag.Ok);
     }
@@ -669,7 +677,9 @@ public static partial class Topology
 
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"events (t from the first frame): {string.Join("; ", r.Events.Select(e => $"{e.Name} {e.Silo} at {Num(e.AtSeconds)} s"))}");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"calls moving between samples: {(r.Moves.Count == 0 ? "none" : string.Join(", ", r.Moves.Select(m => $"{m.Key}: {m.Value}")))}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"calls that moved (silo listed in one sample, another in a later one): {(r.Moves.Count == 0 ? "none" : string.Join("; ", r.Moves.Select(m => $"{m.Key}: {string.Join(", ", m.Value.Select(p => $"{p.Key} {p.Value}"))}")))}");
+        var stray = r.MoveList.Where(m => !m.FromSiloGone).ToList();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"calls that moved off a silo that was still up: {stray.Count}{(stray.Count == 0 ? "" : $" (e.g. {string.Join(", ", stray.Take(5).Select(m => $"{m.StreamId} {m.From}->{m.To} seen at t={Num(m.SeenAtSeconds)} s"))})")}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"send→readable ms of the observed calls: p50 {ResultsTable.Ms(r.Latency.P50Ms)}, p99 {ResultsTable.Ms(r.Latency.P99Ms)}, max {ResultsTable.Ms(r.Latency.MaxMs)}; max by second: {string.Join(' ', r.LatencyBySecond.Select(s => s.MaxMs.ToString("F0", CultureInfo.InvariantCulture)))}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"CPU s over the run: {string.Join(", ", r.CpuSeconds.Select(p => $"{p.Key} {p.Value:0.0}"))}");
         var failed = r.Samples.Where(s => s.Error is not null).ToList();
@@ -871,6 +881,9 @@ public sealed record FlagCheck(
 
 public sealed record TopologyEvent(string Name, string Silo, double AtSeconds);
 
+/// <summary>A call listed on one silo and later on another; <paramref name="FromSiloGone"/> false means it left a silo that was still up.</summary>
+public sealed record CallMove(string StreamId, string From, string To, double SeenAtSeconds, bool FromSiloGone);
+
 public sealed record Sample(double AtSeconds, double Ms, int Total, Dictionary<string, int> BySilo, string? Error)
 {
     [System.Text.Json.Serialization.JsonIgnore]
@@ -905,5 +918,5 @@ public sealed record TopologyRun(
     FlagCheck Flag, int Connected, Dictionary<string, int> CallsPerGateway,
     long FramesSent, long FramesLanded, long FramesLost, long FramesDoubled, long OutOfOrder, long Corrupt, long GapEntries,
     int CallsWithOneStartOneStop, int SocketsClosedEarly, int NormalCloses, Dictionary<string, int> StopReasons,
-    List<TopologyEvent> Events, List<TopologyPoint> Points, Dictionary<string, int> Moves, List<string> Problems,
+    List<TopologyEvent> Events, List<TopologyPoint> Points, Dictionary<string, Dictionary<string, int>> Moves, List<CallMove> MoveList, List<string> Problems,
     Dictionary<string, double> CpuSeconds, LatencySummary Latency, List<LatencySecond> LatencyBySecond, List<Sample> Samples, bool Clean);
