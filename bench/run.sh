@@ -108,4 +108,8 @@ echo "== $(nproc) cores, $(uname -sr), $redis_kind; shared machine: figures are 
 "${bench[@]}" compare "${files[@]}" | tee "$results/$stamp$label-table.md"
 echo "results: ${files[*]}"
 echo "Redis command statistics (calls, CPU usec per call) and process logs: $run"
-grep -h -E "cmdstat_(xadd|eval|evalsha|hgetall):" "$run"/redis-commandstats-*.txt 2>/dev/null | cut -d, -f1-3 || true
+for f in "$run"/redis-commandstats-*.txt; do
+  [[ -f "$f" ]] || continue
+  name=${f##*/redis-commandstats-}; name=${name%.txt}
+  grep -E "cmdstat_(xadd|eval|evalsha|hgetall|xread):" "$f" | cut -d, -f1-3 | sed "s/^/$name /" || true
+done
