@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
 
 namespace Ingest.Gateway;

@@ -18,4 +18,10 @@ public interface ICallStreamGrain : IGrainWithStringKey
     ValueTask<CallAck> Append(string connectionId, ImmutableArray<CallItem> items);
 
     ValueTask<CallAck> Stop(CallStop stop);
+
+    /// <summary>
+    /// Wakes the call for the lifecycle sweeper: copies to <c>ingest:calls</c> what its last activation left, and lets
+    /// a call nobody owns any more end as an orphan. Harmless on a live call.
+    /// </summary>
+    ValueTask Sweep();
 }

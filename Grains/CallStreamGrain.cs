@@ -1,40 +1,45 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using Ingest.Grains.Interfaces;
 using Ingest.Grains.Publishing;
 using Ingest.Grains.Sequencing;
-using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using StackExchange.Redis;
 
 namespace Ingest.Grains;
 
 /// <summary>
 /// One activation per live stream. Items arrive in the order the gateway received them; the grain drops resends,
 /// records gaps (missing, malformed, buffer_overflow, after_stop), and writes to Redis in batches fenced by the call's
-/// cursor (see <see cref="RedisStreamPublisher"/>). The cursor also holds the owning connection and the last gateway
+/// cursor (see <see cref="CallStreamWriter"/>, which alone knows how any of it looks in Redis). The cursor also holds the owning connection and the last gateway
 /// index settled, so ownership and exactly-once survive a reactivation on another silo.
 /// While Redis is unreachable it holds up to <see cref="IngestOptions.BufferLimit"/> entries (and the byte budgets)
 /// and retries on a timer; frames beyond that are counted and become one gap entry. A Redis that is connected but slow
 /// gets pushback instead (<see cref="CallAckStatus.Busy"/>): nothing is dropped and the gateway keeps the items.
 /// </summary>
 public sealed partial class CallStreamGrain(
-    RedisStreamPublisher publisher,
+    CallStreamStore store,
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
 {
     private static readonly TimeSpan ExpiryRefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan QuietExpiryRefreshInterval = TimeSpan.FromSeconds(30);
 
+    // How often a live call tells the open-lifecycle set it is still looked after (LifecycleSweeper takes the rest).
+    private static readonly TimeSpan LifecycleTouchInterval = TimeSpan.FromSeconds(30);
+
     private readonly IngestOptions _options = options.Value;
     private readonly SequenceTracker _tracker = new();
     private readonly List<PendingEntry> _pending = [];
 
     private string _streamId = string.Empty;
+    private CallStreamWriter _writer = null!;
     private bool _loaded;
+
+    // Lifecycle copies to ingest:calls (step two of a write): when the call last touched the open set, and the
+    // earliest next attempt after a failed one (the call path never waits on a shard that just failed).
+    private DateTime _lastCopyUtc;
+    private DateTime _nextCopyUtc;
 
     // What Redis holds (written) and what it will hold once everything pending is written.
     private CallCursor _written = CallCursor.Empty;
@@ -63,6 +68,7 @@ public sealed partial class CallStreamGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _streamId = this.GetPrimaryKeyString();
+        _writer = store.ForStream(_streamId);
         return Task.CompletedTask;
     }
 
@@ -76,6 +82,11 @@ public sealed partial class CallStreamGrain(
                 LogDeactivatedWithPending(_streamId, _pending.Count, reason.Description);
                 ReleasePending();
             }
+        }
+
+        if (_writer.CopyDue)
+        {
+            await CopyLifecycleAsync(force: true);
         }
     }
 
@@ -124,12 +135,13 @@ public sealed partial class CallStreamGrain(
             _head = _head with
             {
                 Started = true,
-                Baseline = start.StartSequence,
                 CallSid = start.CallSid ?? string.Empty,
                 Protocol = ProtocolName(start.Protocol),
                 StartedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             };
-            Enqueue(audio: false, StartFields(start), _lastIndex, meta: StartMeta(start));
+            Enqueue(
+                new StartEntry(_head.Protocol, start.Encoding, start.SampleRate, _head.StartedAt, start.CallSid, start.AccountSid, start.From, start.To, start.Parameters),
+                _lastIndex);
         }
 
         EnsureOrphanTimer();
@@ -176,7 +188,7 @@ public sealed partial class CallStreamGrain(
             return Ack(Status());
         }
 
-        if (BufferFull(0) && publisher.IsConnected)
+        if (BufferFull(0) && _writer.IsConnected)
         {
             // Redis is there but slow (overload, not an outage): take nothing more. The gateway keeps these items and
             // sends them again after a pause, so nothing is dropped and the pressure reaches the sockets.
@@ -204,7 +216,7 @@ public sealed partial class CallStreamGrain(
                 continue;
             }
 
-            if (item.Kind == CallItemKind.Media && BufferFull(item.Bytes) && publisher.IsConnected)
+            if (item.Kind == CallItemKind.Media && BufferFull(item.Bytes) && _writer.IsConnected)
             {
                 // Connected but slow: this item and the rest of the batch are not taken; they come again.
                 busy = true;
@@ -237,7 +249,7 @@ public sealed partial class CallStreamGrain(
             {
                 case CallItemKind.Media:
                     gaps += RecordMissing(decision, item.Index - 1, ref missing);
-                    if (_redisDown && !publisher.IsConnected && BufferFull(item.Bytes))
+                    if (_redisDown && !_writer.IsConnected && BufferFull(item.Bytes))
                     {
                         // Only a real outage (no connection) drops frames; a slow Redis pushes back instead (see above).
                         overflowed++;
@@ -246,7 +258,7 @@ public sealed partial class CallStreamGrain(
                     }
 
                     _head = _head with { Frames = _head.Frames + 1 };
-                    Enqueue(audio: true, AudioFields(item), item.Index, item.Bytes);
+                    Enqueue(new AudioEntry(item.Seq, item.TimestampMs, item.Audio ?? []), item.Index, item.Bytes);
                     break;
                 case CallItemKind.Malformed:
                     gaps += RecordMissing(decision, item.Index - 1, ref missing);
@@ -262,7 +274,7 @@ public sealed partial class CallStreamGrain(
                     gaps += AddToGap("buffer_overflow", decision.MissingFrom, decision.MissingTo, frames, item.Index);
                     break;
                 default:
-                    Enqueue(audio: false, EventFields(item), item.Index);
+                    Enqueue(EventEntry(item), item.Index);
                     break;
             }
         }
@@ -309,6 +321,34 @@ public sealed partial class CallStreamGrain(
         span?.SetTag("ack", ack.Status.ToString());
         span?.SetTag("frames", _head.Frames);
         return ack;
+    }
+
+    public async ValueTask Sweep()
+    {
+        await EnsureLoadedAsync();
+        if (!_head.Started && _pending.Count == 0)
+        {
+            // Nothing of the call is in Redis (its keys expired, or its start never landed): nothing to copy or end.
+            try
+            {
+                await _writer.ForgetAsync().WaitAsync(_options.WriteTimeout);
+            }
+            catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
+            {
+                GrainMetrics.RedisFailures.Add(1);
+            }
+
+            DeactivateOnIdle();
+            return;
+        }
+
+        // Refreshes the call in the open set, or takes it out once stopped and copied; a live call without an owner is
+        // ended by the orphan timer that loading it started.
+        await CopyLifecycleAsync(force: true);
+        if (_head.Stopped && _pending.Count == 0 && !_writer.CopyDue)
+        {
+            DeactivateOnIdle();
+        }
     }
 
     /// <summary>
@@ -395,7 +435,7 @@ public sealed partial class CallStreamGrain(
         {
             _head = _head with { Stopped = true };
             var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            Enqueue(audio: false, StopFields(reason, at), _lastIndex, meta: StopMeta(reason, at));
+            Enqueue(new StopEntry(reason, _head.Frames, _head.Gaps, _head.Missing, at, _head.CallSid), _lastIndex);
             LogStopped(_streamId, reason, _head.Frames);
         }
 
@@ -406,7 +446,7 @@ public sealed partial class CallStreamGrain(
             await FlushAsync(force: true);
         }
 
-        if (_pending.Count == 0 && _presented)
+        if (_pending.Count == 0 && _presented && !_writer.CopyDue)
         {
             // Nothing left to write: free the memory now rather than at the idle collection.
             DeactivateOnIdle();
@@ -485,14 +525,16 @@ public sealed partial class CallStreamGrain(
         {
             try
             {
-                await publisher.RefreshExpiryAsync(_streamId, _options.StreamTtl);
+                await _writer.RefreshExpiryAsync(_options.StreamTtl).WaitAsync(_options.WriteTimeout);
                 _lastExpiryUtc = DateTime.UtcNow;
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
             {
                 GrainMetrics.RedisFailures.Add(1);
             }
         }
+
+        await CopyLifecycleAsync(force: false);
     }
 
     private async Task EnsureLoadedAsync()
@@ -504,10 +546,11 @@ public sealed partial class CallStreamGrain(
 
         // Redis is the source of truth for what was already published and who owns the stream; a load failure
         // surfaces to the gateway, which keeps the frames and retries.
-        var cursor = await publisher.LoadCursorAsync(_streamId);
+        var (cursor, lifecycleFloor) = await _writer.LoadAsync().WaitAsync(_options.WriteTimeout);
         _written = cursor;
-        _head = cursor;
-        _tracker.Restore(cursor.Baseline, cursor.MediaSeq.HasValue, cursor.MediaSeq ?? 0, cursor.Chunk, cursor.EventsAbove, cursor.EventMax);
+        _head = cursor with { Lifecycle = lifecycleFloor };
+        _cursorDirty = lifecycleFloor > cursor.Lifecycle;
+        _tracker.Restore(cursor.Sequence);
         _lastIndex = cursor.Index;
         _presented = false;
         _audioExpirySet = false;
@@ -517,8 +560,15 @@ public sealed partial class CallStreamGrain(
         _loaded = true;
         if (cursor.Started && !cursor.Stopped)
         {
-            LogResumed(_streamId, cursor.MediaSeq ?? 0, cursor.Frames);
+            LogResumed(_streamId, cursor.Sequence.MediaSeq ?? 0, cursor.Frames);
             EnsureOrphanTimer();
+        }
+
+        if (_writer.CopyDue)
+        {
+            // A former activation wrote lifecycle entries it did not live to copy to ingest:calls.
+            LogCopyResumed(_streamId);
+            await CopyLifecycleAsync(force: true);
         }
     }
 
@@ -558,7 +608,7 @@ public sealed partial class CallStreamGrain(
         missing += decision.Missing;
         _head = _head with { Gaps = _head.Gaps + 1, Missing = _head.Missing + decision.Missing };
         LogGap(_streamId, decision.MissingFrom, decision.MissingTo, decision.Missing);
-        Enqueue(audio: false, GapFields(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), settledIndex, joinNext: true);
+        Enqueue(new GapEntry(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), settledIndex, joinNext: true);
         return 1;
     }
 
@@ -571,7 +621,7 @@ public sealed partial class CallStreamGrain(
             open.ToSeq = to;
             open.Count += count;
             _head = Snapshot(index);
-            _openGap.Fields = GapFields(open.FromSeq, open.ToSeq, open.Count, reason);
+            _openGap.Entry = new GapEntry(open.FromSeq, open.ToSeq, open.Count, reason);
             _openGap.CursorAfter = _head;
             _openGap.Index = index;
             return 0;
@@ -583,26 +633,25 @@ public sealed partial class CallStreamGrain(
         }
 
         var gap = new OpenGap { Reason = reason, FromSeq = from, ToSeq = to, Count = count };
-        _head = Snapshot(index) with { Gaps = _head.Gaps + 1 };
-        _openGap = new PendingEntry(false, GapFields(from, to, count, reason), _head, index) { Gap = gap };
+        _head = Snapshot(index) with { Gaps = _head.Gaps + 1, Lifecycle = _head.Lifecycle + 1 };
+        _openGap = new PendingEntry(new GapEntry(from, to, count, reason), _head, index) { Gap = gap };
         _pending.Add(_openGap);
         GrainMetrics.Buffered.Add(1);
         return 1;
     }
 
-    private CallCursor Snapshot(long index) => _head with
-    {
-        MediaSeq = _tracker.HasMedia ? _tracker.LastMediaSeq : null,
-        Chunk = _tracker.LastChunk,
-        EventsAbove = _tracker.EventsAbove,
-        EventMax = _tracker.MaxEventAbove,
-        Index = index,
-    };
+    private CallCursor Snapshot(long index) => _head with { Sequence = _tracker.Position, Index = index };
 
-    private void Enqueue(bool audio, NameValueEntry[] fields, long index, int bytes = 0, bool joinNext = false, NameValueEntry[]? meta = null)
+    /// <summary>Adds an entry to write; a lifecycle entry takes the call's next lifecycle number (for the copy to ingest:calls).</summary>
+    private void Enqueue(CallEntry entry, long index, int bytes = 0, bool joinNext = false)
     {
         _head = Snapshot(index);
-        _pending.Add(new PendingEntry(audio, fields, _head, index, bytes) { JoinNext = joinNext, Meta = meta });
+        if (!entry.IsAudio)
+        {
+            _head = _head with { Lifecycle = _head.Lifecycle + 1 };
+        }
+
+        _pending.Add(new PendingEntry(entry, _head, index, bytes) { JoinNext = joinNext });
         _pendingBytes += bytes;
         SiloBuffers.Add(bytes);
         GrainMetrics.Buffered.Add(1);
@@ -672,27 +721,27 @@ public sealed partial class CallStreamGrain(
             var started = Stopwatch.GetTimestamp();
             try
             {
-                outcome = await publisher.WriteAsync(_streamId, _written, _pending, count, cursorAfter, ttl, _options).WaitAsync(_options.WriteTimeout);
+                if (_written.Version == 0)
+                {
+                    // The call's first write: it enters the open-lifecycle set before anything of it is in Redis, so a
+                    // sweeper finds it even if this silo and its gateway die before the start is copied.
+                    await _writer.CopyLifecycleAsync(stopped: false, 0).WaitAsync(_options.WriteTimeout);
+                }
+
+                outcome = await _writer.WriteAsync(_written, _pending, count, cursorAfter, ttl).WaitAsync(_options.WriteTimeout);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+            catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
             {
-                GrainMetrics.RedisFailures.Add(1);
-                if (!_redisDown)
-                {
-                    LogRedisUnavailable(_streamId, _pending.Count, ex);
-                }
+                HoldUncertain(count, ex);
+                return;
+            }
 
-                // The attempted entries may still land (a frozen Redis runs what it was sent when it wakes): freeze them,
-                // so what may already be there is exactly what is pending, and it can be reconciled.
-                if (_openGap is not null && _pending.IndexOf(_openGap) is var open && open >= 0 && open < count)
-                {
-                    _openGap = null;
-                }
-
-                _uncertain = true;
-                _redisDown = true;
-                _nextRetryUtc = DateTime.UtcNow + _options.RetryInterval;
-                EnsureRetryTimer();
+            if (outcome == WriteOutcome.NotReplicated)
+            {
+                // On the master, not confirmed by its replicas in time (INGEST_REDIS_WAIT_REPLICAS): kept, and settled
+                // only once a read of the cursor is confirmed by the replicas.
+                GrainMetrics.NotReplicated.Add(1);
+                HoldUncertain(count, null);
                 return;
             }
 
@@ -718,7 +767,7 @@ public sealed partial class CallStreamGrain(
                     audio++;
                     if (debug)
                     {
-                        LogPublishedFrame(_streamId, _pending[i].CursorAfter.MediaSeq ?? 0);
+                        LogPublishedFrame(_streamId, _pending[i].CursorAfter.Sequence.MediaSeq ?? 0);
                     }
                 }
             }
@@ -744,6 +793,69 @@ public sealed partial class CallStreamGrain(
 
         // Keep the head's version in step so the next write is fenced against what we just wrote.
         _head = _head with { Version = _written.Version };
+        await CopyLifecycleAsync(force: false);
+    }
+
+    /// <summary>
+    /// A write that may have been sent did not come back (or was not confirmed by the replicas): the attempted entries
+    /// may still land (a frozen Redis runs what it was sent when it wakes). They are frozen, so what may already be in
+    /// Redis is exactly what is pending and can be reconciled, and Redis counts as away until a read settles it.
+    /// </summary>
+    private void HoldUncertain(int count, Exception? ex)
+    {
+        GrainMetrics.RedisFailures.Add(1);
+        if (!_redisDown)
+        {
+            LogRedisUnavailable(_streamId, _pending.Count, ex?.Message ?? "the replicas did not confirm the write in time");
+        }
+
+        if (_openGap is not null && _pending.IndexOf(_openGap) is var open && open >= 0 && open < count)
+        {
+            _openGap = null;
+        }
+
+        _uncertain = true;
+        _redisDown = true;
+        _nextRetryUtc = DateTime.UtcNow + _options.RetryInterval;
+        EnsureRetryTimer();
+    }
+
+    /// <summary>
+    /// Step two of a write: the lifecycle entries Redis holds in the call's slot are copied to ingest:calls (fenced: each
+    /// once, in order), and the call's place in the open-lifecycle set is refreshed every <see cref="LifecycleTouchInterval"/>.
+    /// Never fails the call path: audio is already safe in Redis; a failed copy is retried by the timer and, if this
+    /// silo dies first, by the next activation or <see cref="LifecycleSweeper"/>.
+    /// </summary>
+    private async Task CopyLifecycleAsync(bool force)
+    {
+        var now = DateTime.UtcNow;
+        if (!_writer.CopyDue && (!_written.Started || now - _lastCopyUtc < LifecycleTouchInterval))
+        {
+            return;
+        }
+
+        if (!force && now < _nextCopyUtc)
+        {
+            return;
+        }
+
+        try
+        {
+            var done = await _writer.CopyLifecycleAsync(_written.Stopped, _written.Lifecycle).WaitAsync(_options.WriteTimeout);
+            _lastCopyUtc = now;
+            if (done)
+            {
+                return;
+            }
+        }
+        catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
+        {
+            GrainMetrics.RedisFailures.Add(1);
+            LogCopyFailed(_streamId, ex.Message);
+        }
+
+        _nextCopyUtc = now + _options.RetryInterval;
+        EnsureRetryTimer();
     }
 
     /// <summary>
@@ -769,9 +881,9 @@ public sealed partial class CallStreamGrain(
         CallCursor current;
         try
         {
-            current = await publisher.LoadCursorAsync(_streamId).WaitAsync(_options.WriteTimeout);
+            current = await _writer.ReadCursorAsync(confirmReplicated: true).WaitAsync(_options.WriteTimeout);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
         {
             GrainMetrics.RedisFailures.Add(1);
             _redisDown = true;
@@ -801,9 +913,9 @@ public sealed partial class CallStreamGrain(
         CallCursor current;
         try
         {
-            current = known ?? await publisher.LoadCursorAsync(_streamId).WaitAsync(_options.WriteTimeout);
+            current = known ?? await _writer.ReadCursorAsync(confirmReplicated: true).WaitAsync(_options.WriteTimeout);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
         {
             return false;
         }
@@ -811,7 +923,7 @@ public sealed partial class CallStreamGrain(
         var found = -1;
         for (var i = 0; i < _pending.Count && found < 0; i++)
         {
-            if (_pending[i].CursorAfter with { Version = 0 } == current with { Version = 0 })
+            if (_pending[i].CursorAfter.SameContent(current))
             {
                 found = i;
             }
@@ -819,7 +931,7 @@ public sealed partial class CallStreamGrain(
 
         if (found < 0)
         {
-            if (_cursorDirty && _head with { Version = 0 } == current with { Version = 0 })
+            if (_cursorDirty && _head.SameContent(current))
             {
                 _written = current;
                 _cursorDirty = false;
@@ -859,8 +971,12 @@ public sealed partial class CallStreamGrain(
         {
             await FlushAsync(force: true);
         }
+        else if (_writer.CopyDue)
+        {
+            await CopyLifecycleAsync(force: true);
+        }
 
-        if (_pending.Count == 0)
+        if (_pending.Count == 0 && !_writer.CopyDue)
         {
             _retryTimer?.Dispose();
             _retryTimer = null;
@@ -873,135 +989,9 @@ public sealed partial class CallStreamGrain(
 
     private static string ProtocolName(CallProtocol protocol) => protocol == CallProtocol.Exotel ? "exotel" : "native";
 
-    private NameValueEntry[] StartFields(CallStart start)
-    {
-        var fields = new List<NameValueEntry>(12)
-        {
-            new("event", "start"),
-            new("stream_id", start.StreamId),
-            new("protocol", ProtocolName(start.Protocol)),
-            new("encoding", start.Encoding),
-            new("sample_rate", start.SampleRate),
-            new("at", _head.StartedAt),
-        };
-        if (start.CallSid is { } callSid)
-        {
-            fields.Add(new("call_sid", callSid));
-        }
-
-        if (start.AccountSid is { } account)
-        {
-            fields.Add(new("account_sid", account));
-        }
-
-        if (start.From is { } from)
-        {
-            fields.Add(new("from", from));
-        }
-
-        if (start.To is { } to)
-        {
-            fields.Add(new("to", to));
-        }
-
-        if (start.Parameters.Count > 0)
-        {
-            fields.Add(new("parameters", JsonSerializer.Serialize(start.Parameters)));
-        }
-
-        return [.. fields];
-    }
-
-    /// <summary>The meta hash's fields written with the start entry (StreamKeys.Meta; docs/CONSUMERS.md).</summary>
-    private NameValueEntry[] StartMeta(CallStart start)
-    {
-        var fields = new List<NameValueEntry>(6)
-        {
-            new("stream_id", start.StreamId),
-            new("protocol", ProtocolName(start.Protocol)),
-            new("encoding", start.Encoding),
-            new("sample_rate", start.SampleRate),
-            new("started_at", _head.StartedAt),
-        };
-        if (start.CallSid is { } callSid)
-        {
-            fields.Add(new("call_sid", callSid));
-        }
-
-        return [.. fields];
-    }
-
-    /// <summary>The meta hash's fields written with the stop entry.</summary>
-    private NameValueEntry[] StopMeta(string reason, long at) =>
-    [
-        new("stopped_at", at),
-        new("stop_reason", reason),
-        new("frames", _head.Frames),
-        new("gaps", _head.Gaps),
-        new("missing", _head.Missing),
-    ];
-
-    private NameValueEntry[] AudioFields(CallItem item) =>
-    [
-        new("seq", item.Seq),
-        new("ts", item.TimestampMs),
-        new("audio", item.Audio ?? []),
-    ];
-
-    private NameValueEntry[] EventFields(CallItem item)
-    {
-        if (item.Kind == CallItemKind.Dtmf)
-        {
-            return
-            [
-                new("event", "dtmf"),
-                new("stream_id", _streamId),
-                new("seq", item.Seq),
-                new("ts", item.TimestampMs),
-                new("digit", item.Digit ?? string.Empty),
-                new("duration_ms", item.DurationMs?.ToString(CultureInfo.InvariantCulture) ?? string.Empty),
-            ];
-        }
-
-        return
-        [
-            new("event", "mark"),
-            new("stream_id", _streamId),
-            new("seq", item.Seq),
-            new("ts", item.TimestampMs),
-            new("name", item.MarkName ?? string.Empty),
-        ];
-    }
-
-    private NameValueEntry[] GapFields(long from, long to, long missing, string reason) =>
-    [
-        new("event", "gap"),
-        new("stream_id", _streamId),
-        new("from_seq", from),
-        new("to_seq", to),
-        new("missing", missing),
-        new("reason", reason),
-    ];
-
-    private NameValueEntry[] StopFields(string reason, long at)
-    {
-        var fields = new List<NameValueEntry>(8)
-        {
-            new("event", "stop"),
-            new("stream_id", _streamId),
-            new("reason", reason),
-            new("frames", _head.Frames),
-            new("gaps", _head.Gaps),
-            new("missing", _head.Missing),
-            new("at", at),
-        };
-        if (_head.CallSid is { Length: > 0 } callSid)
-        {
-            fields.Add(new("call_sid", callSid));
-        }
-
-        return [.. fields];
-    }
+    private static CallEntry EventEntry(CallItem item) => item.Kind == CallItemKind.Dtmf
+        ? new DtmfEntry(item.Seq, item.TimestampMs, item.Digit ?? string.Empty, item.DurationMs)
+        : new MarkEntry(item.Seq, item.TimestampMs, item.MarkName ?? string.Empty);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Published audio frame: {{ stream_sid: {StreamSid}, seq: {Seq} }}")]
     private partial void LogPublishedFrame(string streamSid, long seq);
@@ -1024,8 +1014,14 @@ public sealed partial class CallStreamGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Stream {StreamId} resumed from Redis at sequence {MediaSeq} ({Frames} frame(s) already published)")]
     private partial void LogResumed(string streamId, long mediaSeq, long frames);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable for stream {StreamId}; holding {Pending} entr(ies) and retrying")]
-    private partial void LogRedisUnavailable(string streamId, int pending, Exception exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unavailable for stream {StreamId} ({Why}); holding {Pending} entr(ies) and retrying")]
+    private partial void LogRedisUnavailable(string streamId, int pending, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: copying its lifecycle entries to ingest:calls failed ({Why}); retrying (nothing is lost: they wait in the call's own keys)")]
+    private partial void LogCopyFailed(string streamId, string why);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stream {StreamId}: lifecycle entries a former activation wrote are not yet in ingest:calls; copying them")]
+    private partial void LogCopyResumed(string streamId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stream {StreamId}: an earlier write that timed out had landed; {Settled} entr(ies) settled, writing on")]
     private partial void LogReconciled(string streamId, int settled);

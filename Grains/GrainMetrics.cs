@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using Ingest.ServiceDefaults;
+using Ingest.Grains.Interfaces;
 
 namespace Ingest.Grains;
 
@@ -18,10 +18,12 @@ internal static class GrainMetrics
     public static readonly Counter<long> Malformed = Meter.CreateCounter<long>("ingest.silo.items.malformed", "{item}", "Items dropped as malformed by the grain (a sequence number absurdly far ahead).");
     public static readonly Counter<long> RedisFailures = Meter.CreateCounter<long>("ingest.silo.redis.failures", "{error}", "Failed Redis batch writes (retried).");
     public static readonly Histogram<double> WriteLatency = Meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "s", "Time of one batch write to Redis.");
+    public static readonly Counter<long> NotReplicated = Meter.CreateCounter<long>("ingest.silo.redis.not_replicated", "{write}", "Batch writes the replicas did not confirm within INGEST_REDIS_WAIT_TIMEOUT_MS (held and settled later).");
+    public static readonly Counter<long> Swept = Meter.CreateCounter<long>("ingest.silo.lifecycle.swept", "{call}", "Calls whose grain the lifecycle sweeper woke because nobody had looked after them (their silo and gateway gone).");
     /// <summary>Touches every counter so a scrape finds each series at 0 from the start.</summary>
     public static void Initialize()
     {
-        foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, RedisFailures, Pushback, Malformed })
+        foreach (var counter in new[] { FramesPublished, Duplicates, Gaps, MissingFrames, Overflowed, RedisFailures, Pushback, Malformed, NotReplicated, Swept })
         {
             counter.Add(0);
         }

@@ -5,7 +5,7 @@ namespace Ingest.Grains;
 
 public static class GrainServiceExtensions
 {
-    /// <summary>Registers what the grains need besides Orleans: options and the Redis publisher (on the shared multiplexer).</summary>
+    /// <summary>Registers what the grains need besides Orleans: options and the call streams' store (on the shared multiplexer) and the lifecycle sweeper.</summary>
     public static IServiceCollection AddIngestGrains(this IServiceCollection services, Action<IngestOptions>? configure = null)
     {
         var builder = services.AddOptions<IngestOptions>();
@@ -14,7 +14,8 @@ public static class GrainServiceExtensions
             builder.Configure(configure);
         }
 
-        services.AddSingleton<RedisStreamPublisher>();
+        services.AddSingleton<CallStreamStore>();
+        services.AddHostedService<LifecycleSweeper>();
         GrainMetrics.Initialize();
         return services;
     }

@@ -1,5 +1,4 @@
 using Ingest.Grains.Interfaces;
-using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 using Orleans.Utilities;
 
@@ -63,7 +62,7 @@ public sealed partial class IngestFlagsGrain(
         state.State.Source = source;
         state.State.ChangedAt = DateTimeOffset.UtcNow;
         await state.WriteStateAsync();
-        LogChanged(LogValues.Bool(enabled), LogValues.Bool(previous), source);
+        LogChanged(enabled ? "true" : "false", previous ? "true" : "false", source);
 
         // One-way: a slow or departed gateway delays nobody; one that misses this converges on its next renewal.
         var flags = Snapshot();

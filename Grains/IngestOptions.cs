@@ -47,4 +47,20 @@ public sealed class IngestOptions
     /// the call is quiet, so this only has to outlast that heartbeat and a silo failover.
     /// </summary>
     public TimeSpan OrphanTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// INGEST_REDIS_WAIT_REPLICAS: 0 (default) acknowledges a batch once its Redis master has it; N &gt; 0 only once N
+    /// replicas have it too (Redis WAIT), so a master failover cannot lose audio the gateway was told is safe. A batch
+    /// not confirmed within <see cref="WaitTimeout"/> is held and settled later, like a write to a slow Redis.
+    /// </summary>
+    public int WaitReplicas { get; set; }
+
+    /// <summary>INGEST_REDIS_WAIT_TIMEOUT_MS: how long one write waits for its replicas (below <see cref="WriteTimeout"/>).</summary>
+    public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How often each silo looks for calls whose lifecycle nobody has looked after (LifecycleSweeper).</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A live call's grain touches the open-lifecycle set every 30 s; one silent for this long is swept.</summary>
+    public TimeSpan SweepAfter { get; set; } = TimeSpan.FromSeconds(120);
 }

@@ -21,6 +21,11 @@ public sealed class IngestSettingsOptions
     [ConfigurationKeyName("INGEST_BUFFER_BYTES")] public long BufferBytes { get; set; } = 16L * 1024 * 1024;
 
     [ConfigurationKeyName("INGEST_SILO_BUFFER_BYTES")] public long SiloBufferBytes { get; set; } = 384L * 1024 * 1024;
+
+    /// <summary>Replicas that must confirm each batch before it counts as written (Redis WAIT); 0: the master's word.</summary>
+    [ConfigurationKeyName("INGEST_REDIS_WAIT_REPLICAS")] public int WaitReplicas { get; set; }
+
+    [ConfigurationKeyName("INGEST_REDIS_WAIT_TIMEOUT_MS")] public int WaitTimeoutMs { get; set; } = 250;
 }
 
 /// <summary>The ranges of <see cref="IngestSettingsOptions"/>, and the relations between them.</summary>
@@ -35,6 +40,9 @@ public sealed class IngestSettingsOptionsValidator : IValidateOptions<IngestSett
         SettingRules.Range(failures, "INGEST_AUDIO_TTL_SECONDS", o.AudioTtlSeconds, 1, 30 * 86_400);
         SettingRules.Range(failures, "INGEST_BUFFER_BYTES", o.BufferBytes, 64 * 1024, 4L * 1024 * 1024 * 1024);
         SettingRules.Range(failures, "INGEST_SILO_BUFFER_BYTES", o.SiloBufferBytes, 1024 * 1024, 64L * 1024 * 1024 * 1024);
+        SettingRules.Range(failures, "INGEST_REDIS_WAIT_REPLICAS", o.WaitReplicas, 0, 16);
+        // Below the grain's 1 s write timeout: a wait that outlasts it would count every slow replica as Redis away.
+        SettingRules.Range(failures, "INGEST_REDIS_WAIT_TIMEOUT_MS", o.WaitTimeoutMs, 1, 900);
         if (o.BufferBytes > o.SiloBufferBytes)
         {
             failures.Add($"INGEST_BUFFER_BYTES: {o.BufferBytes} exceeds INGEST_SILO_BUFFER_BYTES ({o.SiloBufferBytes})");

@@ -59,6 +59,8 @@ public sealed record SiloSettings
                 o.StreamTtl = TimeSpan.FromSeconds(ingest.AudioTtlSeconds);
                 o.BufferBytes = ingest.BufferBytes;
                 o.SiloBufferBytes = ingest.SiloBufferBytes;
+                o.WaitReplicas = ingest.WaitReplicas;
+                o.WaitTimeout = TimeSpan.FromMilliseconds(ingest.WaitTimeoutMs);
             },
         };
     }

@@ -1,16 +1,14 @@
-using StackExchange.Redis;
-
 namespace Ingest.Grains.Publishing;
 
 /// <summary>
 /// One entry waiting to be written, with the cursor as it will be once the entry is in Redis and the gateway index
 /// that is settled with it.
 /// </summary>
-public sealed class PendingEntry(bool audio, NameValueEntry[] fields, CallCursor cursorAfter, long index, int bytes = 0)
+public sealed class PendingEntry(CallEntry entry, CallCursor cursorAfter, long index, int bytes = 0)
 {
-    public bool Audio { get; } = audio;
+    public CallEntry Entry { get; set; } = entry;
 
-    public NameValueEntry[] Fields { get; set; } = fields;
+    public bool Audio => Entry.IsAudio;
 
     public CallCursor CursorAfter { get; set; } = cursorAfter;
 
@@ -21,9 +19,6 @@ public sealed class PendingEntry(bool audio, NameValueEntry[] fields, CallCursor
 
     /// <summary>A gap entry that must be written in the same batch as the entry after it (the frame that revealed it).</summary>
     public bool JoinNext { get; init; }
-
-    /// <summary>Fields HSET into the stream's meta hash in the same script as this lifecycle entry (start and stop only).</summary>
-    public NameValueEntry[]? Meta { get; init; }
 
     /// <summary>Set on a gap entry while it may still grow (consecutive overflowed or malformed frames).</summary>
     public OpenGap? Gap { get; init; }

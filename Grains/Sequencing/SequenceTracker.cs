@@ -33,6 +33,12 @@ public readonly record struct SequenceDecision(SequenceVerdict Verdict, long Mis
 /// Every operation is O(1) (amortised): events above the last frame are counted, and their exact numbers are kept only
 /// up to a small bound, which only matters when events and frames arrive out of order with each other.
 /// </summary>
+/// <summary>
+/// A stream's sequencing position: the start's number, the last media frame's number (null when none yet: a frame
+/// numbered 0 is a frame) and chunk, and the dtmf/mark events above that frame (how many, and the highest number).
+/// </summary>
+public readonly record struct SequenceState(long? Baseline, long? MediaSeq, long? Chunk, long EventsAbove, long EventMax);
+
 public sealed class SequenceTracker
 {
     private const int RecentEventCapacity = 64;
@@ -69,14 +75,17 @@ public sealed class SequenceTracker
 
     private bool ExactEvents => _eventsAbove.Count == EventsAbove;
 
-    public void Restore(long? baseline, bool hasMedia, long lastMediaSeq, long? lastChunk, long eventsAbove, long maxEventAbove)
+    /// <summary>What the tracker must remember across a reactivation; the call's cursor in Redis holds exactly this.</summary>
+    public SequenceState Position => new(Baseline, HasMedia ? LastMediaSeq : null, LastChunk, EventsAbove, MaxEventAbove);
+
+    public void Restore(SequenceState position)
     {
-        Baseline = baseline;
-        HasMedia = hasMedia;
-        LastMediaSeq = lastMediaSeq;
-        LastChunk = lastChunk;
-        EventsAbove = eventsAbove;
-        MaxEventAbove = maxEventAbove;
+        Baseline = position.Baseline;
+        HasMedia = position.MediaSeq.HasValue;
+        LastMediaSeq = position.MediaSeq ?? 0;
+        LastChunk = position.Chunk;
+        EventsAbove = position.EventsAbove;
+        MaxEventAbove = position.EventMax;
         _eventsAbove.Clear();
         _recentCount = 0;
         _recentNext = 0;

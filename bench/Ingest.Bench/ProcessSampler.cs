@@ -74,7 +74,7 @@ public sealed class ProcessUsage
                 Math.Round(ProcessSampler.PeakRssBytes(p.Value) / 1048576.0, 1)),
             StringComparer.Ordinal);
 
-    public long TotalRssBytes(IEnumerable<string> names) => names.Where(_processes.ContainsKey).Sum(n => ProcessSampler.RssBytes(_processes[n]));
+    public long RssBytes(string name) => ProcessSampler.RssBytes(_processes[name]);
 }
 
 public sealed record ProcessFigures(double CpuSeconds, double PeakRssMb);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Ingest.Bench;
+using Ingest.Bench.Capacity;
 
 // Ingest.Bench run --system NAME --url ws://... --redis host:port --pids name=pid,... [--calls N --seconds S ...]
 // Ingest.Bench compare a.json b.json
@@ -11,6 +12,12 @@ if (args.Length >= 1 && args[0] is "compare" or "curve")
     return 0;
 }
 
+// Ingest.Bench capacity --results orleans.json [--relay relay.json] [--idle-results orleans.json] [assumptions] (docs/CAPACITY.md)
+if (args.Length >= 1 && args[0] == "capacity")
+{
+    return CapacityCommand.Run(args.Skip(1).ToList(), Console.Out, Console.Error);
+}
+
 // Ingest.Bench outage --url ws://... --redis host:port --jwt-secret S --pids gateway=..,silo=.. (bench/outage-memory.sh)
 if (args.Length >= 1 && args[0] == "outage")
 {
@@ -19,7 +26,7 @@ if (args.Length >= 1 && args[0] == "outage")
 
 if (args.Length < 1 || args[0] != "run")
 {
-    Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json | curve A.json ...");
+    Console.Error.WriteLine("usage: Ingest.Bench run --system NAME --url WS_URL --redis HOST:PORT --pids name=pid,... [options] | compare A.json B.json | curve A.json ... | capacity --results A.json [--help]");
     return 2;
 }
 

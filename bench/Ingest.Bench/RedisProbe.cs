@@ -188,6 +188,34 @@ public sealed class RedisProbe : IAsyncDisposable
         return new Verification(lost, duplicated, reordered, corrupt);
     }
 
+    /// <summary>
+    /// Redis memory per audio entry over some of the scenario's streams: <c>MEMORY USAGE key SAMPLES 0</c> (every
+    /// entry counted, not a sample) divided by <c>XLEN</c>; null when the streams are empty.
+    /// </summary>
+    public async Task<double?> BytesPerAudioEntryAsync(IReadOnlyList<SimulatedExotelCall> calls)
+    {
+        var db = _commands.GetDatabase();
+        long bytes = 0, entries = 0;
+        foreach (var call in calls)
+        {
+            var key = AudioKey(call.StreamSid);
+            var length = await db.StreamLengthAsync(key);
+            if (length == 0)
+            {
+                continue;
+            }
+
+            var usage = await db.ExecuteAsync("MEMORY", "USAGE", (string)key!, "SAMPLES", 0);
+            if (!usage.IsNull)
+            {
+                bytes += (long)usage;
+                entries += length;
+            }
+        }
+
+        return entries == 0 ? null : Math.Round((double)bytes / entries, 1);
+    }
+
     /// <summary>Deletes a scenario's audio streams and cursors so Redis memory stays bounded across scenarios.</summary>
     public async Task DeleteAsync(IReadOnlyList<SimulatedExotelCall> calls)
     {

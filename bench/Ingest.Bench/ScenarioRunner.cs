@@ -39,6 +39,18 @@ public sealed record ScenarioResult
 
     public double? KbPerIdleCall { get; init; }
 
+    /// <summary>
+    /// Idle scenario: RSS growth per live call of each server process (gateway and silo, or the relay), in KB, so a
+    /// capacity model can size gateway and silo nodes separately. Absent from files written before it was recorded.
+    /// </summary>
+    public Dictionary<string, double>? KbPerIdleCallByProcess { get; init; }
+
+    /// <summary>
+    /// Traffic scenarios: Redis memory per audio entry in bytes (<c>MEMORY USAGE ... SAMPLES 0</c> of a sample of the
+    /// scenario's streams, divided by their entries), at this scenario's frame size. Absent from older files.
+    /// </summary>
+    public double? RedisBytesPerAudioEntry { get; init; }
+
     public required Dictionary<string, ProcessFigures> Processes { get; init; }
 
     /// <summary>The measured servers (gateway and silo, or the relay): every process but Redis and the driver.</summary>
@@ -85,11 +97,12 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
     {
         await SettleAsync();
         var before = new ProcessUsage(options.Processes);
-        var rssBefore = before.TotalRssBytes(ServerProcesses);
+        var servers = ServerProcesses.Where(options.Processes.ContainsKey).ToList();
+        var rssBefore = servers.ToDictionary(n => n, before.RssBytes, StringComparer.Ordinal);
         var calls = CreateCalls("idle", options.Calls, observed: 0, frames: 0);
         var failed = await ConnectAllAsync(calls);
         await SettleAsync();
-        var rssAfter = before.TotalRssBytes(ServerProcesses);
+        var rssAfter = servers.ToDictionary(n => n, before.RssBytes, StringComparer.Ordinal);
         var live = calls.Count - failed;
         await StopAllAsync(calls);
         var processes = before.Stop();
@@ -99,7 +112,8 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         {
             Scenario = "idle",
             Calls = live,
-            KbPerIdleCall = live == 0 ? null : Math.Round((rssAfter - rssBefore) / 1024.0 / live, 1),
+            KbPerIdleCall = live == 0 ? null : Math.Round((rssAfter.Values.Sum() - rssBefore.Values.Sum()) / 1024.0 / live, 1),
+            KbPerIdleCallByProcess = live == 0 ? null : servers.ToDictionary(n => n, n => Math.Round((rssAfter[n] - rssBefore[n]) / 1024.0 / live, 1), StringComparer.Ordinal),
             Processes = processes,
             FailedCalls = failed,
         };
@@ -147,6 +161,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
 
         log.WriteLine($"  verifying {calls.Count} streams...");
         var verification = await redis.VerifyAsync(calls, options.FrameBytes);
+        var bytesPerEntry = await redis.BytesPerAudioEntryAsync(calls.Take(50).ToList());
         await redis.DeleteAsync(calls);
         var window = Stopwatch.GetElapsedTime(firstDue, lastReadable).TotalSeconds;
         var result = new ScenarioResult
@@ -166,6 +181,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             LatencyBySecond = series,
             SteadyLatency = LatencySummary.From(latencies.Where(l => l.ReadTicks - firstDue >= 10 * Stopwatch.Frequency).Select(l => l.Ms).ToList()),
             Verification = verification,
+            RedisBytesPerAudioEntry = bytesPerEntry,
             Processes = processes,
             FailedCalls = failed,
         };

@@ -13,13 +13,15 @@ namespace Ingest.Testing;
 public sealed class IngestGrainCluster : IAsyncDisposable
 {
     private readonly int? _orphanSeconds;
+    private readonly int? _sweepSeconds;
 
-    private IngestGrainCluster(RedisServer redis, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds)
+    private IngestGrainCluster(RedisServer redis, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds, int? sweepSeconds)
     {
         Redis = redis;
         Connection = connection;
         ServiceId = serviceId;
         _orphanSeconds = orphanSeconds;
+        _sweepSeconds = sweepSeconds;
     }
 
     /// <summary>How the management grain names the call grain's type ("Namespace.Type,Assembly").</summary>
@@ -39,13 +41,14 @@ public sealed class IngestGrainCluster : IAsyncDisposable
 
     /// <summary>
     /// Starts redis-server and a cluster of <paramref name="silos"/> silos. <paramref name="orphanSeconds"/> sets how long
-    /// an idle call grain waits before it ends the call (default: the production 120 s).
+    /// an idle call grain waits before it ends the call (default: the production 120 s); <paramref name="sweepSeconds"/> how soon the
+    /// lifecycle sweeper wakes a call nobody looks after (default: production's 120 s).
     /// </summary>
-    public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains")
+    public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null)
     {
         var redis = await RedisServer.StartAsync();
         var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        var cluster = new IngestGrainCluster(redis, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds);
+        var cluster = new IngestGrainCluster(redis, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
         try
         {
             cluster.Cluster = await cluster.StartClusterAsync(silos);
@@ -68,6 +71,11 @@ public sealed class IngestGrainCluster : IAsyncDisposable
         if (_orphanSeconds is { } seconds)
         {
             builder.Properties[IngestSiloConfigurator.OrphanSecondsProperty] = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (_sweepSeconds is { } sweep)
+        {
+            builder.Properties[IngestSiloConfigurator.SweepSecondsProperty] = sweep.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         builder.AddSiloBuilderConfigurator<IngestSiloConfigurator>();

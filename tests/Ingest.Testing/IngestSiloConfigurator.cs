@@ -14,7 +14,7 @@ namespace Ingest.Testing;
 /// The one silo configurator for Orleans <see cref="TestCluster"/>s over Ingest grains: the grains' services publishing
 /// to the redis-server named by the <c>RedisConnectionString</c> builder property, the flags grain's Redis storage, and
 /// the production membership tuning (<see cref="ClusterTuning.FastFailureDetection"/>). Optional property
-/// <c>OrphanSeconds</c> (default 120) sets how long an idle call lives. For the full production wiring (Redis
+/// <c>OrphanSeconds</c> (default 120) sets how long an idle call lives, <c>SweepSeconds</c> how soon the lifecycle sweeper wakes a call nobody looks after. For the full production wiring (Redis
 /// clustering, host settings, validators) use <see cref="IngestCluster"/>, which builds silos with <see cref="SiloHost"/>.
 /// </summary>
 public sealed class IngestSiloConfigurator : IHostConfigurator
@@ -24,6 +24,9 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
 
     /// <summary>The builder property holding the orphan timeout in seconds.</summary>
     public const string OrphanSecondsProperty = "OrphanSeconds";
+
+    /// <summary>The builder property holding the lifecycle sweeper's round and staleness in seconds (default: production's 30 and 120).</summary>
+    public const string SweepSecondsProperty = "SweepSeconds";
 
     /// <inheritdoc />
     public void Configure(IHostBuilder hostBuilder)
@@ -36,10 +39,16 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
             var redis = ConnectionMultiplexer.Connect(options);
             services.AddSingleton<IConnectionMultiplexer>(redis);
             var orphanSeconds = int.TryParse(context.Configuration[OrphanSecondsProperty], out var seconds) ? seconds : 120;
+            var sweepSeconds = int.TryParse(context.Configuration[SweepSecondsProperty], out var sweep) ? sweep : (int?)null;
             services.AddIngestGrains(o =>
             {
                 o.RetryInterval = TimeSpan.FromMilliseconds(100);
                 o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
+                if (sweepSeconds is { } s)
+                {
+                    o.SweepInterval = TimeSpan.FromSeconds(s);
+                    o.SweepAfter = TimeSpan.FromSeconds(s);
+                }
             });
             services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
         });

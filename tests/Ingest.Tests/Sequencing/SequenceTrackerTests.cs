@@ -87,7 +87,7 @@ public sealed class SequenceTrackerTests
     public void Restored_tracker_continues_where_redis_left_off()
     {
         var tracker = new SequenceTracker();
-        tracker.Restore(1, hasMedia: true, lastMediaSeq: 10, lastChunk: 9, eventsAbove: 1, maxEventAbove: 11);
+        tracker.Restore(new SequenceState(Baseline: 1, MediaSeq: 10, Chunk: 9, EventsAbove: 1, EventMax: 11));
         Assert.False(tracker.OnMedia(10, 9).Accept);
 
         // The event 11 above the last frame is still counted, so frame 12 follows without a gap.

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
-namespace Ingest.ServiceDefaults;
+namespace Ingest.Grains.Interfaces;
 
 /// <summary>The meter every Orleans.Ingest instrument hangs off; exported on /metrics.</summary>
 public static class IngestMeter

@@ -1,0 +1,92 @@
+using StackExchange.Redis;
+
+namespace Ingest.Grains.Publishing;
+
+/// <summary>
+/// Redis as the grains see it: the one shared multiplexer of the silo (a single node or a Redis Cluster alike), the
+/// key scheme of CONTRACT §7, the opt-in replication wait, and the registry of calls whose lifecycle is still open.
+/// Each call's activation gets its own <see cref="CallStreamWriter"/> from <see cref="ForStream"/>.
+/// </summary>
+/// <remarks>
+/// Keys. A call's keys carry its stream id as a hash tag (<c>{id}</c>, braces literal), so they share one Redis
+/// Cluster slot and calls spread over the cluster: <c>ingest:audio:{id}</c> (consumers), <c>ingest:meta:{id}</c>
+/// (consumers, docs/CONSUMERS.md), and internal <c>ingest:cursor:{id}</c> (the fence) and <c>ingest:lifecycle:{id}</c>
+/// (the call's lifecycle entries, numbered, waiting to be copied). <c>ingest:calls</c> is one key, so one slot; its
+/// companions are tagged <c>{ingest:calls}</c>, which hashes to that same slot: <c>{ingest:calls}:copied:&lt;id&gt;</c>
+/// (the number of the call's last entry copied) and <c>{ingest:calls}:open</c> (calls whose lifecycle is not closed,
+/// scored by the last time their grain touched it). docs/OPERATIONS.md "Redis Cluster" tells the whole design.
+/// </remarks>
+public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options)
+{
+    public const string CallsKey = "ingest:calls";
+    internal const string CallsTag = "{" + CallsKey + "}";
+    internal static readonly RedisKey OpenKey = CallsTag + ":open";
+
+    internal IConnectionMultiplexer Redis { get; } = redis;
+
+    internal IDatabase Database { get; } = redis.GetDatabase();
+
+    internal IngestOptions Options { get; } = options.Value;
+
+    public bool IsConnected => Redis.IsConnected;
+
+    public static string AudioKey(string streamId) => "ingest:audio:{" + streamId + "}";
+
+    internal static string CursorKey(string streamId) => "ingest:cursor:{" + streamId + "}";
+
+    internal static string MetaKey(string streamId) => "ingest:meta:{" + streamId + "}";
+
+    internal static string LifecycleKey(string streamId) => "ingest:lifecycle:{" + streamId + "}";
+
+    internal static string CopiedKey(string streamId) => CallsTag + ":copied:" + streamId;
+
+    public CallStreamWriter ForStream(string streamId) => new(this, streamId);
+
+    /// <summary>
+    /// Calls whose lifecycle is open and whose grain has not touched it since <paramref name="before"/>: their silo and
+    /// their gateway may both be gone, with a lifecycle entry not yet copied or a stop never written.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> StaleOpenCallsAsync(DateTimeOffset before, int limit)
+    {
+        try
+        {
+            var members = await Database.SortedSetRangeByScoreAsync(
+                OpenKey, double.NegativeInfinity, before.ToUnixTimeMilliseconds(), Exclude.None, Order.Ascending, 0, limit);
+            return Array.ConvertAll(members, m => m.ToString());
+        }
+        catch (Exception ex) when (ex is RedisException or RedisTimeoutException or TimeoutException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>
+    /// With <see cref="IngestOptions.WaitReplicas"/> &gt; 0: true once that many replicas of the master holding
+    /// <paramref name="key"/> have every write this process sent it so far (Redis WAIT on the same connection).
+    /// </summary>
+    internal async Task<bool> ReplicatedAsync(RedisKey key)
+    {
+        if (Options.WaitReplicas <= 0)
+        {
+            return true;
+        }
+
+        var server = Redis.GetServer(key);
+        var acknowledged = await server.ExecuteAsync("WAIT", Options.WaitReplicas, (long)Options.WaitTimeout.TotalMilliseconds);
+        return (long)acknowledged >= Options.WaitReplicas;
+    }
+}
+
+/// <summary>Redis could not be reached or did not answer; what was being written may or may not have landed.</summary>
+public sealed class StoreUnavailableException : Exception
+{
+    public StoreUnavailableException(Exception inner)
+        : base(inner.Message, inner)
+    {
+    }
+
+    public StoreUnavailableException(string message)
+        : base(message)
+    {
+    }
+}

@@ -1,0 +1,632 @@
+using System.Globalization;
+using System.Text.Json;
+using Ingest.Grains.Sequencing;
+using StackExchange.Redis;
+
+namespace Ingest.Grains.Publishing;
+
+public enum WriteOutcome
+{
+    Written,
+
+    /// <summary>Redis holds a newer cursor than the caller: another activation wrote first. Reload and retry.</summary>
+    Conflict,
+
+    /// <summary>Written on the master, but fewer replicas than <see cref="IngestOptions.WaitReplicas"/> confirmed it in time.</summary>
+    NotReplicated,
+}
+
+/// <summary>
+/// The one place that knows what a call looks like in Redis (CONTRACT §7): its keys, built once per activation, the
+/// fields of every entry, the cursor's encoding and the two scripts. The grain hands it typed entries and cursors.
+/// </summary>
+/// <remarks>
+/// <para>Step one, the fenced batch, runs in the call's own slot: audio entries, the call's lifecycle entries (numbered
+/// 1, 2, ... in <c>ingest:lifecycle:{id}</c>, explicit ids <c>0-n</c>) and the new cursor, in one script, only if the
+/// cursor in Redis is the one the caller last saw. That fence makes a resend after a silo failure, or a split-brain
+/// activation, harmless.</para>
+/// <para>Step two, the copy, runs in the slot of <c>ingest:calls</c>: the lifecycle entries not yet copied are appended
+/// there by a second script fenced by the call's copied number (<c>{ingest:calls}:copied:id</c>): entry n is appended
+/// only when n is the next one, so each lands once and in order per call, whoever copies, however often. What a dead
+/// silo left uncopied, the next activation copies from the call's lifecycle stream (<see cref="LoadAsync"/>); a call
+/// whose silo and gateway both died is found in <c>{ingest:calls}:open</c> by <see cref="LifecycleSweeper"/>.</para>
+/// </remarks>
+public sealed class CallStreamWriter
+{
+    private const int BatchFixedArgs = 6;
+    private const int CopyFixedArgs = 6;
+
+    // KEYS: audio stream, cursor hash, meta hash, lifecycle stream (one slot: the stream id is their hash tag).
+    // ARGV: expected version, audio MAXLEN, TTL seconds of the call's keys (0: leave it), lifecycle MINID to trim below
+    //       ('0': none), cursor field count N, entry count M, then N name/value pairs for the cursor, then per entry:
+    //       'a' (audio), F, F name/value pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l', then G
+    //       and G name/value pairs HSET into the meta hash (start and stop only: nothing goes to meta per frame).
+    // Arguments go to redis.call with unpack(ARGV, from, to): no Lua table is built per entry. SE.Redis sends it as
+    // EVALSHA once a node has seen it.
+    private const string BatchScript = """
+        local current = redis.call('HGET', KEYS[2], 'v')
+        if not current then current = '0' end
+        if current ~= ARGV[1] then return 0 end
+        local cursorEnd = 6 + tonumber(ARGV[5]) * 2
+        local i = cursorEnd + 1
+        for _ = 1, tonumber(ARGV[6]) do
+          local target = ARGV[i]
+          if target == 'a' then
+            local last = i + 1 + tonumber(ARGV[i + 1]) * 2
+            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 2, last))
+            i = last + 1
+          else
+            local last = i + 2 + tonumber(ARGV[i + 2]) * 2
+            redis.call('XADD', KEYS[4], ARGV[i + 1], unpack(ARGV, i + 3, last))
+            if target == 'L' then
+              local metaEnd = last + 1 + tonumber(ARGV[last + 1]) * 2
+              redis.call('HSET', KEYS[3], unpack(ARGV, last + 2, metaEnd))
+              last = metaEnd
+            end
+            i = last + 1
+          end
+        end
+        redis.call('HSET', KEYS[2], unpack(ARGV, 7, cursorEnd))
+        if ARGV[4] ~= '0' then
+          redis.call('XTRIM', KEYS[4], 'MINID', ARGV[4])
+        end
+        if ARGV[3] ~= '0' then
+          redis.call('EXPIRE', KEYS[2], ARGV[3])
+          redis.call('EXPIRE', KEYS[1], ARGV[3])
+          redis.call('EXPIRE', KEYS[3], ARGV[3])
+          redis.call('EXPIRE', KEYS[4], ARGV[3])
+        end
+        return 1
+        """;
+
+    // KEYS: ingest:calls, {ingest:calls}:copied:<id>, {ingest:calls}:open (one slot).
+    // ARGV: calls MAXLEN, TTL seconds, stream id, now (unix ms), close-at (the call is stopped and this is its last
+    //       lifecycle number: once copied that far it leaves the open set; 0: live), entry count M, then per entry:
+    //       its number n, F, F name/value pairs. Entry n is appended only if it is the next after the copied number.
+    // Returns the copied number after the script.
+    private const string CopyScript = """
+        local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local i = 7
+        for _ = 1, tonumber(ARGV[6]) do
+          local n = tonumber(ARGV[i])
+          local last = i + 1 + tonumber(ARGV[i + 1]) * 2
+          if n == c + 1 then
+            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, i + 2, last))
+            c = n
+          elseif n > c + 1 then
+            break
+          end
+          i = last + 1
+        end
+        redis.call('SET', KEYS[2], c, 'EX', ARGV[2])
+        local close = tonumber(ARGV[5])
+        if close > 0 and c >= close then
+          redis.call('ZREM', KEYS[3], ARGV[3])
+        else
+          redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+        end
+        return c
+        """;
+
+    private static readonly RedisValue Seq = "seq", Ts = "ts", AudioField = "audio", EventField = "event", StreamIdField = "stream_id";
+
+    private readonly CallStreamStore _store;
+    private readonly IDatabase _db;
+    private readonly string _streamId;
+    private readonly RedisKey[] _batchKeys;
+    private readonly RedisKey[] _copyKeys;
+    private readonly RedisKey _audio;
+    private readonly RedisKey _cursor;
+    private readonly RedisKey _meta;
+    private readonly RedisKey _lifecycle;
+    private readonly RedisKey _copied;
+
+    // Lifecycle entries written to the call's slot and not known to be in ingest:calls, in number order.
+    private readonly List<(long Number, RedisValue[] Pairs)> _uncopied = [];
+
+    // The number of the call's last lifecycle entry known to be in ingest:calls; -1 before it was read.
+    private long _copiedNumber = -1;
+
+    // Numbers above _copiedNumber up to this one are in the call's lifecycle stream but not in _uncopied (a former
+    // activation wrote them): read from there before the next copy.
+    private long _catchUpTo;
+    private long _trimmedBelow;
+
+    internal CallStreamWriter(CallStreamStore store, string streamId)
+    {
+        _store = store;
+        _db = store.Database;
+        _streamId = streamId;
+        _audio = CallStreamStore.AudioKey(streamId);
+        _cursor = CallStreamStore.CursorKey(streamId);
+        _meta = CallStreamStore.MetaKey(streamId);
+        _lifecycle = CallStreamStore.LifecycleKey(streamId);
+        _copied = CallStreamStore.CopiedKey(streamId);
+        _batchKeys = [_audio, _cursor, _meta, _lifecycle];
+        _copyKeys = [CallStreamStore.CallsKey, _copied, CallStreamStore.OpenKey];
+    }
+
+    public bool IsConnected => _store.IsConnected;
+
+    /// <summary>Lifecycle entries wait to be copied to <c>ingest:calls</c>.</summary>
+    public bool CopyDue => _uncopied.Count > 0 || (_catchUpTo > 0 && _catchUpTo > _copiedNumber);
+
+    /// <summary>
+    /// For a new activation: the cursor Redis holds, and the number above which the call's next lifecycle entries are
+    /// numbered: the larger of the cursor's and the copied number (a Redis failover can lose a write of the call's slot
+    /// that was already copied; numbering on from the cursor would then skip new entries as already copied). What a
+    /// former activation wrote and did not copy is copied by the next <see cref="CopyLifecycleAsync"/>.
+    /// </summary>
+    public async Task<(CallCursor Cursor, long LifecycleFloor)> LoadAsync()
+    {
+        try
+        {
+            var hash = _db.HashGetAllAsync(_cursor);
+            var copied = _db.StringGetAsync(_copied);
+            var cursor = DecodeCursor(await hash);
+            var copiedValue = await copied;
+            _copiedNumber = copiedValue.TryParse(out long c) ? c : 0;
+            _uncopied.Clear();
+            _catchUpTo = cursor.Lifecycle;
+            return (cursor, Math.Max(cursor.Lifecycle, _copiedNumber));
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>
+    /// The cursor Redis holds now, to settle a write that may or may not have landed. With
+    /// <paramref name="confirmReplicated"/> (and <see cref="IngestOptions.WaitReplicas"/> &gt; 0) it also waits until the
+    /// replicas hold what was read, so what is settled from it survives a failover.
+    /// </summary>
+    public async Task<CallCursor> ReadCursorAsync(bool confirmReplicated)
+    {
+        try
+        {
+            var cursor = DecodeCursor(await _db.HashGetAllAsync(_cursor));
+            if (confirmReplicated && !await _store.ReplicatedAsync(_cursor))
+            {
+                throw new StoreUnavailableException("the replicas of the call's Redis master did not confirm its writes in time");
+            }
+
+            // Lifecycle entries of an attempt that landed unseen are copied from the call's lifecycle stream.
+            _catchUpTo = Math.Max(_catchUpTo, cursor.Lifecycle);
+            return cursor;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>
+    /// Writes the first <paramref name="count"/> of <paramref name="entries"/> and <paramref name="cursorAfter"/>, if
+    /// Redis still holds <paramref name="written"/>. Only the cursor fields that changed since <paramref name="written"/>
+    /// are sent (per frame: a handful). <paramref name="ttlSeconds"/> &gt; 0 (re)sets the expiry of the call's keys.
+    /// </summary>
+    public async Task<WriteOutcome> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
+    {
+        var options = _store.Options;
+        var cursor = cursorAfter with { Version = written.Version + 1 };
+        var cursorFields = CursorChanges(cursor, written);
+
+        var size = BatchFixedArgs + cursorFields.Count;
+        for (var e = 0; e < count; e++)
+        {
+            size += EncodedSize(entries[e].Entry);
+        }
+
+        var args = new RedisValue[size];
+        var a = 0;
+        // Sent as its decimal text, which is what HGET returns for the comparison in the script.
+        args[a++] = written.Version;
+        args[a++] = options.AudioStreamMaxLength;
+        // The grain asks for the expiry at most about once a second and at the stop, not on every frame (CONTRACT §8).
+        args[a++] = ttlSeconds;
+        var trim = _copiedNumber > _trimmedBelow ? _copiedNumber + 1 : 0;
+        args[a++] = trim > 0 ? "0-" + trim.ToString(CultureInfo.InvariantCulture) : "0";
+        args[a++] = cursorFields.Count / 2;
+        args[a++] = count;
+        foreach (var value in cursorFields)
+        {
+            args[a++] = value;
+        }
+
+        List<(long, RedisValue[])>? lifecycle = null;
+        for (var e = 0; e < count; e++)
+        {
+            var entry = entries[e];
+            if (entry.Entry is AudioEntry audio)
+            {
+                args[a++] = "a";
+                args[a++] = 3;
+                args[a++] = Seq;
+                args[a++] = audio.Seq;
+                args[a++] = Ts;
+                args[a++] = audio.TimestampMs;
+                args[a++] = AudioField;
+                args[a++] = audio.Audio;
+                continue;
+            }
+
+            var number = entry.CursorAfter.Lifecycle;
+            var pairs = LifecycleFields(entry.Entry);
+            var meta = MetaFields(entry.Entry);
+            args[a++] = meta is null ? "l" : "L";
+            args[a++] = "0-" + number.ToString(CultureInfo.InvariantCulture);
+            args[a++] = pairs.Length / 2;
+            pairs.CopyTo(args, a);
+            a += pairs.Length;
+            if (meta is not null)
+            {
+                args[a++] = meta.Length / 2;
+                meta.CopyTo(args, a);
+                a += meta.Length;
+            }
+
+            (lifecycle ??= []).Add((number, pairs));
+        }
+
+        RedisResult result;
+        try
+        {
+            result = await _db.ScriptEvaluateAsync(BatchScript, _batchKeys, args);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+
+        if ((int)result != 1)
+        {
+            return WriteOutcome.Conflict;
+        }
+
+        if (trim > 0)
+        {
+            _trimmedBelow = trim - 1;
+        }
+
+        if (lifecycle is not null)
+        {
+            _uncopied.AddRange(lifecycle);
+        }
+
+        try
+        {
+            return await _store.ReplicatedAsync(_cursor) ? WriteOutcome.Written : WriteOutcome.NotReplicated;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            return WriteOutcome.NotReplicated;
+        }
+    }
+
+    /// <summary>
+    /// Step two: copies what is due to <c>ingest:calls</c> (fenced, so it never appends an entry twice) and touches the
+    /// call in the open set, or removes it from there once <paramref name="stopped"/> and copied through
+    /// <paramref name="lastNumber"/>. Returns true when nothing is left to copy.
+    /// </summary>
+    public async Task<bool> CopyLifecycleAsync(bool stopped, long lastNumber)
+    {
+        var options = _store.Options;
+        try
+        {
+            for (var attempt = 0; attempt < 3; attempt++)
+            {
+                if (_copiedNumber < 0)
+                {
+                    var copied = await _db.StringGetAsync(_copied);
+                    _copiedNumber = copied.TryParse(out long c) ? c : 0;
+                }
+
+                await CatchUpAsync();
+                var size = CopyFixedArgs;
+                foreach (var (_, pairs) in _uncopied)
+                {
+                    size += 2 + pairs.Length;
+                }
+
+                var args = new RedisValue[size];
+                var a = 0;
+                args[a++] = options.CallsStreamMaxLength;
+                args[a++] = Math.Max(1, (long)options.StreamTtl.TotalSeconds);
+                args[a++] = _streamId;
+                args[a++] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                args[a++] = stopped ? Math.Max(1, lastNumber) : 0;
+                args[a++] = _uncopied.Count;
+                foreach (var (number, pairs) in _uncopied)
+                {
+                    args[a++] = number;
+                    args[a++] = pairs.Length / 2;
+                    pairs.CopyTo(args, a);
+                    a += pairs.Length;
+                }
+
+                var result = (long)await _db.ScriptEvaluateAsync(CopyScript, _copyKeys, args);
+                if (!await _store.ReplicatedAsync(CallStreamStore.CallsKey))
+                {
+                    // Appended on the master only: keep the entries; the fence makes the next attempt append nothing twice.
+                    return false;
+                }
+
+                _copiedNumber = result;
+                _uncopied.RemoveAll(u => u.Number <= result);
+                if (_uncopied.Count == 0 || _uncopied[0].Number > result + 1)
+                {
+                    // A hole below what we hold (entries of a former activation): read them from the call's stream.
+                    _catchUpTo = _uncopied.Count == 0 ? 0 : _uncopied[0].Number - 1;
+                }
+
+                if (!CopyDue)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>Takes the call off the open set (its keys are gone: nothing is left to copy or end).</summary>
+    public async Task ForgetAsync()
+    {
+        try
+        {
+            await _db.SortedSetRemoveAsync(CallStreamStore.OpenKey, _streamId);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>Pushes the expiry of a quiet live call's keys forward (its gateway still calls; nothing to write).</summary>
+    public async Task RefreshExpiryAsync(TimeSpan ttl)
+    {
+        try
+        {
+            await Task.WhenAll(
+                _db.KeyExpireAsync(_audio, ttl),
+                _db.KeyExpireAsync(_cursor, ttl),
+                _db.KeyExpireAsync(_meta, ttl),
+                _db.KeyExpireAsync(_lifecycle, ttl));
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            throw new StoreUnavailableException(ex);
+        }
+    }
+
+    private async Task CatchUpAsync()
+    {
+        if (_catchUpTo <= _copiedNumber)
+        {
+            _catchUpTo = 0;
+            return;
+        }
+
+        var from = "0-" + (_copiedNumber + 1).ToString(CultureInfo.InvariantCulture);
+        var to = "0-" + _catchUpTo.ToString(CultureInfo.InvariantCulture);
+        var entries = await _db.StreamRangeAsync(_lifecycle, from, to);
+        var found = new List<(long, RedisValue[])>(entries.Length);
+        foreach (var entry in entries)
+        {
+            var id = entry.Id.ToString();
+            var number = long.Parse(id.AsSpan(id.IndexOf('-') + 1), CultureInfo.InvariantCulture);
+            var pairs = new RedisValue[entry.Values.Length * 2];
+            for (var i = 0; i < entry.Values.Length; i++)
+            {
+                pairs[i * 2] = entry.Values[i].Name;
+                pairs[(i * 2) + 1] = entry.Values[i].Value;
+            }
+
+            found.Add((number, pairs));
+        }
+
+        // Merge with what this activation holds (an attempt may be in both), in number order, each number once.
+        found.AddRange(_uncopied);
+        var merged = found.DistinctBy(u => u.Item1).OrderBy(u => u.Item1).ToList();
+        _uncopied.Clear();
+        _uncopied.AddRange(merged);
+        _catchUpTo = 0;
+    }
+
+    private int EncodedSize(CallEntry entry) => entry switch
+    {
+        AudioEntry => 8,
+        StartEntry or StopEntry => 3 + LifecycleFieldCount(entry) * 2 + 1 + (MetaFields(entry)?.Length ?? 0),
+        _ => 3 + LifecycleFieldCount(entry) * 2,
+    };
+
+    private static int LifecycleFieldCount(CallEntry entry) => entry switch
+    {
+        StartEntry s => 6 + (s.CallSid is null ? 0 : 1) + (s.AccountSid is null ? 0 : 1) + (s.From is null ? 0 : 1) + (s.To is null ? 0 : 1) + (s.Parameters.Count > 0 ? 1 : 0),
+        StopEntry s => 7 + (string.IsNullOrEmpty(s.CallSid) ? 0 : 1),
+        DtmfEntry => 6,
+        MarkEntry => 5,
+        GapEntry => 6,
+        _ => throw new ArgumentOutOfRangeException(nameof(entry), entry.GetType().Name, "not a lifecycle entry"),
+    };
+
+    /// <summary>The fields of a lifecycle entry of <c>ingest:calls</c> (CONTRACT §7), as name/value pairs.</summary>
+    private RedisValue[] LifecycleFields(CallEntry entry)
+    {
+        var pairs = new RedisValue[LifecycleFieldCount(entry) * 2];
+        var p = 0;
+        void Add(RedisValue name, RedisValue value)
+        {
+            pairs[p++] = name;
+            pairs[p++] = value;
+        }
+
+        switch (entry)
+        {
+            case StartEntry s:
+                Add(EventField, "start");
+                Add(StreamIdField, _streamId);
+                Add("protocol", s.Protocol);
+                Add("encoding", s.Encoding);
+                Add("sample_rate", s.SampleRate);
+                Add("at", s.At);
+                if (s.CallSid is { } callSid)
+                {
+                    Add("call_sid", callSid);
+                }
+
+                if (s.AccountSid is { } account)
+                {
+                    Add("account_sid", account);
+                }
+
+                if (s.From is { } from)
+                {
+                    Add("from", from);
+                }
+
+                if (s.To is { } to)
+                {
+                    Add("to", to);
+                }
+
+                if (s.Parameters.Count > 0)
+                {
+                    Add("parameters", JsonSerializer.Serialize(s.Parameters));
+                }
+
+                break;
+            case StopEntry s:
+                Add(EventField, "stop");
+                Add(StreamIdField, _streamId);
+                Add("reason", s.Reason);
+                Add("frames", s.Frames);
+                Add("gaps", s.Gaps);
+                Add("missing", s.Missing);
+                Add("at", s.At);
+                if (!string.IsNullOrEmpty(s.CallSid))
+                {
+                    Add("call_sid", s.CallSid);
+                }
+
+                break;
+            case DtmfEntry d:
+                Add(EventField, "dtmf");
+                Add(StreamIdField, _streamId);
+                Add(Seq, d.Seq);
+                Add(Ts, d.TimestampMs);
+                Add("digit", d.Digit);
+                Add("duration_ms", d.DurationMs?.ToString(CultureInfo.InvariantCulture) ?? string.Empty);
+                break;
+            case MarkEntry m:
+                Add(EventField, "mark");
+                Add(StreamIdField, _streamId);
+                Add(Seq, m.Seq);
+                Add(Ts, m.TimestampMs);
+                Add("name", m.Name);
+                break;
+            case GapEntry g:
+                Add(EventField, "gap");
+                Add(StreamIdField, _streamId);
+                Add("from_seq", g.FromSeq);
+                Add("to_seq", g.ToSeq);
+                Add("missing", g.Missing);
+                Add("reason", g.Reason);
+                break;
+        }
+
+        return pairs;
+    }
+
+    /// <summary>The meta hash's fields written with the start and the stop (docs/CONSUMERS.md); null for other entries.</summary>
+    private RedisValue[]? MetaFields(CallEntry entry) => entry switch
+    {
+        StartEntry s => s.CallSid is { } callSid
+            ? [StreamIdField, _streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At, "call_sid", callSid]
+            : [StreamIdField, _streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At],
+        StopEntry s => ["stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "gaps", s.Gaps, "missing", s.Missing],
+        _ => null,
+    };
+
+    // The one list of what the cursor hash holds; "v" first (always written).
+    private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value)[] CursorFields =
+    [
+        ("v", c => c.Version),
+        ("owner", c => c.Owner),
+        ("idx", c => c.Index),
+        ("started", c => c.Started ? 1 : 0),
+        ("stopped", c => c.Stopped ? 1 : 0),
+        ("baseline", c => c.Sequence.Baseline is { } b ? b : RedisValue.EmptyString),
+        ("media_seq", c => c.Sequence.MediaSeq is { } m ? m : RedisValue.EmptyString),
+        ("chunk", c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString),
+        ("ev_n", c => c.Sequence.EventsAbove),
+        ("ev_max", c => c.Sequence.EventMax),
+        ("life", c => c.Lifecycle),
+        ("frames", c => c.Frames),
+        ("gaps", c => c.Gaps),
+        ("missing", c => c.Missing),
+        ("call_sid", c => c.CallSid),
+        ("protocol", c => c.Protocol),
+        ("started_at", c => c.StartedAt),
+    ];
+
+    /// <summary>
+    /// Name/value pairs of the fields whose value differs from <paramref name="previous"/>, and the version always: per
+    /// frame that is a handful, written on the hot path, so nothing else is built.
+    /// </summary>
+    private static List<RedisValue> CursorChanges(CallCursor cursor, CallCursor previous)
+    {
+        var all = previous.Version == 0;
+        var changed = new List<RedisValue>(all ? CursorFields.Length * 2 : 12) { CursorFields[0].Name, cursor.Version };
+        for (var i = 1; i < CursorFields.Length; i++)
+        {
+            var value = CursorFields[i].Value(cursor);
+            if (all || value != CursorFields[i].Value(previous))
+            {
+                changed.Add(CursorFields[i].Name);
+                changed.Add(value);
+            }
+        }
+
+        return changed;
+    }
+
+    private static CallCursor DecodeCursor(HashEntry[] entries)
+    {
+        if (entries.Length == 0)
+        {
+            return CallCursor.Empty;
+        }
+
+        var map = entries.ToDictionary(e => e.Name.ToString(), e => e.Value.ToString(), StringComparer.Ordinal);
+        return new CallCursor
+        {
+            Version = Long(map, "v") ?? 0,
+            Owner = map.GetValueOrDefault("owner") ?? string.Empty,
+            Index = Long(map, "idx") ?? 0,
+            Started = Long(map, "started") == 1,
+            Stopped = Long(map, "stopped") == 1,
+            Sequence = new SequenceState(
+                Long(map, "baseline"),
+                Long(map, "media_seq"),
+                Long(map, "chunk"),
+                Long(map, "ev_n") ?? 0,
+                Long(map, "ev_max") ?? 0),
+            Lifecycle = Long(map, "life") ?? 0,
+            Frames = Long(map, "frames") ?? 0,
+            Gaps = Long(map, "gaps") ?? 0,
+            Missing = Long(map, "missing") ?? 0,
+            CallSid = map.GetValueOrDefault("call_sid") ?? string.Empty,
+            Protocol = map.GetValueOrDefault("protocol") ?? string.Empty,
+            StartedAt = Long(map, "started_at") ?? 0,
+        };
+    }
+
+    private static long? Long(Dictionary<string, string> map, string key) =>
+        map.TryGetValue(key, out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+}

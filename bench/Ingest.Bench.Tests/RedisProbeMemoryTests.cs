@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+using Xunit;
+
+namespace Ingest.Bench.Tests;
+
+/// <summary>The bytes-per-entry measurement the bench now records, against a redis-server of its own (skipped without one).</summary>
+public sealed class RedisProbeMemoryTests
+{
+    [Fact]
+    public async Task Bytes_per_audio_entry_is_memory_usage_over_entries()
+    {
+        if (!File.Exists("/usr/bin/redis-server"))
+        {
+            return; // tools/ensure-redis.sh installs it; the arithmetic tests do not need it
+        }
+
+        var port = FreePort();
+        using var server = Process.Start(new ProcessStartInfo("/usr/bin/redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no")
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        try
+        {
+            using var direct = await ConnectAsync($"127.0.0.1:{port}");
+            await using var probe = await RedisProbe.ConnectAsync($"127.0.0.1:{port}");
+            var options = new BenchOptions();
+            await using var call = new SimulatedExotelCall("capacity-test", options, null);
+            await using var empty = new SimulatedExotelCall("capacity-test-empty", options, null);
+            var db = direct.GetDatabase();
+            var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
+            for (var seq = 2; seq < 602; seq++)
+            {
+                await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
+            }
+
+            var bytes = await probe.BytesPerAudioEntryAsync([call, empty]);
+
+            // A stream entry costs its payload plus listpack and allocator overhead: 1,947 B for 1,600 B on Redis 7.0.
+            Assert.NotNull(bytes);
+            Assert.InRange(bytes!.Value, 1600 * 1.05, 1600 * 1.5);
+            Assert.Null(await probe.BytesPerAudioEntryAsync([empty]));
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    private static async Task<ConnectionMultiplexer> ConnectAsync(string configuration)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await ConnectionMultiplexer.ConnectAsync(configuration);
+            }
+            catch (RedisConnectionException) when (attempt < 50)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
