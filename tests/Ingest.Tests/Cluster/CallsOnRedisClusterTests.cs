@@ -114,6 +114,7 @@ public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
             var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_frames_published_total")));
             var victim = published[0] >= published[1] ? silos[0] : silos[1];
             output.WriteLine($"frames published before the kill: {silos[0].Name} {published[0]}, {silos[1].Name} {published[1]}; kill -9 {victim.Name}");
+            Assert.True(published[0] + published[1] > 0, "nothing landed before the kill, so the kill proves nothing\n" + string.Join('\n', cluster.Children.Select(c => c.Tail(20))));
             victim.Kill();
 
             await Task.WhenAll(sending);
