@@ -10,6 +10,8 @@
 #   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
+#   --wait-replicas N           start N replicas of the bench's Redis and run the silo with INGEST_REDIS_WAIT_REPLICAS=N
+#                               (each batch waits for them: the cost of the failover-proof setting, docs/OPERATIONS.md)
 #   --dashboard off|on|polled   the silo's Orleans Dashboard (ORLEANS_DASHBOARD): off, on but unwatched, or on and polled
 #                               every second with an admin token the way an open dashboard page polls it (profiler active)
 set -euo pipefail
@@ -20,11 +22,13 @@ label=""
 systems="relay,orleans"
 build=1
 dashboard=off
+wait_replicas=0
 driver_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --wait-replicas) wait_replicas="$2"; shift 2 ;;
     --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
     --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
@@ -86,6 +90,17 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" --save "" --appe
 redis_pid=$!; pids+=("$redis_pid")
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+replica_pids=""
+for ((r = 1; r <= wait_replicas; r++)); do
+  replica_port=$(free_port)
+  mkdir -p "$run/replica-$r"
+  redis-server --port "$replica_port" --bind 127.0.0.1 --dir "$run/replica-$r" --save "" --appendonly no \
+    --replicaof 127.0.0.1 "$redis_port" >"$run/replica-$r.log" 2>&1 &
+  pid=$!; pids+=("$pid"); replica_pids+=",replica$r=$pid"
+  for _ in $(seq 100); do redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q "master_link_status:up" && break; sleep 0.1; done
+done
+[[ $wait_replicas -gt 0 ]] && export INGEST_REDIS_WAIT_REPLICAS="$wait_replicas"
+
 export REDIS_URL="127.0.0.1:$redis_port"
 export EXOTEL_BASIC_AUTH_USER=bench EXOTEL_BASIC_AUTH_PASS="bench-secret-$RANDOM$RANDOM"
 export Logging__LogLevel__Default=Warning
@@ -107,7 +122,7 @@ if [[ ",$systems," == *",relay,"* ]]; then
   PORT=$port dotnet bench/Ingest.Relay/bin/Release/net10.0/Ingest.Relay.dll >"$run/relay.log" 2>&1 &
   relay_pid=$!; pids+=("$relay_pid")
   wait_http "$port" /healthz relay "$run/relay.log"
-  drive relay "$port" "relay=$relay_pid,redis=$redis_pid"
+  drive relay "$port" "relay=$relay_pid,redis=$redis_pid$replica_pids"
   stop_pid "$relay_pid"
   redis-cli -p "$redis_port" flushall >/dev/null
 fi
@@ -138,7 +153,7 @@ if [[ ",$systems," == *",orleans,"* ]]; then
       done ) &
     pids+=("$!")
   fi
-  drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid"
+  drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid$replica_pids"
   stop_pid "$gateway_pid"; stop_pid "$silo_pid"
 fi
 
