@@ -12,6 +12,8 @@
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
 #   --redis-cluster             a 3-master Redis Cluster on free loopback ports instead of one node (REDIS_URL is the
 #                               node list; Redis CPU, RSS and commandstats are summed over the nodes)
+#   --wait-replicas N           start N replicas of the bench's Redis and run the silo with INGEST_REDIS_WAIT_REPLICAS=N
+#                               (each batch waits for them: the cost of the failover-proof setting, docs/OPERATIONS.md)
 #   --dashboard off|on|polled   the silo's Orleans Dashboard (ORLEANS_DASHBOARD): off, on but unwatched, or on and polled
 #                               every second with an admin token the way an open dashboard page polls it (profiler active)
 set -euo pipefail
@@ -22,6 +24,7 @@ label=""
 systems="relay,orleans"
 build=1
 dashboard=off
+wait_replicas=0
 driver_args=()
 redis_cluster_opt=0
 while [[ $# -gt 0 ]]; do
@@ -29,11 +32,12 @@ while [[ $# -gt 0 ]]; do
     --systems) systems="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --redis-cluster) redis_cluster_opt=1; shift ;;
+    --wait-replicas) wait_replicas="$2"; shift 2 ;;
     --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
     --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
       driver_args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +54,19 @@ redis_cluster=$redis_cluster_opt
 if [[ $build -eq 1 ]]; then build_release; fi
 
 start_redis "$run"
+replica_pids=""
+if [[ $wait_replicas -gt 0 ]]; then
+  [[ $redis_cluster -eq 0 ]] || { echo "--wait-replicas is for the single Redis node, not with --redis-cluster" >&2; exit 2; }
+  for ((r = 1; r <= wait_replicas; r++)); do
+    replica_port=$(free_port)
+    mkdir -p "$run/replica-$r"
+    redis-server --port "$replica_port" --bind 127.0.0.1 --dir "$run/replica-$r" --save "" --appendonly no \
+      --replicaof 127.0.0.1 "${redis_ports[0]}" >"$run/replica-$r.log" 2>&1 &
+    pid=$!; pids+=("$pid"); replica_pids+=",replica$r=$pid"
+    for _ in $(seq 100); do redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q "master_link_status:up" && break; sleep 0.1; done
+  done
+  export INGEST_REDIS_WAIT_REPLICAS="$wait_replicas"
+fi
 export EXOTEL_BASIC_AUTH_USER=bench EXOTEL_BASIC_AUTH_PASS="bench-secret-$RANDOM$RANDOM"
 export Logging__LogLevel__Default=Warning
 bench=(dotnet bench/Ingest.Bench/bin/Release/net10.0/Ingest.Bench.dll)
@@ -70,7 +87,7 @@ if [[ ",$systems," == *",relay,"* ]]; then
   PORT=$port dotnet bench/Ingest.Relay/bin/Release/net10.0/Ingest.Relay.dll >"$run/relay.log" 2>&1 &
   relay_pid=$!; pids+=("$relay_pid")
   wait_http "$port" /healthz relay "$run/relay.log"
-  drive relay "$port" "relay=$relay_pid,redis=$redis_pid"
+  drive relay "$port" "relay=$relay_pid,redis=$redis_pid$replica_pids"
   stop_pid "$relay_pid"
   redis_each flushall >/dev/null
 fi
@@ -98,7 +115,7 @@ if [[ ",$systems," == *",orleans,"* ]]; then
       done ) &
     pids+=("$!")
   fi
-  drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid"
+  drive orleans "$port" "gateway=$gateway_pid,silo=$silo_pid,redis=$redis_pid$replica_pids"
   stop_pid "$gateway_pid"; stop_pid "$silo_pid"
 fi
 

@@ -54,7 +54,7 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
                 OpenKey, double.NegativeInfinity, before.ToUnixTimeMilliseconds(), Exclude.None, Order.Ascending, 0, limit);
             return Array.ConvertAll(members, m => m.ToString());
         }
-        catch (Exception ex) when (ex is RedisException or RedisTimeoutException or TimeoutException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -77,11 +77,16 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
     }
 }
 
-/// <summary>Redis could not be reached or did not answer; what was being written may or may not have landed.</summary>
+/// <summary>
+/// Redis could not be reached or did not answer; what was being written may or may not have landed. Serializable by
+/// Orleans (the client library's own exceptions are not), so a grain call that fails on it reaches the gateway as this
+/// error, with the client's message, instead of as a serialization failure.
+/// </summary>
+[GenerateSerializer]
 public sealed class StoreUnavailableException : Exception
 {
     public StoreUnavailableException(Exception inner)
-        : base(inner.Message, inner)
+        : base(inner.GetType().Name + ": " + inner.Message)
     {
     }
 

@@ -170,7 +170,7 @@ public sealed class CallStreamWriter
             _catchUpTo = cursor.Lifecycle;
             return (cursor, Math.Max(cursor.Lifecycle, _copiedNumber));
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -195,7 +195,7 @@ public sealed class CallStreamWriter
             _catchUpTo = Math.Max(_catchUpTo, cursor.Lifecycle);
             return cursor;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -274,7 +274,7 @@ public sealed class CallStreamWriter
         {
             result = await _db.ScriptEvaluateAsync(BatchScript, _batchKeys, args);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -298,7 +298,7 @@ public sealed class CallStreamWriter
         {
             return await _store.ReplicatedAsync(_cursor) ? WriteOutcome.Written : WriteOutcome.NotReplicated;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             return WriteOutcome.NotReplicated;
         }
@@ -368,7 +368,7 @@ public sealed class CallStreamWriter
 
             return false;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -381,7 +381,7 @@ public sealed class CallStreamWriter
         {
             await _db.SortedSetRemoveAsync(CallStreamStore.OpenKey, _streamId);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }
@@ -398,7 +398,7 @@ public sealed class CallStreamWriter
                 _db.KeyExpireAsync(_meta, ttl),
                 _db.KeyExpireAsync(_lifecycle, ttl));
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
         }

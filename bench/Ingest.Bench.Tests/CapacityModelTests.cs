@@ -127,6 +127,12 @@ public sealed class CapacityModelTests
         Assert.Equal(100_000, s.ShardEntriesPerSecond, 6);
         Assert.Equal(450, s.HistorySeconds, 6);
 
+        // Copy scripts: one per entry (2,222.2), one per call entering the open set (555.6), a touch per call per 30 s
+        // (3,333.3) = 6,111.1/s at 3 x 6 µs = 0.11 core, against a shard's 0.6-core target: 18.3 %.
+        Assert.Equal((100_000 / 180.0 * 5) + (100_000 / 30.0), s.ScriptsPerSecond, 6);
+        Assert.Equal(18, s.ScriptUs, 6);
+        Assert.Equal(s.ScriptsPerSecond * 18 / 600_000, s.ShardShare, 6);
+
         var fallback = CapacityModel.CallsStream(Tiny(), Defaults, 100_000);
         Assert.Equal(CapacityAssumptions.LifecycleWriteUsFallback, fallback.WriteUs);
     }

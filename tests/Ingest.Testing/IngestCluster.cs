@@ -83,13 +83,13 @@ public sealed class IngestCluster : IAsyncDisposable
         {
             for (var i = 0; i < options.Silos; i++)
             {
-                await stack.AddSiloAsync(Merge(options.Settings, options.SiloSettings));
+                await stack.AddSiloAsync(Merge(options.Settings, options.SiloSettings), options.ConfigureHost);
             }
 
             // Exotel support is a cluster flag, off in production until an operator turns it on; a QA cluster starts with
             // it on (the gateway seeds it) unless the options say otherwise.
             var gatewaySettings = Merge(new Dictionary<string, string?> { ["SUPPORT_EXOTEL"] = "true" }, Merge(options.Settings, options.GatewaySettings));
-            var gateway = await stack.AddGatewayAsync(gatewaySettings);
+            var gateway = await stack.AddGatewayAsync(gatewaySettings, options.ConfigureHost);
             if (gatewaySettings["SUPPORT_EXOTEL"] == "true")
             {
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
@@ -120,7 +120,7 @@ public sealed class IngestCluster : IAsyncDisposable
     /// <summary>Starts one more silo, wired like the others; returns its index in <see cref="Silos"/>.</summary>
     public async Task<int> AddSiloAsync()
     {
-        await _stack.AddSiloAsync(Merge(_options.Settings, _options.SiloSettings));
+        await _stack.AddSiloAsync(Merge(_options.Settings, _options.SiloSettings), _options.ConfigureHost);
         return _stack.Silos.Count - 1;
     }
 

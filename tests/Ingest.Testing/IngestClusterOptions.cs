@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Builder;
+
 namespace Ingest.Testing;
 
 /// <summary>How <see cref="IngestCluster.StartAsync"/> builds the cluster. Every default gives a working cluster.</summary>
@@ -23,6 +25,12 @@ public sealed class IngestClusterOptions
 
     /// <summary>Settings for the silos only; applied after <see cref="Settings"/>.</summary>
     public IDictionary<string, string?> SiloSettings { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Runs on every silo's and the gateway's host builder after the settings are added, e.g. to add a log provider
+    /// that a test reads when it fails. Default null.
+    /// </summary>
+    public Action<WebApplicationBuilder>? ConfigureHost { get; set; }
 
     /// <summary>Settings for the gateway only; applied after <see cref="Settings"/>.</summary>
     public IDictionary<string, string?> GatewaySettings { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);

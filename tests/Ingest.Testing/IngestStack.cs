@@ -64,7 +64,11 @@ public sealed class IngestStack : IAsyncDisposable
         return new IngestStack(null, redisConnectionString, connection);
     }
 
-    public async Task<WebApplication> AddSiloAsync(Dictionary<string, string?>? extra = null)
+    /// <summary>
+    /// Starts a silo. <paramref name="customize"/> runs on the host builder after the settings are added (e.g. to add a
+    /// log provider).
+    /// </summary>
+    public async Task<WebApplication> AddSiloAsync(Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? customize = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -78,7 +82,11 @@ public sealed class IngestStack : IAsyncDisposable
             ["Logging:LogLevel:Default"] = "Warning",
         };
         Merge(settings, extra);
-        var silo = await SiloHost.BuildAsync([], b => b.Configuration.AddInMemoryCollection(settings));
+        var silo = await SiloHost.BuildAsync([], b =>
+        {
+            b.Configuration.AddInMemoryCollection(settings);
+            customize?.Invoke(b);
+        });
         await silo.StartAsync();
         _silos.Add(silo);
         return silo;

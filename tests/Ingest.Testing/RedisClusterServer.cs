@@ -37,6 +37,8 @@ public sealed class RedisClusterServer : IAsyncDisposable
 
     private readonly string _directory;
     private readonly Dictionary<int, Process> _processes = [];
+    private readonly Dictionary<int, int> _busPorts = [];
+    private readonly List<Process> _extraWatchdogs = [];
     private readonly int _nodeTimeoutMs;
     private Process? _watchdog;
     private ConnectionMultiplexer? _admin;
@@ -108,6 +110,61 @@ public sealed class RedisClusterServer : IAsyncDisposable
         process.Dispose();
     }
 
+    /// <summary>SIGSTOP of the node on <paramref name="port"/>: it keeps its connections and answers nothing (a replica that lags).</summary>
+    public void PauseNode(int port) => Signal(port, "-STOP");
+
+    /// <summary>SIGCONT after <see cref="PauseNode"/>.</summary>
+    public void ResumeNode(int port) => Signal(port, "-CONT");
+
+    /// <summary>The port of a replica of the master started on <paramref name="masterPort"/>.</summary>
+    public int ReplicaOf(int masterPort) =>
+        Nodes.FirstOrDefault(n => !n.IsMaster && n.MasterPort == masterPort)?.Port
+        ?? throw new ArgumentException($"{masterPort} has no replica", nameof(masterPort));
+
+    /// <summary>
+    /// Starts a killed node again on its port and directory (its nodes.conf): it rejoins the cluster, as a replica of
+    /// whoever took its slots over, and returns once its link to that master is up.
+    /// </summary>
+    public async Task RestartNodeAsync(int port, TimeSpan timeout)
+    {
+        if (_processes.ContainsKey(port))
+        {
+            throw new ArgumentException($"node {port} is running", nameof(port));
+        }
+
+        var process = StartNode(port, _busPorts[port]);
+        _processes[port] = process;
+        if (Watchdog([process.Id]) is { } watchdog)
+        {
+            _extraWatchdogs.Add(watchdog);
+        }
+
+        await WaitForPingAsync(port);
+        var deadline = DateTime.UtcNow + timeout;
+        var last = "nothing";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var info = (await _admin!.GetServer("127.0.0.1", port).ExecuteAsync("INFO", "replication")).ToString();
+                if (info.Contains("role:slave", StringComparison.Ordinal) && info.Contains("master_link_status:up", StringComparison.Ordinal))
+                {
+                    return;
+                }
+
+                last = info.Replace("\r\n", " ", StringComparison.Ordinal);
+            }
+            catch (RedisException ex)
+            {
+                last = ex.Message;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"node {port} did not rejoin as a replica within {timeout.TotalSeconds:0} s: {last}");
+    }
+
     /// <summary>
     /// Waits until, seen from a surviving node, the slots <paramref name="formerMasterPort"/> served belong to another
     /// live master (a replica promoted) and <c>cluster_state</c> is <c>ok</c> again. Returns the new master's port;
@@ -169,6 +226,13 @@ public sealed class RedisClusterServer : IAsyncDisposable
         }
 
         _processes.Clear();
+        foreach (var extra in _extraWatchdogs)
+        {
+            Kill(extra);
+            extra.Dispose();
+        }
+
+        _extraWatchdogs.Clear();
         if (_watchdog is { } watchdog)
         {
             Kill(watchdog);
@@ -196,6 +260,7 @@ public sealed class RedisClusterServer : IAsyncDisposable
             var port = RedisServer.FreePort();
             var busPort = RedisServer.FreePort();
             ports.Add(port);
+            _busPorts[port] = busPort;
             _processes[port] = StartNode(port, busPort);
         }
 
@@ -260,17 +325,34 @@ public sealed class RedisClusterServer : IAsyncDisposable
     /// A shell that kills the nodes once this test process is gone (a killed test host runs no Dispose): six
     /// orphaned servers on a shared box would outlive the run.
     /// </summary>
-    private void StartWatchdog()
+    private void StartWatchdog() => _watchdog = Watchdog(_processes.Values.Select(p => p.Id));
+
+    private static Process? Watchdog(IEnumerable<int> processIds)
     {
-        var pids = string.Join(' ', _processes.Values.Select(p => p.Id.ToString(CultureInfo.InvariantCulture)));
+        var pids = string.Join(' ', processIds.Select(p => p.ToString(CultureInfo.InvariantCulture)));
         var self = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        _watchdog = Process.Start(new ProcessStartInfo("/bin/sh")
+        return Process.Start(new ProcessStartInfo("/bin/sh")
         {
             ArgumentList = { "-c", $"while kill -0 {self} 2>/dev/null; do sleep 1; done; kill -9 {pids} 2>/dev/null" },
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         });
+    }
+
+    private void Signal(int port, string signal)
+    {
+        if (!_processes.TryGetValue(port, out var process) || process.HasExited)
+        {
+            throw new ArgumentException($"no running node on port {port}", nameof(port));
+        }
+
+        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
+        {
+            ArgumentList = { signal, process.Id.ToString(CultureInfo.InvariantCulture) },
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("could not run /bin/kill");
+        kill.WaitForExit();
     }
 
     private static async Task WaitForPingAsync(int port)

@@ -81,6 +81,15 @@ public sealed record CapacityAssumptions
 
     public const double LifecycleWriteUsFallback = 12;
 
+    /// <summary>
+    /// Redis CPU of one copy script on the ingest:calls shard, in lifecycle XADDs (docs/OPERATIONS.md "Redis Cluster":
+    /// a fenced script, like the batch's: 13.6 µs per EVALSHA against 4.2 µs per XADD in bench run 20261201T123458Z).
+    /// </summary>
+    public double CopyScriptFactor { get; init; } = 3;
+
+    /// <summary>How often a live call's grain touches {ingest:calls}:open (one copy script with no entries), seconds.</summary>
+    public double OpenSetTouchSeconds { get; init; } = 30;
+
     /// <summary>The gateway's MAX_CONNECTIONS default.</summary>
     public int MaxConnections { get; init; } = 10_000;
 
@@ -128,6 +137,8 @@ public sealed record CapacityAssumptions
         ("--calls-entry-bytes", F(CallsEntryBytes), "Redis bytes per ingest:calls entry"),
         ("--calls-maxlen", F(CallsMaxLength), "ingest:calls MAXLEN"),
         ("--lifecycle-extra", F(LifecycleExtraPerCall), "dtmf/mark/gap entries per call besides start and stop"),
+        ("--copy-script-factor", F(CopyScriptFactor), "Redis CPU of one lifecycle copy script, in lifecycle XADDs"),
+        ("--open-touch-seconds", F(OpenSetTouchSeconds), "how often a live call touches {ingest:calls}:open (one copy script)"),
         ("--lifecycle-write-us", LifecycleWriteUs is { } us ? F(us) : "from the relay file", $"Redis CPU per ingest:calls XADD (µs); without a relay file {F(LifecycleWriteUsFallback)}"),
         ("--max-connections", F(MaxConnections), "the gateway's MAX_CONNECTIONS"),
         ("--max-connections-per-ip", F(MaxConnectionsPerIp), "the gateway's MAX_CONNECTIONS_PER_IP"),
@@ -185,6 +196,8 @@ public sealed record CapacityAssumptions
                 "--calls-maxlen" => a with { CallsMaxLength = I() },
                 "--lifecycle-extra" => a with { LifecycleExtraPerCall = D() },
                 "--lifecycle-write-us" => a with { LifecycleWriteUs = D() },
+                "--copy-script-factor" => a with { CopyScriptFactor = D() },
+                "--open-touch-seconds" => a with { OpenSetTouchSeconds = D() },
                 "--max-connections" => a with { MaxConnections = I() },
                 "--max-connections-per-ip" => a with { MaxConnectionsPerIp = I() },
                 "--ephemeral-ports" => a with { EphemeralPorts = I() },

@@ -97,7 +97,13 @@ public sealed record GatewayCeiling(double ByCpu, double ByMemory, int MaxConnec
 /// <summary>The lifecycle stream <c>ingest:calls</c>: one key, so one slot, so one shard whatever the cluster's size.</summary>
 public sealed record CallsStreamCeiling(int Calls, double EntriesPerSecond, double WriteUs, string WriteUsSource, double ShardEntriesPerSecond, double HistorySeconds, double MemoryGb)
 {
-    public double ShardShare => EntriesPerSecond / ShardEntriesPerSecond;
+    /// <summary>Copy scripts per second on the shard: one per entry copied, one per call entering the open set, one touch per call per interval.</summary>
+    public double ScriptsPerSecond { get; init; }
+
+    /// <summary>Redis CPU per copy script (µs).</summary>
+    public double ScriptUs { get; init; }
+
+    public double ShardShare => ScriptsPerSecond * ScriptUs / (ShardEntriesPerSecond * WriteUs);
 }
 
 /// <summary>
@@ -208,7 +214,12 @@ public static class CapacityModel
             : m.Relay is { } r ? (r.RedisUsPerFrame, $"the relay's Redis CPU per frame (one bare XADD each), {Path.GetFileName(r.Source)}")
             : (CapacityAssumptions.LifecycleWriteUsFallback, "assumed: no relay file given");
         var perSecond = calls / a.CallSeconds * (2 + a.LifecycleExtraPerCall);
-        return new CallsStreamCeiling(calls, perSecond, us, source, a.ShardCpuTarget * 1e6 / us, a.CallsMaxLength / perSecond, (double)a.CallsMaxLength * a.CallsEntryBytes / (1024.0 * 1024 * 1024));
+        var scripts = perSecond + (calls / a.CallSeconds) + (calls / a.OpenSetTouchSeconds);
+        return new CallsStreamCeiling(calls, perSecond, us, source, a.ShardCpuTarget * 1e6 / us, a.CallsMaxLength / perSecond, (double)a.CallsMaxLength * a.CallsEntryBytes / (1024.0 * 1024 * 1024))
+        {
+            ScriptsPerSecond = scripts,
+            ScriptUs = us * a.CopyScriptFactor,
+        };
     }
 
     private static int Nodes(double need, double perNode) => need <= 0 ? 0 : (int)Math.Ceiling(need / perNode - 1e-9);

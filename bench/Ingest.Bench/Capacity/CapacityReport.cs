@@ -165,16 +165,16 @@ public static class CapacityReport
         }
 
         t.AppendLine();
-        t.AppendLine(Inv($"**The single `ingest:calls` slot.** One key, so one hash slot on one shard however many shards there are: start and stop plus {a.LifecycleExtraPerCall:0.#} dtmf/mark/gap entries per call of {a.CallSeconds:0} s."));
+        t.AppendLine(Inv($"**The single `ingest:calls` slot.** One key, so one hash slot on one shard however many shards there are: start and stop plus {a.LifecycleExtraPerCall:0.#} dtmf/mark/gap entries per call of {a.CallSeconds:0} s, each appended by a fenced copy script (docs/OPERATIONS.md \"Redis Cluster\"), plus one script per call entering `{{ingest:calls}}:open` and one touch per live call every {a.OpenSetTouchSeconds:0} s; a script costs {a.CopyScriptFactor:0.#} lifecycle XADDs."));
         t.AppendLine();
-        t.AppendLine("| calls | lifecycle entries/s | Redis µs per entry | entries/s one shard takes at its CPU target | share of that shard | history kept by MAXLEN | memory at MAXLEN GB |");
-        t.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
+        t.AppendLine("| calls | lifecycle entries/s | copy scripts/s | Redis µs per script | entries/s one shard takes at its CPU target (bare XADD) | share of that shard | history kept by MAXLEN | memory at MAXLEN GB |");
+        t.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
         string? source = null;
         foreach (var c in a.Calls)
         {
             var s = CapacityModel.CallsStream(m, a, c);
             source = s.WriteUsSource;
-            t.AppendLine(Inv($"| {c:N0} | {s.EntriesPerSecond:N0} | {s.WriteUs:0.0} | {s.ShardEntriesPerSecond:N0} | {s.ShardShare:P1} | {Duration(s.HistorySeconds)} | {s.MemoryGb:0.00} |"));
+            t.AppendLine(Inv($"| {c:N0} | {s.EntriesPerSecond:N0} | {s.ScriptsPerSecond:N0} | {s.ScriptUs:0.0} | {s.ShardEntriesPerSecond:N0} | {s.ShardShare:P1} | {Duration(s.HistorySeconds)} | {s.MemoryGb:0.00} |"));
         }
 
         t.AppendLine();

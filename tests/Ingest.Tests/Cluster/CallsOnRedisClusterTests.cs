@@ -1,6 +1,6 @@
 using System.Globalization;
 using Ingest.Tests.Infrastructure;
-using StackExchange.Redis;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Ingest.Tests.Cluster;
@@ -19,7 +19,13 @@ public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
     public async Task Twelve_Exotel_calls_land_exactly_once_in_order_on_several_masters_with_one_start_and_one_stop_each()
     {
         await using var redis = await RedisClusterServer.StartAsync(masters: 3);
-        await using var cluster = await IngestCluster.StartAsync(new IngestClusterOptions { Silos = 2, RedisConnectionString = redis.ConnectionString });
+        var logs = new CapturingLoggerProvider();
+        await using var cluster = await IngestCluster.StartAsync(new IngestClusterOptions
+        {
+            Silos = 2,
+            RedisConnectionString = redis.ConnectionString,
+            ConfigureHost = b => b.Logging.AddProvider(logs),
+        });
 
         var calls = await Task.WhenAll(Enumerable.Range(1, 12).Select(async n =>
         {
@@ -58,7 +64,7 @@ public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
                 }
             }
 
-            Assert.True(problems.Count == 0, string.Join('\n', problems));
+            Assert.True(problems.Count == 0, string.Join('\n', problems) + "\nfirst warnings and errors of the hosts:\n" + FirstComplaints(logs));
 
             // Each audio stream is on the master its hash tag names (that node holds the key itself), and the calls spread.
             var masters = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -84,6 +90,13 @@ public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The hosts' distinct warnings and errors (first line of each), to say why calls did not land.</summary>
+    private static string FirstComplaints(CapturingLoggerProvider logs) => string.Join('\n', logs.Entries
+        .Where(e => e.Level >= LogLevel.Warning && e.Category is not ("Orleans.Runtime.Silo" or "Orleans.Runtime.Watchdog"))
+        .Select(e => $"{e.Level} {e.Category}: {e.Message.Split('\n')[0]}" + (e.Exception is { } ex ? " | " + ex.Split('\n')[0] : string.Empty))
+        .Distinct()
+        .Take(8));
+
     [Fact]
     public async Task Kill_9_of_a_silo_mid_call_on_a_Redis_Cluster_loses_and_duplicates_nothing()
     {
@@ -101,6 +114,7 @@ public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
             var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_frames_published_total")));
             var victim = published[0] >= published[1] ? silos[0] : silos[1];
             output.WriteLine($"frames published before the kill: {silos[0].Name} {published[0]}, {silos[1].Name} {published[1]}; kill -9 {victim.Name}");
+            Assert.True(published[0] + published[1] > 0, "nothing landed before the kill, so the kill proves nothing\n" + string.Join('\n', cluster.Children.Select(c => c.Tail(20))));
             victim.Kill();
 
             await Task.WhenAll(sending);
