@@ -575,6 +575,18 @@ public static partial class Topology
             }
         }
 
+        // Calls that moved off a silo that stayed up: did their frames stall like the moved calls of a failed silo? Each
+        // observed one's worst send→readable latency from 2 s before the listing that first showed it elsewhere to 1 s after.
+        var strayWaits = moveList.Where(m => !m.FromSiloGone && observedLatency.ContainsKey(m.StreamId))
+            .Select(m =>
+            {
+                var from = firstDue + (long)((m.SeenAtSeconds - 2) * Stopwatch.Frequency);
+                var to = firstDue + (long)((m.SeenAtSeconds + 1) * Stopwatch.Frequency);
+                return observedLatency[m.StreamId].Where(l => l.ReadTicks >= from && l.ReadTicks < to).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max();
+            })
+            .Where(ms => !double.IsNaN(ms))
+            .ToList();
+
         var problems = new List<string>();
         foreach (var (id, why) in connectFailures)
         {
@@ -634,7 +646,7 @@ public static partial class Topology
             checks.Count(c => c.Starts == 1 && c.Stops == 1), checks.Count(c => c.EarlyClose is not null),
             checks.Count(c => c.EarlyClose is null && c.CloseAfterStop?.StartsWith("1000", StringComparison.Ordinal) == true),
             checks.GroupBy(c => c.StopReason ?? "none").ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
-            events, points, moves, moveList, problems, cpu,
+            events, points, moves, moveList, strayWaits.Count == 0 ? null : LatencySummary.From(strayWaits), strayWaits.Count, problems, cpu,
             LatencySummary.From(latencies.Select(l => l.Ms).ToList()), series, samples,
             problems.Count == 0 && flag.Ok);
     }
@@ -679,7 +691,10 @@ public static partial class Topology
         sb.AppendLine(CultureInfo.InvariantCulture, $"events (t from the first frame): {string.Join("; ", r.Events.Select(e => $"{e.Name} {e.Silo} at {Num(e.AtSeconds)} s"))}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"calls that moved (silo listed in one sample, another in a later one): {(r.Moves.Count == 0 ? "none" : string.Join("; ", r.Moves.Select(m => $"{m.Key}: {string.Join(", ", m.Value.Select(p => $"{p.Key} {p.Value}"))}")))}");
         var stray = r.MoveList.Where(m => !m.FromSiloGone).ToList();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"calls that moved off a silo that was still up: {stray.Count}{(stray.Count == 0 ? "" : $" (e.g. {string.Join(", ", stray.Take(5).Select(m => $"{m.StreamId} {m.From}->{m.To} seen at t={Num(m.SeenAtSeconds)} s"))})")}");
+        var strayWait = r.StrayMoveWaitMs is { } sw
+            ? string.Create(CultureInfo.InvariantCulture, $"; their frames around the move (observed calls: {r.StrayMovesObserved}): worst send→readable p50 {Num(sw.P50Ms)} ms, max {Num(sw.MaxMs)} ms")
+            : string.Empty;
+        sb.AppendLine(CultureInfo.InvariantCulture, $"calls that moved off a silo that was still up: {stray.Count}{(stray.Count == 0 ? "" : $" (e.g. {string.Join(", ", stray.Take(5).Select(m => $"{m.StreamId} {m.From}->{m.To} seen at t={Num(m.SeenAtSeconds)} s"))})")}{strayWait}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"send→readable ms of the observed calls: p50 {ResultsTable.Ms(r.Latency.P50Ms)}, p99 {ResultsTable.Ms(r.Latency.P99Ms)}, max {ResultsTable.Ms(r.Latency.MaxMs)}; max by second: {string.Join(' ', r.LatencyBySecond.Select(s => s.MaxMs.ToString("F0", CultureInfo.InvariantCulture)))}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"CPU s over the run: {string.Join(", ", r.CpuSeconds.Select(p => $"{p.Key} {p.Value:0.0}"))}");
         var failed = r.Samples.Where(s => s.Error is not null).ToList();
@@ -918,5 +933,6 @@ public sealed record TopologyRun(
     FlagCheck Flag, int Connected, Dictionary<string, int> CallsPerGateway,
     long FramesSent, long FramesLanded, long FramesLost, long FramesDoubled, long OutOfOrder, long Corrupt, long GapEntries,
     int CallsWithOneStartOneStop, int SocketsClosedEarly, int NormalCloses, Dictionary<string, int> StopReasons,
-    List<TopologyEvent> Events, List<TopologyPoint> Points, Dictionary<string, Dictionary<string, int>> Moves, List<CallMove> MoveList, List<string> Problems,
+    List<TopologyEvent> Events, List<TopologyPoint> Points, Dictionary<string, Dictionary<string, int>> Moves, List<CallMove> MoveList,
+    LatencySummary? StrayMoveWaitMs, int StrayMovesObserved, List<string> Problems,
     Dictionary<string, double> CpuSeconds, LatencySummary Latency, List<LatencySecond> LatencyBySecond, List<Sample> Samples, bool Clean);
