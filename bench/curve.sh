@@ -4,15 +4,18 @@
 #
 #   bench/curve.sh                       # 500 1000 1500 2000 calls, 30 s each (~15 min)
 #   bench/curve.sh --points "250 500" --seconds 20
+#   bench/curve.sh --redis-cluster       # every point against a 3-master Redis Cluster (run.sh --redis-cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 points="500 1000 1500 2000"
+cluster=()
 seconds=30
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --points) points="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --redis-cluster) cluster=(--redis-cluster); shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -20,7 +23,7 @@ done
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 build=()
 for calls in $points; do
-  bench/run.sh "${build[@]}" --calls "$calls" --seconds "$seconds" --scenarios realtime,realtime --label "curve$stamp-$calls"
+  bench/run.sh "${build[@]}" "${cluster[@]}" --calls "$calls" --seconds "$seconds" --scenarios realtime,realtime --label "curve$stamp-$calls"
   build=(--no-build)
 done
 
