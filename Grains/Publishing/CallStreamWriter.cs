@@ -212,10 +212,22 @@ public sealed class CallStreamWriter
         var cursor = cursorAfter with { Version = written.Version + 1 };
         var cursorFields = CursorChanges(cursor, written);
 
+        // Lifecycle entries (rare) are encoded first, to size the arguments; audio entries are 8 arguments each.
         var size = BatchFixedArgs + cursorFields.Count;
+        (RedisValue[] Pairs, RedisValue[]? Meta)[]? lifecycleFields = null;
         for (var e = 0; e < count; e++)
         {
-            size += EncodedSize(entries[e].Entry);
+            var entry = entries[e].Entry;
+            if (entry is AudioEntry)
+            {
+                size += 8;
+                continue;
+            }
+
+            lifecycleFields ??= new (RedisValue[], RedisValue[]?)[count];
+            var encoded = (LifecycleFields(entry), MetaFields(entry));
+            lifecycleFields[e] = encoded;
+            size += 3 + encoded.Item1.Length + (encoded.Item2 is { } m ? 1 + m.Length : 0);
         }
 
         var args = new RedisValue[size];
@@ -252,8 +264,7 @@ public sealed class CallStreamWriter
             }
 
             var number = entry.CursorAfter.Lifecycle;
-            var pairs = LifecycleFields(entry.Entry);
-            var meta = MetaFields(entry.Entry);
+            var (pairs, meta) = lifecycleFields![e];
             args[a++] = meta is null ? "l" : "L";
             args[a++] = "0-" + number.ToString(CultureInfo.InvariantCulture);
             args[a++] = pairs.Length / 2;
@@ -438,32 +449,14 @@ public sealed class CallStreamWriter
         _catchUpTo = 0;
     }
 
-    private int EncodedSize(CallEntry entry) => entry switch
-    {
-        AudioEntry => 8,
-        StartEntry or StopEntry => 3 + LifecycleFieldCount(entry) * 2 + 1 + (MetaFields(entry)?.Length ?? 0),
-        _ => 3 + LifecycleFieldCount(entry) * 2,
-    };
-
-    private static int LifecycleFieldCount(CallEntry entry) => entry switch
-    {
-        StartEntry s => 6 + (s.CallSid is null ? 0 : 1) + (s.AccountSid is null ? 0 : 1) + (s.From is null ? 0 : 1) + (s.To is null ? 0 : 1) + (s.Parameters.Count > 0 ? 1 : 0),
-        StopEntry s => 7 + (string.IsNullOrEmpty(s.CallSid) ? 0 : 1),
-        DtmfEntry => 6,
-        MarkEntry => 5,
-        GapEntry => 6,
-        _ => throw new ArgumentOutOfRangeException(nameof(entry), entry.GetType().Name, "not a lifecycle entry"),
-    };
-
     /// <summary>The fields of a lifecycle entry of <c>ingest:calls</c> (CONTRACT §7), as name/value pairs.</summary>
     private RedisValue[] LifecycleFields(CallEntry entry)
     {
-        var pairs = new RedisValue[LifecycleFieldCount(entry) * 2];
-        var p = 0;
+        var pairs = new List<RedisValue>(16);
         void Add(RedisValue name, RedisValue value)
         {
-            pairs[p++] = name;
-            pairs[p++] = value;
+            pairs.Add(name);
+            pairs.Add(value);
         }
 
         switch (entry)
@@ -538,9 +531,11 @@ public sealed class CallStreamWriter
                 Add("missing", g.Missing);
                 Add("reason", g.Reason);
                 break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(entry), entry.GetType().Name, "not a lifecycle entry");
         }
 
-        return pairs;
+        return [.. pairs];
     }
 
     /// <summary>The meta hash's fields written with the start and the stop (docs/CONSUMERS.md); null for other entries.</summary>
