@@ -15,9 +15,12 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     private readonly int? _orphanSeconds;
     private readonly int? _sweepSeconds;
 
-    private IngestGrainCluster(RedisServer redis, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds, int? sweepSeconds)
+    private readonly RedisServer? _redis;
+
+    private IngestGrainCluster(RedisServer? redis, string connectionString, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds, int? sweepSeconds)
     {
-        Redis = redis;
+        _redis = redis;
+        RedisConnectionString = connectionString;
         Connection = connection;
         ServiceId = serviceId;
         _orphanSeconds = orphanSeconds;
@@ -28,7 +31,10 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     public static string CallGrainType { get; } = typeof(CallStreamGrain).FullName + "," + typeof(CallStreamGrain).Assembly.GetName().Name;
 
     /// <summary>The redis-server the grains publish to.</summary>
-    public RedisServer Redis { get; }
+    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this cluster runs on a Redis the test owns (StartOnAsync); use RedisConnectionString");
+
+    /// <summary>The connection string the silos publish to: the kit's redis-server, or the Redis given to <see cref="StartOnAsync"/>.</summary>
+    public string RedisConnectionString { get; }
 
     /// <summary>A shared connection to <see cref="Redis"/>.</summary>
     public IConnectionMultiplexer Connection { get; }
@@ -47,8 +53,20 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null)
     {
         var redis = await RedisServer.StartAsync();
-        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        var cluster = new IngestGrainCluster(redis, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
+        return await StartCoreAsync(redis, redis.ConnectionString, silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+    }
+
+    /// <summary>
+    /// Like <see cref="StartAsync"/>, on a Redis the test owns and disposes itself, e.g. a <see cref="RedisClusterServer"/>'s
+    /// <see cref="RedisClusterServer.ConnectionString"/>.
+    /// </summary>
+    public static Task<IngestGrainCluster> StartOnAsync(string redisConnectionString, int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null) =>
+        StartCoreAsync(null, redisConnectionString, silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+
+    private static async Task<IngestGrainCluster> StartCoreAsync(RedisServer? redis, string connectionString, int silos, int? orphanSeconds, string serviceIdPrefix, int? sweepSeconds)
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(connectionString);
+        var cluster = new IngestGrainCluster(redis, connectionString, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
         try
         {
             cluster.Cluster = await cluster.StartClusterAsync(silos);
@@ -67,7 +85,7 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     {
         var builder = new TestClusterBuilder((short)silos);
         builder.Options.ServiceId = ServiceId;
-        builder.Properties[IngestSiloConfigurator.RedisProperty] = Redis.ConnectionString;
+        builder.Properties[IngestSiloConfigurator.RedisProperty] = RedisConnectionString;
         if (_orphanSeconds is { } seconds)
         {
             builder.Properties[IngestSiloConfigurator.OrphanSecondsProperty] = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -110,7 +128,10 @@ public sealed class IngestGrainCluster : IAsyncDisposable
         finally
         {
             Connection.Dispose();
-            await Redis.DisposeAsync();
+            if (_redis is not null)
+            {
+                await _redis.DisposeAsync();
+            }
         }
     }
 }

@@ -89,6 +89,34 @@ public sealed class LifecycleCopyTests
     }
 
     [Fact]
+    public async Task On_a_Redis_Cluster_a_copy_cut_off_by_a_silo_kill_lands_once_in_order_via_the_sweeper()
+    {
+        await using var redis = await RedisClusterServer.StartAsync(masters: 3);
+        await using var cluster = await IngestGrainCluster.StartOnAsync(redis.ConnectionString, silos: 2, serviceIdPrefix: "sweep-cluster", sweepSeconds: 1);
+        using var qa = await QaConnectionAsync(cluster);
+        // A call whose keys are on another master than ingest:calls: the two steps go to two shards.
+        var callsMaster = await redis.MasterPortForKeyAsync("ingest:calls");
+        var (id, grain) = await StartOffThePrimaryAsync(cluster, async candidate => await redis.MasterPortForKeyAsync("ingest:audio:{" + candidate + "}") != callsMaster);
+        await grain.Append("conn-1", [Media(2), Media(3)]);
+
+        await CutOffCallsSlotAsync(qa);
+        await grain.Append("conn-1", [Dtmf(4, "3"), Media(5), Dtmf(6, "4")]);
+        Assert.Equal(CallAckStatus.Ok, (await grain.Stop(new CallStop("callended", 7, "conn-1"))).Status);
+        Assert.Equal(["start"], (await Lifecycle(qa, id)).Select(e => e["event"]));
+
+        await KillHostAsync(cluster, id);
+        await RestoreCallsSlotAsync(qa);
+
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(async () => await qa.GetDatabase().SortedSetScoreAsync(OpenKey, id) is null, TimeSpan.FromSeconds(40)),
+            "the sweeper finished the copy and the call left the open set");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var lifecycle = await Lifecycle(qa, id);
+        Assert.Equal(["start", "dtmf", "dtmf", "stop"], lifecycle.Select(e => e["event"]));
+        Assert.Equal(["3", "4"], lifecycle.Where(e => e["event"] == "dtmf").Select(e => e["digit"]));
+    }
+
+    [Fact]
     public async Task A_call_whose_silo_and_gateway_both_died_is_ended_by_the_sweeper_as_gateway_lost()
     {
         await using var cluster = await IngestGrainCluster.StartAsync(silos: 2, orphanSeconds: 2, serviceIdPrefix: "orphan", sweepSeconds: 1);
@@ -106,21 +134,27 @@ public sealed class LifecycleCopyTests
         Assert.Equal("3", stop["frames"]);
     }
 
-    /// <summary>A second Redis user for the test itself, so its reads go on while the silos' (default) user is restricted.</summary>
+    /// <summary>
+    /// A second Redis user for the test itself (on every node), so its reads go on while the silos' (default) user is
+    /// restricted.
+    /// </summary>
     private static async Task<ConnectionMultiplexer> QaConnectionAsync(IngestGrainCluster cluster)
     {
-        await cluster.Connection.GetDatabase().ExecuteAsync("ACL", "SETUSER", "qa", "on", ">qa-password", "~*", "&*", "+@all");
-        return await ConnectionMultiplexer.ConnectAsync(cluster.Redis.ConnectionString + ",user=qa,password=qa-password");
+        await OnEveryNodeAsync(cluster.Connection, "ACL", "SETUSER", "qa", "on", ">qa-password", "~*", "&*", "+@all");
+        return await ConnectionMultiplexer.ConnectAsync(cluster.RedisConnectionString + ",user=qa,password=qa-password");
     }
 
     /// <summary>The silos keep every key but <c>ingest:calls</c> and its <c>{ingest:calls}</c> companions: step one works, step two fails.</summary>
     private static Task CutOffCallsSlotAsync(IConnectionMultiplexer qa) =>
-        qa.GetDatabase().ExecuteAsync(
-            "ACL", "SETUSER", "default", "resetkeys",
+        OnEveryNodeAsync(
+            qa, "ACL", "SETUSER", "default", "resetkeys",
             "~[^i{]*", "~ingest:audio:*", "~ingest:cursor:*", "~ingest:meta:*", "~ingest:lifecycle:*");
 
     private static Task RestoreCallsSlotAsync(IConnectionMultiplexer qa) =>
-        qa.GetDatabase().ExecuteAsync("ACL", "SETUSER", "default", "allkeys");
+        OnEveryNodeAsync(qa, "ACL", "SETUSER", "default", "allkeys");
+
+    private static Task OnEveryNodeAsync(IConnectionMultiplexer redis, string command, params object[] args) =>
+        Task.WhenAll(redis.GetEndPoints().Select(e => redis.GetServer(e)).Where(s => s.IsConnected).Select(s => s.ExecuteAsync(command, args)));
 
     private static Task<IReadOnlyList<Dictionary<string, string>>> Lifecycle(IConnectionMultiplexer qa, string id) =>
         RedisStreams.ReadLifecycleAsync(qa, id);
@@ -129,11 +163,16 @@ public sealed class LifecycleCopyTests
     /// Starts a call whose grain lives on a silo other than the test cluster's primary (which hosts the test membership
     /// table, so it must not be the one killed).
     /// </summary>
-    private static async Task<(string Id, ICallStreamGrain Grain)> StartOffThePrimaryAsync(IngestGrainCluster cluster)
+    private static async Task<(string Id, ICallStreamGrain Grain)> StartOffThePrimaryAsync(IngestGrainCluster cluster, Func<string, Task<bool>>? accept = null)
     {
         for (var attempt = 0; attempt < 50; attempt++)
         {
             var id = Guid.NewGuid().ToString("N");
+            if (accept is not null && !await accept(id))
+            {
+                continue;
+            }
+
             var grain = cluster.Cluster.Client.GetGrain<ICallStreamGrain>(id);
             Assert.Equal(CallAckStatus.Ok, (await grain.Start(Start(id))).Status);
             var host = (await cluster.HostsAsync([id]))[id];
