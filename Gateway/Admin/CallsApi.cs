@@ -9,11 +9,16 @@ namespace Ingest.Gateway.Admin;
 /// <summary>
 /// CONTRACT §8: the live calls of the cluster, whichever gateway and silo carry them; JWT with role admin. Costs the
 /// call path nothing: the management grain lists the call activations of every silo, and each is asked for its status
-/// with an interleaved read-only method, all at once, each with a short timeout.
+/// with an interleaved read-only method, all at once, each with a short timeout. Each silo is asked on its own: one that
+/// does not answer (killed, not yet declared dead) leaves its calls out and is named in the
+/// <c>X-Ingest-Unreachable-Silos</c> header, instead of failing the whole list while calls move.
 /// </summary>
 public static class CallsApi
 {
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(2);
+
+    public const string UnreachableSilosHeader = "X-Ingest-Unreachable-Silos";
+
 
     public sealed record CallView(
         [property: JsonPropertyName("stream_id")] string StreamId,
@@ -33,19 +38,36 @@ public static class CallsApi
         return group;
     }
 
-    private static async Task<Results<Ok<CallView[]>, ProblemHttpResult>> GetAsync(IClusterClient client, CancellationToken aborted)
+    private static async Task<Results<Ok<CallView[]>, ProblemHttpResult>> GetAsync(IClusterClient client, HttpResponse response, CancellationToken aborted)
     {
-        DetailedGrainStatistic[] activations;
-        try
-        {
-            activations = await client.GetGrain<IManagementGrain>(0)
-                .GetDetailedGrainStatistics([ICallStatusGrain.ImplementationTypeName])
-                .WaitAsync(TimeSpan.FromSeconds(5), aborted);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+        if (await Management.AskAsync(client, m => m.GetHosts(onlyActive: true), aborted) is not { } answer)
         {
             return TypedResults.Problem("The cluster could not be reached.", statusCode: StatusCodes.Status503ServiceUnavailable);
         }
+
+        var (management, silos) = answer;
+
+        var perSilo = await Task.WhenAll(silos.Keys.Select(async silo =>
+        {
+            try
+            {
+                return (Silo: silo, Activations: await management
+                    .GetDetailedGrainStatistics([ICallStatusGrain.ImplementationTypeName], [silo])
+                    .WaitAsync(Management.AttemptTimeout, aborted));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+            {
+                return (Silo: silo, Activations: (DetailedGrainStatistic[]?)null);
+            }
+        }));
+
+        var unreachable = perSilo.Where(p => p.Activations is null).Select(p => p.Silo.ToString()).ToArray();
+        if (unreachable.Length > 0)
+        {
+            response.Headers[UnreachableSilosHeader] = string.Join(",", unreachable);
+        }
+
+        var activations = perSilo.SelectMany(p => p.Activations ?? []).ToArray();
 
         // During a failover a call can briefly have two activations; the live one answers, the other says null.
         var keys = activations.Select(a => a.GrainId.Key.ToString()).Where(k => !string.IsNullOrEmpty(k)).Distinct(StringComparer.Ordinal);

@@ -24,18 +24,17 @@ public static class SilosApi
 
     private static async Task<Results<Ok<SiloView[]>, ProblemHttpResult>> GetAsync(IClusterClient client, CancellationToken aborted)
     {
-        try
-        {
-            var hosts = await client.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: false).WaitAsync(TimeSpan.FromSeconds(5), aborted);
-            return TypedResults.Ok(hosts
-                .OrderBy(h => h.Status == SiloStatus.Active ? 0 : 1)
-                .ThenBy(h => h.SiloAddress.ToString(), StringComparer.Ordinal)
-                .Select(h => new SiloView(h.SiloAddress.ToString(), h.Status.ToString(), h.SiloName, h.HostName, h.StartTime))
-                .ToArray());
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+        if (await Management.AskAsync(client, m => m.GetDetailedHosts(onlyActive: false), aborted) is not { } answer)
         {
             return TypedResults.Problem("The cluster could not be reached.", statusCode: StatusCodes.Status503ServiceUnavailable);
         }
+
+        var hosts = answer.Result;
+
+        return TypedResults.Ok(hosts
+            .OrderBy(h => h.Status == SiloStatus.Active ? 0 : 1)
+            .ThenBy(h => h.SiloAddress.ToString(), StringComparer.Ordinal)
+            .Select(h => new SiloView(h.SiloAddress.ToString(), h.Status.ToString(), h.SiloName, h.HostName, h.StartTime))
+            .ToArray());
     }
 }
