@@ -119,9 +119,13 @@ public static class ClusterTuning
     /// <summary>
     /// Declares a crashed silo dead in about 6 s instead of the default ~15 s: probes every 2 s, dead after 3 missed.
     /// The price is more probe traffic and a higher chance that a long GC pause gets a healthy silo voted out.
+    /// A silo that hangs with its sockets open (frozen VM, SIGSTOP) is declared dead the same way: Orleans' connection
+    /// liveness check would otherwise refuse to vote against it for 24 s after its last message, and its calls would
+    /// wait that long (FrozenSiloTests).
     /// </summary>
     public static void FastFailureDetection(ClusterMembershipOptions o)
     {
+        o.EnableConnectionLivenessCheck = false;
         o.ProbeTimeout = TimeSpan.FromSeconds(2);
         o.NumMissedProbesLimit = 3;
         o.NumVotesForDeathDeclaration = 1;

@@ -44,6 +44,11 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private readonly List<Queued> _unsent = [];
     private readonly List<Queued> _unsettled = [];
     private readonly SemaphoreSlim _wake = new(0);
+
+    // One timer per call wakes a quiet pump for its heartbeat; the per-frame wait itself has no timeout (a timeout on
+    // it armed a timer for every frame).
+    private readonly Timer _heartbeatTimer;
+    private long _lastGrainCallMs = Environment.TickCount64;
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource<CallAckStatus> _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -68,6 +73,8 @@ public sealed partial class CallForwarder : IAsyncDisposable
         _start = start;
         _limits = limits;
         _logger = logger;
+        var half = HeartbeatInterval / 2;
+        _heartbeatTimer = new Timer(static state => ((CallForwarder)state!).Wake(), this, half, half);
     }
 
     private readonly record struct Queued(CallItem Item, long ReceivedTicks);
@@ -278,6 +285,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
 
         _space?.TrySetResult();
+        _heartbeatTimer.Dispose();
         _stop.Dispose();
         _wake.Dispose();
     }
@@ -455,7 +463,8 @@ public sealed partial class CallForwarder : IAsyncDisposable
                     return;
                 }
 
-                if (!await _wake.WaitAsync(HeartbeatInterval, token))
+                await _wake.WaitAsync(token);
+                if (HeartbeatDue())
                 {
                     // A quiet call still tells its grain it is alive (and learns what Redis now holds), so the grain can
                     // tell a quiet call from one whose gateway died.
@@ -632,13 +641,32 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
     }
 
-    /// <summary>One grain call; null when it failed (after a backoff), and then the call is presented again.</summary>
+    /// <summary>Nothing was said to the grain for a heartbeat interval and nothing waits to be sent.</summary>
+    private bool HeartbeatDue()
+    {
+        if (Environment.TickCount64 - Volatile.Read(ref _lastGrainCallMs) < (long)HeartbeatInterval.TotalMilliseconds)
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            return _unsent.Count == 0 && _stopRequest is null;
+        }
+    }
+
+    /// <summary>
+    /// One grain call; null when it failed (after a backoff), and then the call is presented again. Bounded by
+    /// <see cref="GrainCallTimeout"/> through Orleans itself (<c>[ResponseTimeout]</c> on <see cref="ICallStreamGrain"/>'s
+    /// methods), not a timer of ours per call.
+    /// </summary>
     private async Task<CallAck?> CallAsync(Func<ValueTask<CallAck>> call, CancellationToken token)
     {
+        Volatile.Write(ref _lastGrainCallMs, Environment.TickCount64);
         try
         {
             var pending = call();
-            return pending.IsCompletedSuccessfully ? pending.Result : await pending.AsTask().WaitAsync(GrainCallTimeout, token);
+            return pending.IsCompletedSuccessfully ? pending.Result : await pending.AsTask().WaitAsync(token);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
         {

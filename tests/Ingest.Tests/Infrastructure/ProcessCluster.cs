@@ -282,11 +282,19 @@ public sealed class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>kill -TERM: what an orchestrator sends before it stops a container.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("-TERM");
+
+    /// <summary>kill -STOP: the process keeps its sockets and answers nothing (a VM frozen, a stop-the-world pause).</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>kill -CONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal("-CONT");
+
+    private void Signal(string signal)
     {
         using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
         {
-            ArgumentList = { "-TERM", Process.Id.ToString(CultureInfo.InvariantCulture) },
+            ArgumentList = { signal, Process.Id.ToString(CultureInfo.InvariantCulture) },
             UseShellExecute = false,
         }) ?? throw new InvalidOperationException("could not run /bin/kill");
         kill.WaitForExit();
