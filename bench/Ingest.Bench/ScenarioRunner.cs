@@ -86,7 +86,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         }
 
         await Task.WhenAll(calls.Select(c => c.SendMediaAsync(50, 0, 0, CancellationToken.None)));
-        await StopAllAsync(calls);
+        await SimulatedExotelCall.StopAllAsync(calls);
         await WaitReadableAsync(calls, calls.Sum(c => c.FramesSent), Stopwatch.GetTimestamp());
         await redis.DeleteAsync(calls);
         await DisposeAllAsync(calls);
@@ -104,7 +104,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         await SettleAsync();
         var rssAfter = servers.ToDictionary(n => n, before.RssBytes, StringComparer.Ordinal);
         var live = calls.Count - failed;
-        await StopAllAsync(calls);
+        await SimulatedExotelCall.StopAllAsync(calls);
         var processes = before.Stop();
         await redis.DeleteAsync(calls);
         await DisposeAllAsync(calls);
@@ -151,7 +151,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         var readable = await redis.CountReadableAsync(calls);
         var latencies = await observing;
         var processes = usage.Stop();
-        await StopAllAsync(calls);
+        await SimulatedExotelCall.StopAllAsync(calls);
 
         var series = LatencySecond.Series(latencies, firstDue);
         if (series.Count > 0)
@@ -235,24 +235,6 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         }));
         log.WriteLine($"  connected {calls.Count - failed}/{calls.Count} calls in {Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s");
         return failed;
-    }
-
-    private static async Task StopAllAsync(List<SimulatedExotelCall> calls)
-    {
-        using var gate = new SemaphoreSlim(128);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await Task.WhenAll(calls.Select(async call =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                await call.StopAsync(timeout.Token);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
     }
 
     private static async Task DisposeAllAsync(List<SimulatedExotelCall> calls)

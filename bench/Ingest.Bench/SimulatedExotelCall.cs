@@ -12,6 +12,25 @@ namespace Ingest.Bench;
 /// </summary>
 public sealed class SimulatedExotelCall : IAsyncDisposable
 {
+    /// <summary>Sends every call's stop, 128 at a time, within two minutes in all.</summary>
+    public static async Task StopAllAsync(IReadOnlyList<SimulatedExotelCall> calls)
+    {
+        using var gate = new SemaphoreSlim(128);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await Task.WhenAll(calls.Select(async call =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await call.StopAsync(timeout.Token);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+    }
+
     private static readonly TimeSpan CloseWait = TimeSpan.FromSeconds(30);
 
     private readonly ClientWebSocket _socket = new();

@@ -77,7 +77,7 @@ public static partial class Topology
         Volatile.Write(ref sending, 0);
         var sendingEnded = DateTimeOffset.UtcNow;
         Console.WriteLine($"[topology] sending ended at t={(sendingEnded - t0).TotalSeconds:F1} s; stopping the calls");
-        await StopAllAsync(connected);
+        await SimulatedExotelCall.StopAllAsync(connected);
 
         // The stop entries come after each call's last frame is confirmed; wait for all of them (bounded).
         var lifecycle = await WaitLifecycleAsync(redis.Database, connected, TimeSpan.FromSeconds(90));
@@ -231,24 +231,6 @@ public static partial class Topology
                 errors[call.StreamSid] = $"send failed after {call.FramesSent} frames: {ex.Message}";
             }
         }
-    }
-
-    private static async Task StopAllAsync(List<SimulatedExotelCall> calls)
-    {
-        using var gate = new SemaphoreSlim(128);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await Task.WhenAll(calls.Select(async call =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                await call.StopAsync(timeout.Token);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
     }
 
     // ---------------------------------------------------------------- where the calls are, while the silos change
