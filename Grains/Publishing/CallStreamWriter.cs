@@ -108,7 +108,14 @@ public sealed class CallStreamWriter
         return c
         """;
 
-    private static readonly RedisValue Seq = "seq", Ts = "ts", AudioField = "audio", EventField = "event", StreamIdField = "stream_id";
+    // The scripts' SHA1s, to run them by EVALSHA directly: given the script text, the client looks its SHA1 up in a
+    // table keyed by the text, hashing all of it on every call (~2 % of a silo's CPU in the profile, docs/PERFORMANCE.md).
+    private static readonly byte[] BatchSha = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(BatchScript));
+    private static readonly byte[] CopySha = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(CopyScript));
+
+    // Names sent with every batch, as bytes: a string RedisValue is encoded to UTF-8 again on every write.
+    private static readonly RedisValue Seq = Bytes("seq"), Ts = Bytes("ts"), AudioField = Bytes("audio"), EventField = Bytes("event"), StreamIdField = Bytes("stream_id");
+    private static readonly RedisValue AudioTarget = Bytes("a"), LifecycleTarget = Bytes("l"), LifecycleMetaTarget = Bytes("L");
 
     private readonly CallStreamStore _store;
     private readonly IDatabase _db;
@@ -137,11 +144,12 @@ public sealed class CallStreamWriter
         _store = store;
         _db = store.Database;
         _streamId = streamId;
-        _audio = CallStreamStore.AudioKey(streamId);
-        _cursor = CallStreamStore.CursorKey(streamId);
-        _meta = CallStreamStore.MetaKey(streamId);
-        _lifecycle = CallStreamStore.LifecycleKey(streamId);
-        _copied = CallStreamStore.CopiedKey(streamId);
+        // Keys as bytes, encoded once per activation (a string key is encoded again on every command).
+        _audio = KeyBytes(CallStreamStore.AudioKey(streamId));
+        _cursor = KeyBytes(CallStreamStore.CursorKey(streamId));
+        _meta = KeyBytes(CallStreamStore.MetaKey(streamId));
+        _lifecycle = KeyBytes(CallStreamStore.LifecycleKey(streamId));
+        _copied = KeyBytes(CallStreamStore.CopiedKey(streamId));
         _batchKeys = [_audio, _cursor, _meta, _lifecycle];
         _copyKeys = [CallStreamStore.CallsKey, _copied, CallStreamStore.OpenKey];
     }
@@ -252,7 +260,7 @@ public sealed class CallStreamWriter
             var entry = entries[e];
             if (entry.Entry is AudioEntry audio)
             {
-                args[a++] = "a";
+                args[a++] = AudioTarget;
                 args[a++] = 3;
                 args[a++] = Seq;
                 args[a++] = audio.Seq;
@@ -265,7 +273,7 @@ public sealed class CallStreamWriter
 
             var number = entry.CursorAfter.Lifecycle;
             var (pairs, meta) = lifecycleFields![e];
-            args[a++] = meta is null ? "l" : "L";
+            args[a++] = meta is null ? LifecycleTarget : LifecycleMetaTarget;
             args[a++] = "0-" + number.ToString(CultureInfo.InvariantCulture);
             args[a++] = pairs.Length / 2;
             pairs.CopyTo(args, a);
@@ -283,7 +291,7 @@ public sealed class CallStreamWriter
         RedisResult result;
         try
         {
-            result = await _db.ScriptEvaluateAsync(BatchScript, _batchKeys, args);
+            result = await EvalAsync(BatchScript, BatchSha, _batchKeys, args);
         }
         catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
@@ -356,7 +364,7 @@ public sealed class CallStreamWriter
                     a += pairs.Length;
                 }
 
-                var result = (long)await _db.ScriptEvaluateAsync(CopyScript, _copyKeys, args);
+                var result = (long)await EvalAsync(CopyScript, CopySha, _copyKeys, args);
                 if (!await _store.ReplicatedAsync(CallStreamStore.CallsKey))
                 {
                     // Appended on the master only: keep the entries; the fence makes the next attempt append nothing twice.
@@ -382,6 +390,22 @@ public sealed class CallStreamWriter
         catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
         {
             throw new StoreUnavailableException(ex);
+        }
+    }
+
+    /// <summary>
+    /// Runs a script by its SHA1; a node that does not have it (a restarted Redis, a cluster node not used yet) answers
+    /// NOSCRIPT without running anything, and the script is then sent whole, which loads it there.
+    /// </summary>
+    private async Task<RedisResult> EvalAsync(string script, byte[] sha, RedisKey[] keys, RedisValue[] args)
+    {
+        try
+        {
+            return await _db.ScriptEvaluateAsync(sha, keys, args);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await _db.ScriptEvaluateAsync(script, keys, args);
         }
     }
 
@@ -551,23 +575,23 @@ public sealed class CallStreamWriter
     // The one list of what the cursor hash holds; "v" first (always written).
     private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value)[] CursorFields =
     [
-        ("v", c => c.Version),
-        ("owner", c => c.Owner),
-        ("idx", c => c.Index),
-        ("started", c => c.Started ? 1 : 0),
-        ("stopped", c => c.Stopped ? 1 : 0),
-        ("baseline", c => c.Sequence.Baseline is { } b ? b : RedisValue.EmptyString),
-        ("media_seq", c => c.Sequence.MediaSeq is { } m ? m : RedisValue.EmptyString),
-        ("chunk", c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString),
-        ("ev_n", c => c.Sequence.EventsAbove),
-        ("ev_max", c => c.Sequence.EventMax),
-        ("life", c => c.Lifecycle),
-        ("frames", c => c.Frames),
-        ("gaps", c => c.Gaps),
-        ("missing", c => c.Missing),
-        ("call_sid", c => c.CallSid),
-        ("protocol", c => c.Protocol),
-        ("started_at", c => c.StartedAt),
+        (Bytes("v"), c => c.Version),
+        (Bytes("owner"), c => c.Owner),
+        (Bytes("idx"), c => c.Index),
+        (Bytes("started"), c => c.Started ? 1 : 0),
+        (Bytes("stopped"), c => c.Stopped ? 1 : 0),
+        (Bytes("baseline"), c => c.Sequence.Baseline is { } b ? b : RedisValue.EmptyString),
+        (Bytes("media_seq"), c => c.Sequence.MediaSeq is { } m ? m : RedisValue.EmptyString),
+        (Bytes("chunk"), c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString),
+        (Bytes("ev_n"), c => c.Sequence.EventsAbove),
+        (Bytes("ev_max"), c => c.Sequence.EventMax),
+        (Bytes("life"), c => c.Lifecycle),
+        (Bytes("frames"), c => c.Frames),
+        (Bytes("gaps"), c => c.Gaps),
+        (Bytes("missing"), c => c.Missing),
+        (Bytes("call_sid"), c => c.CallSid),
+        (Bytes("protocol"), c => c.Protocol),
+        (Bytes("started_at"), c => c.StartedAt),
     ];
 
     /// <summary>
@@ -621,6 +645,10 @@ public sealed class CallStreamWriter
             StartedAt = Long(map, "started_at") ?? 0,
         };
     }
+
+    private static RedisValue Bytes(string text) => System.Text.Encoding.UTF8.GetBytes(text);
+
+    private static RedisKey KeyBytes(string text) => System.Text.Encoding.UTF8.GetBytes(text);
 
     private static long? Long(Dictionary<string, string> map, string key) =>
         map.TryGetValue(key, out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;

@@ -416,4 +416,23 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
 
         Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "dtmf");
     }
+
+    [Fact]
+    public async Task A_Redis_that_lost_its_scripts_is_sent_them_again_and_nothing_is_lost()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2), Media(3)]);
+
+        // As after a restart or on a cluster node not used yet: EVALSHA answers NOSCRIPT, nothing ran.
+        var server = fixture.Connection.GetServer(fixture.Connection.GetEndPoints()[0]);
+        await server.ExecuteAsync("SCRIPT", "FLUSH");
+        Assert.Equal(CallAckStatus.Ok, (await grain.Append("conn-1", [Media(4), Dtmf(5, "2")])).Status);
+        await server.ExecuteAsync("SCRIPT", "FLUSH");
+        Assert.Equal(CallAckStatus.Ok, (await grain.Stop(new CallStop("callended", 6, "conn-1"))).Status);
+
+        Assert.Equal([2L, 3L, 4L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+        Assert.Equal(["start", "dtmf", "stop"], (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Select(e => e["event"]));
+    }
 }
