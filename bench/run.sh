@@ -59,10 +59,8 @@ if [[ $wait_replicas -gt 0 ]]; then
   [[ $redis_cluster -eq 0 ]] || { echo "--wait-replicas is for the single Redis node, not with --redis-cluster" >&2; exit 2; }
   for ((r = 1; r <= wait_replicas; r++)); do
     replica_port=$(free_port)
-    mkdir -p "$run/replica-$r"
-    redis-server --port "$replica_port" --bind 127.0.0.1 --dir "$run/replica-$r" --save "" --appendonly no \
-      --replicaof 127.0.0.1 "${redis_ports[0]}" >"$run/replica-$r.log" 2>&1 &
-    pid=$!; pids+=("$pid"); replica_pids+=",replica$r=$pid"
+    start_redis_node "$replica_port" "$run/replica-$r" "$run/replica-$r.log" --replicaof 127.0.0.1 "${redis_ports[0]}"
+    replica_pids+=",replica$r=$started_redis_pid"
     for _ in $(seq 100); do redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q "master_link_status:up" && break; sleep 0.1; done
   done
   export INGEST_REDIS_WAIT_REPLICAS="$wait_replicas"

@@ -30,6 +30,13 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
 
     public bool IsConnected => Redis.IsConnected;
 
+    /// <summary>
+    /// What the client raises when Redis could not take a command: not connected, timed out, refused it (including
+    /// client-side refusals such as a cross-slot command), or shut down. Each becomes a <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    internal static bool IsFailure(Exception ex) =>
+        ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException;
+
     public static string AudioKey(string streamId) => "ingest:audio:{" + streamId + "}";
 
     internal static string CursorKey(string streamId) => "ingest:cursor:{" + streamId + "}";
@@ -54,7 +61,7 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
                 OpenKey, double.NegativeInfinity, before.ToUnixTimeMilliseconds(), Exclude.None, Order.Ascending, 0, limit);
             return Array.ConvertAll(members, m => m.ToString());
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }

@@ -178,7 +178,7 @@ public sealed class CallStreamWriter
             _catchUpTo = cursor.Lifecycle;
             return (cursor, Math.Max(cursor.Lifecycle, _copiedNumber));
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }
@@ -203,7 +203,7 @@ public sealed class CallStreamWriter
             _catchUpTo = Math.Max(_catchUpTo, cursor.Lifecycle);
             return cursor;
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }
@@ -293,7 +293,7 @@ public sealed class CallStreamWriter
         {
             result = await EvalAsync(BatchScript, BatchSha, _batchKeys, args);
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }
@@ -317,7 +317,7 @@ public sealed class CallStreamWriter
         {
             return await _store.ReplicatedAsync(_cursor) ? WriteOutcome.Written : WriteOutcome.NotReplicated;
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             return WriteOutcome.NotReplicated;
         }
@@ -387,7 +387,7 @@ public sealed class CallStreamWriter
 
             return false;
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }
@@ -416,7 +416,7 @@ public sealed class CallStreamWriter
         {
             await _db.SortedSetRemoveAsync(CallStreamStore.OpenKey, _streamId);
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }
@@ -433,7 +433,7 @@ public sealed class CallStreamWriter
                 _db.KeyExpireAsync(_meta, ttl),
                 _db.KeyExpireAsync(_lifecycle, ttl));
         }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
             throw new StoreUnavailableException(ex);
         }

@@ -15,13 +15,11 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     private readonly int? _orphanSeconds;
     private readonly int? _sweepSeconds;
 
-    private readonly RedisServer? _redis;
+    private readonly StackRedis _redis;
 
-    private IngestGrainCluster(RedisServer? redis, string connectionString, IConnectionMultiplexer connection, string serviceId, int? orphanSeconds, int? sweepSeconds)
+    private IngestGrainCluster(StackRedis redis, string serviceId, int? orphanSeconds, int? sweepSeconds)
     {
         _redis = redis;
-        RedisConnectionString = connectionString;
-        Connection = connection;
         ServiceId = serviceId;
         _orphanSeconds = orphanSeconds;
         _sweepSeconds = sweepSeconds;
@@ -31,13 +29,13 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     public static string CallGrainType { get; } = typeof(CallStreamGrain).FullName + "," + typeof(CallStreamGrain).Assembly.GetName().Name;
 
     /// <summary>The redis-server the grains publish to.</summary>
-    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this cluster runs on a Redis the test owns (StartOnAsync); use RedisConnectionString");
+    public RedisServer Redis => _redis.Server;
 
     /// <summary>The connection string the silos publish to: the kit's redis-server, or the Redis given to <see cref="StartOnAsync"/>.</summary>
-    public string RedisConnectionString { get; }
+    public string RedisConnectionString => _redis.ConnectionString;
 
     /// <summary>A shared connection to <see cref="Redis"/>.</summary>
-    public IConnectionMultiplexer Connection { get; }
+    public IConnectionMultiplexer Connection => _redis.Connection;
 
     /// <summary>The cluster started by <see cref="StartAsync"/>.</summary>
     public TestCluster Cluster { get; private set; } = null!;
@@ -52,21 +50,19 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     /// </summary>
     public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null)
     {
-        var redis = await RedisServer.StartAsync();
-        return await StartCoreAsync(redis, redis.ConnectionString, silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+        return await StartCoreAsync(await StackRedis.OwnAsync(), silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
     }
 
     /// <summary>
     /// Like <see cref="StartAsync"/>, on a Redis the test owns and disposes itself, e.g. a <see cref="RedisClusterServer"/>'s
     /// <see cref="RedisClusterServer.ConnectionString"/>.
     /// </summary>
-    public static Task<IngestGrainCluster> StartOnAsync(string redisConnectionString, int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null) =>
-        StartCoreAsync(null, redisConnectionString, silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+    public static async Task<IngestGrainCluster> StartOnAsync(string redisConnectionString, int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null) =>
+        await StartCoreAsync(await StackRedis.OutsideAsync(redisConnectionString), silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
 
-    private static async Task<IngestGrainCluster> StartCoreAsync(RedisServer? redis, string connectionString, int silos, int? orphanSeconds, string serviceIdPrefix, int? sweepSeconds)
+    private static async Task<IngestGrainCluster> StartCoreAsync(StackRedis redis, int silos, int? orphanSeconds, string serviceIdPrefix, int? sweepSeconds)
     {
-        var connection = await ConnectionMultiplexer.ConnectAsync(connectionString);
-        var cluster = new IngestGrainCluster(redis, connectionString, connection, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
+        var cluster = new IngestGrainCluster(redis, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
         try
         {
             cluster.Cluster = await cluster.StartClusterAsync(silos);
@@ -127,11 +123,7 @@ public sealed class IngestGrainCluster : IAsyncDisposable
         }
         finally
         {
-            Connection.Dispose();
-            if (_redis is not null)
-            {
-                await _redis.DisposeAsync();
-            }
+            await _redis.DisposeAsync();
         }
     }
 }

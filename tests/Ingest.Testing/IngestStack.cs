@@ -20,26 +20,21 @@ public sealed class IngestStack : IAsyncDisposable
     private readonly List<WebApplication> _silos = [];
     private readonly List<WebApplication> _gateways = [];
 
-    private readonly RedisServer? _redis;
+    private readonly StackRedis _redis;
 
-    private IngestStack(RedisServer? redis, string redisConnectionString, IConnectionMultiplexer connection)
-    {
-        _redis = redis;
-        RedisConnectionString = redisConnectionString;
-        Connection = connection;
-    }
+    private IngestStack(StackRedis redis) => _redis = redis;
 
     public const string ExotelUser = "exotel-key";
     public const string ExotelPassword = "exotel-token-s3cret";
     public const string JwtSecret = "test-secret-that-is-long-enough-for-hs256!!";
 
     /// <summary>The stack's own redis-server; a stack started on an outside Redis (a cluster) has none and throws.</summary>
-    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this stack runs on an outside Redis (" + RedisConnectionString + "), not a redis-server of its own");
+    public RedisServer Redis => _redis.Server;
 
     /// <summary>What the silos and gateways get as REDIS_URL.</summary>
-    public string RedisConnectionString { get; }
+    public string RedisConnectionString => _redis.ConnectionString;
 
-    public IConnectionMultiplexer Connection { get; }
+    public IConnectionMultiplexer Connection => _redis.Connection;
 
     public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
 
@@ -49,20 +44,15 @@ public sealed class IngestStack : IAsyncDisposable
 
     public static async Task<IngestStack> StartAsync(RedisServer? redis = null)
     {
-        redis ??= await RedisServer.StartAsync();
-        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        return new IngestStack(redis, redis.ConnectionString, connection);
+        return new IngestStack(await StackRedis.OwnAsync(redis));
     }
 
     /// <summary>
     /// A stack on a Redis the caller owns and disposes, e.g. <see cref="RedisClusterServer.ConnectionString"/>: the silos
     /// and gateways get it as REDIS_URL; <see cref="Redis"/> is not available.
     /// </summary>
-    public static async Task<IngestStack> StartAsync(string redisConnectionString)
-    {
-        var connection = await ConnectionMultiplexer.ConnectAsync(redisConnectionString);
-        return new IngestStack(null, redisConnectionString, connection);
-    }
+    public static async Task<IngestStack> StartAsync(string redisConnectionString) =>
+        new(await StackRedis.OutsideAsync(redisConnectionString));
 
     /// <summary>
     /// Starts a silo. <paramref name="customize"/> runs on the host builder after the settings are added (e.g. to add a
@@ -187,11 +177,7 @@ public sealed class IngestStack : IAsyncDisposable
             await silo.DisposeAsync();
         }
 
-        Connection.Dispose();
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
+        await _redis.DisposeAsync();
     }
 
     private static void Merge(Dictionary<string, string?> target, Dictionary<string, string?>? extra)

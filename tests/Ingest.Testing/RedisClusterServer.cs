@@ -347,12 +347,7 @@ public sealed class RedisClusterServer : IAsyncDisposable
             throw new ArgumentException($"no running node on port {port}", nameof(port));
         }
 
-        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
-        {
-            ArgumentList = { signal, process.Id.ToString(CultureInfo.InvariantCulture) },
-            UseShellExecute = false,
-        }) ?? throw new InvalidOperationException("could not run /bin/kill");
-        kill.WaitForExit();
+        Signals.Send(process, signal);
     }
 
     private static async Task WaitForPingAsync(int port)

@@ -123,12 +123,7 @@ public sealed class RedisServer : IAsyncDisposable
             return;
         }
 
-        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
-        {
-            ArgumentList = { signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            UseShellExecute = false,
-        }) ?? throw new InvalidOperationException("could not run /bin/kill");
-        kill.WaitForExit();
+        Signals.Send(process, signal);
     }
 
     public async ValueTask DisposeAsync()

@@ -47,7 +47,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         }
         else
         {
-            Signal(a.Process, "-STOP");
+            Signals.Send(a.Process, "-STOP");
         }
 
         var killedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -65,7 +65,7 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
             // A wakes up after B took its calls, still believing it owns them: the chunk-count fence and the
             // ownership check must make it let go without emitting anything twice.
             Assert.True(await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(ids.Select(id => db.HashGetAsync(Checkpoint(id), "worker")))).All(w => w == "B"), TimeSpan.FromSeconds(30)), "B did not take over\n" + b.Output);
-            Signal(a.Process, "-CONT");
+            Signals.Send(a.Process, "-CONT");
         }
 
         await writer;
@@ -99,16 +99,6 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"calls per worker: A claimed {ids.Length} (chunks before the kill: {string.Join(", ", byA)}), B took over {ids.Length}");
-    }
-
-    private static void Signal(Process process, string signal)
-    {
-        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
-        {
-            ArgumentList = { signal, process.Id.ToString(CultureInfo.InvariantCulture) },
-            UseShellExecute = false,
-        }) ?? throw new InvalidOperationException("could not run /bin/kill");
-        kill.WaitForExit();
     }
 
     [Fact]

@@ -14,40 +14,27 @@ public sealed class ProcessCluster : IAsyncDisposable
 {
     private readonly List<ChildProcess> _children = [];
 
-    private readonly RedisServer? _redis;
+    private readonly StackRedis _redis;
 
-    private ProcessCluster(RedisServer? redis, string redisConnectionString, IConnectionMultiplexer connection)
-    {
-        _redis = redis;
-        RedisConnectionString = redisConnectionString;
-        Connection = connection;
-    }
+    private ProcessCluster(StackRedis redis) => _redis = redis;
 
     /// <summary>The cluster's own redis-server; a cluster started on an outside Redis (a Redis Cluster) has none and throws.</summary>
-    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this cluster runs on an outside Redis (" + RedisConnectionString + ")");
+    public RedisServer Redis => _redis.Server;
 
     /// <summary>What every child gets as REDIS_URL.</summary>
-    public string RedisConnectionString { get; }
+    public string RedisConnectionString => _redis.ConnectionString;
 
-    public IConnectionMultiplexer Connection { get; }
+    public IConnectionMultiplexer Connection => _redis.Connection;
 
     public string ClusterId { get; } = "proc-" + Guid.NewGuid().ToString("N")[..8];
 
     public IReadOnlyList<ChildProcess> Children => _children;
 
-    public static async Task<ProcessCluster> StartAsync()
-    {
-        var redis = await RedisServer.StartAsync();
-        var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
-        return new ProcessCluster(redis, redis.ConnectionString, connection);
-    }
+    public static async Task<ProcessCluster> StartAsync() => new(await StackRedis.OwnAsync());
 
     /// <summary>Children on a Redis the caller owns and disposes, e.g. <see cref="RedisClusterServer.ConnectionString"/>.</summary>
-    public static async Task<ProcessCluster> StartAsync(string redisConnectionString)
-    {
-        var connection = await ConnectionMultiplexer.ConnectAsync(redisConnectionString + ",abortConnect=false");
-        return new ProcessCluster(null, redisConnectionString, connection);
-    }
+    public static async Task<ProcessCluster> StartAsync(string redisConnectionString) =>
+        new(await StackRedis.OutsideAsync(redisConnectionString));
 
     /// <summary>Build configuration of the running test assembly (Debug or Release); the hosts are built alongside.</summary>
     public static string Configuration =>
@@ -184,11 +171,7 @@ public sealed class ProcessCluster : IAsyncDisposable
             await child.DisposeAsync();
         }
 
-        Connection.Dispose();
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
+        await _redis.DisposeAsync();
     }
 
     private static void Merge(Dictionary<string, string> target, Dictionary<string, string>? extra)
@@ -290,15 +273,7 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>kill -CONT after <see cref="Pause"/>.</summary>
     public void Resume() => Signal("-CONT");
 
-    private void Signal(string signal)
-    {
-        using var kill = Process.Start(new ProcessStartInfo("/bin/kill")
-        {
-            ArgumentList = { signal, Process.Id.ToString(CultureInfo.InvariantCulture) },
-            UseShellExecute = false,
-        }) ?? throw new InvalidOperationException("could not run /bin/kill");
-        kill.WaitForExit();
-    }
+    private void Signal(string signal) => Signals.Send(Process, signal);
 
     public async Task<bool> WaitForExitAsync(TimeSpan timeout)
     {
