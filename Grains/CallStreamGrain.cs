@@ -778,7 +778,8 @@ public sealed partial class CallStreamGrain(
                 _audioExpirySet |= audio > 0;
             }
 
-            _written = cursorAfter with { Version = _written.Version + 1 };
+            // An appended frame leaves the cursor hash (and its version) as it was; the script moves it one version on.
+            _written = cursorAfter with { Version = _written.Version + (outcome == WriteOutcome.Appended ? 0 : 1) };
             _cursorDirty = false;
             RemovePending(count);
             GrainMetrics.FramesPublished.Add(audio);

@@ -7,7 +7,11 @@ namespace Ingest.Grains.Publishing;
 
 public enum WriteOutcome
 {
+    /// <summary>Written by the fenced batch script; the cursor in Redis is the caller's, one version on.</summary>
     Written,
+
+    /// <summary>One audio frame appended on its own (no script); the cursor's version is unchanged (see <see cref="CallStreamWriter"/>).</summary>
+    Appended,
 
     /// <summary>Redis holds a newer cursor than the caller: another activation wrote first. Reload and retry.</summary>
     Conflict,
@@ -21,6 +25,20 @@ public enum WriteOutcome
 /// fields of every entry, the cursor's encoding and the two scripts. The grain hands it typed entries and cursors.
 /// </summary>
 /// <remarks>
+/// <para>Audio entries carry explicit ids <c>ms-n</c>: ms the write time (the silo's clock in Unix milliseconds, never
+/// below the stream's last id), n the call's frame count once the entry is in (1, 2, ...); and a field <c>i</c> (the
+/// owner's gateway index and Exotel chunk of the frame). That lets the common batch — one audio frame of a call whose
+/// cursor changes only in its position (index, media sequence, chunk, frames) — be a bare <c>XADD</c> instead of the
+/// script (<see cref="WriteOutcome.Appended"/>), which costs Redis a fraction (docs/PERFORMANCE.md). The fence then
+/// rests on Redis refusing an id at or below the stream's last one: (1) an attempt that may have landed is retried with
+/// the very same ids, so it cannot land twice; (2) an activation appends bare only after its own script wrote, and the
+/// script refuses a batch whose frame number the stream already holds (an append of a former activation that landed
+/// first); (3) a former activation's append that lands later carries an older write time than the script's, and is
+/// refused. (3) assumes the silos' clocks agree to within the seconds a failover takes (NTP). The cursor hash lags the
+/// stream by the appended frames; whoever loads the cursor applies the stream's last entry to it
+/// (<see cref="ReadCursorAsync"/>). The script runs for every other batch, and whenever the keys' expiry is due (at least
+/// once a second per call), and always rewrites the four position fields, so the hash never lags by more than about a
+/// second of frames.</para>
 /// <para>Step one, the fenced batch, runs in the call's own slot: audio entries, the call's lifecycle entries (numbered
 /// 1, 2, ... in <c>ingest:lifecycle:{id}</c>, explicit ids <c>0-n</c>) and the new cursor, in one script, only if the
 /// cursor in Redis is the one the caller last saw. That fence makes a resend after a silo failure, or a split-brain
@@ -39,8 +57,12 @@ public sealed class CallStreamWriter
     // KEYS: audio stream, cursor hash, meta hash, lifecycle stream (one slot: the stream id is their hash tag).
     // ARGV: expected version, audio MAXLEN, TTL seconds of the call's keys (0: leave it), lifecycle MINID to trim below
     //       ('0': none), cursor field count N, entry count M, then N name/value pairs for the cursor, then per entry:
-    //       'a' (audio), F, F name/value pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l', then G
-    //       and G name/value pairs HSET into the meta hash (start and stop only: nothing goes to meta per frame).
+    //       'a' (audio), its id, F, F name/value pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l',
+    //       then G and G name/value pairs HSET into the meta hash (start and stop only: nothing goes to meta per frame).
+    // Audio entries come first in a batch, each with its explicit id <write ms>-<frame number> (or '*' on a stream begun
+    // by an older release). Before the first one is added, nothing is written: if the stream's last entry already has
+    // that frame number or a higher one (a frame another activation appended without the script), or Redis refuses the
+    // id, the whole batch is refused (0).
     // Arguments go to redis.call with unpack(ARGV, from, to): no Lua table is built per entry. SE.Redis sends it as
     // EVALSHA once a node has seen it.
     private const string BatchScript = """
@@ -49,13 +71,26 @@ public sealed class CallStreamWriter
         if current ~= ARGV[1] then return 0 end
         local cursorEnd = 6 + tonumber(ARGV[5]) * 2
         local i = cursorEnd + 1
+        local first = true
         for _ = 1, tonumber(ARGV[6]) do
           local target = ARGV[i]
           if target == 'a' then
-            local last = i + 1 + tonumber(ARGV[i + 1]) * 2
-            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 2, last))
+            local last = i + 2 + tonumber(ARGV[i + 2]) * 2
+            if first then
+              local id = ARGV[i + 1]
+              if id ~= '*' then
+                local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+                if top and tonumber(string.match(top[1], '-(%d+)$')) >= tonumber(string.match(id, '-(%d+)$')) then return 0 end
+              end
+              local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, unpack(ARGV, i + 3, last))
+              if type(added) == 'table' and added.err then return 0 end
+            else
+              redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i + 1], unpack(ARGV, i + 3, last))
+            end
+            first = false
             i = last + 1
           else
+            first = false
             local last = i + 2 + tonumber(ARGV[i + 2]) * 2
             redis.call('XADD', KEYS[4], ARGV[i + 1], unpack(ARGV, i + 3, last))
             if target == 'L' then
@@ -116,6 +151,10 @@ public sealed class CallStreamWriter
     // Names sent with every batch, as bytes: a string RedisValue is encoded to UTF-8 again on every write.
     private static readonly RedisValue Seq = Bytes("seq"), Ts = Bytes("ts"), AudioField = Bytes("audio"), EventField = Bytes("event"), StreamIdField = Bytes("stream_id");
     private static readonly RedisValue AudioTarget = Bytes("a"), LifecycleTarget = Bytes("l"), LifecycleMetaTarget = Bytes("L");
+    private static readonly RedisValue PositionField = Bytes("i");
+
+    // What an appended frame may change in the cursor; any other change goes through the script.
+    private static readonly string[] PositionFields = ["idx", "media_seq", "chunk", "frames"];
 
     private readonly CallStreamStore _store;
     private readonly IDatabase _db;
@@ -138,6 +177,17 @@ public sealed class CallStreamWriter
     // activation wrote them): read from there before the next copy.
     private long _catchUpTo;
     private long _trimmedBelow;
+
+    // The call's audio stream was begun by a silo of an older release ("*" ids, no i field): it keeps "*" ids and the script.
+    private bool _legacyIds;
+
+    // This activation's script wrote since the cursor was last loaded: bare appends are fenced (see the remarks).
+    private bool _fenced;
+
+    // The write time of the ids of the latest attempt, and the highest frame number it covered: an attempt that starts
+    // at or below that number is a retry of one that may have landed, and reuses the same write time, hence the same ids.
+    private long _idMs;
+    private long _idFramesHigh;
 
     internal CallStreamWriter(CallStreamStore store, string streamId)
     {
@@ -169,9 +219,8 @@ public sealed class CallStreamWriter
     {
         try
         {
-            var hash = _db.HashGetAllAsync(_cursor);
             var copied = _db.StringGetAsync(_copied);
-            var cursor = DecodeCursor(await hash);
+            var cursor = await EffectiveCursorAsync();
             var copiedValue = await copied;
             _copiedNumber = copiedValue.TryParse(out long c) ? c : 0;
             _uncopied.Clear();
@@ -193,7 +242,7 @@ public sealed class CallStreamWriter
     {
         try
         {
-            var cursor = DecodeCursor(await _db.HashGetAllAsync(_cursor));
+            var cursor = await EffectiveCursorAsync();
             if (confirmReplicated && !await _store.ReplicatedAsync(_cursor))
             {
                 throw new StoreUnavailableException("the replicas of the call's Redis master did not confirm its writes in time");
@@ -217,6 +266,14 @@ public sealed class CallStreamWriter
     public async Task<WriteOutcome> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
     {
         var options = _store.Options;
+        var highBefore = _idFramesHigh;
+        var idMs = NextIdMs(entries, count);
+        if (count == 1 && entries[0].Entry is AudioEntry single && ttlSeconds == 0 && !_legacyIds && _fenced && !(_copiedNumber > _trimmedBelow)
+            && OnlyPositionChanged(cursorAfter, written))
+        {
+            return await AppendAsync(single, cursorAfter, idMs, highBefore);
+        }
+
         var cursor = cursorAfter with { Version = written.Version + 1 };
         var cursorFields = CursorChanges(cursor, written);
 
@@ -228,7 +285,7 @@ public sealed class CallStreamWriter
             var entry = entries[e].Entry;
             if (entry is AudioEntry)
             {
-                size += 8;
+                size += 11;
                 continue;
             }
 
@@ -254,20 +311,32 @@ public sealed class CallStreamWriter
             args[a++] = value;
         }
 
-        List<(long, RedisValue[])>? lifecycle = null;
+        // Audio first (see the script), in order; then the lifecycle entries, in order.
         for (var e = 0; e < count; e++)
         {
-            var entry = entries[e];
-            if (entry.Entry is AudioEntry audio)
+            if (entries[e].Entry is AudioEntry audio)
             {
+                var after = entries[e].CursorAfter;
                 args[a++] = AudioTarget;
-                args[a++] = 3;
+                args[a++] = _legacyIds ? "*" : AudioId(idMs, after.Frames);
+                args[a++] = 4;
                 args[a++] = Seq;
                 args[a++] = audio.Seq;
                 args[a++] = Ts;
                 args[a++] = audio.TimestampMs;
                 args[a++] = AudioField;
                 args[a++] = audio.Audio;
+                args[a++] = PositionField;
+                args[a++] = Position(after);
+            }
+        }
+
+        List<(long, RedisValue[])>? lifecycle = null;
+        for (var e = 0; e < count; e++)
+        {
+            var entry = entries[e];
+            if (entry.Entry is AudioEntry)
+            {
                 continue;
             }
 
@@ -295,13 +364,17 @@ public sealed class CallStreamWriter
         }
         catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
+            ForgetAttemptNeverSent(ex, highBefore);
             throw new StoreUnavailableException(ex);
         }
 
         if ((int)result != 1)
         {
+            _fenced = false;
             return WriteOutcome.Conflict;
         }
+
+        _fenced = true;
 
         if (trim > 0)
         {
@@ -321,6 +394,158 @@ public sealed class CallStreamWriter
         {
             return WriteOutcome.NotReplicated;
         }
+    }
+
+    /// <summary>
+    /// The common batch without the script: one audio frame as a bare XADD with the explicit id <c>ms-n</c>. Redis refuses
+    /// it if the stream's last id is at or above it (this attempt landed before, or another activation wrote since): a
+    /// conflict, as when the script's fence refuses. The cursor hash is not touched; its version stays.
+    /// </summary>
+    private async Task<WriteOutcome> AppendAsync(AudioEntry audio, CallCursor after, long idMs, long highBefore)
+    {
+        try
+        {
+            await _db.StreamAddAsync(
+                _audio,
+                [new NameValueEntry(Seq, audio.Seq), new NameValueEntry(Ts, audio.TimestampMs), new NameValueEntry(AudioField, audio.Audio), new NameValueEntry(PositionField, Position(after))],
+                AudioId(idMs, after.Frames),
+                _store.Options.AudioStreamMaxLength,
+                useApproximateMaxLength: true);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("equal or smaller", StringComparison.Ordinal))
+        {
+            _fenced = false;
+            return WriteOutcome.Conflict;
+        }
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
+        {
+            ForgetAttemptNeverSent(ex, highBefore);
+            throw new StoreUnavailableException(ex);
+        }
+
+        try
+        {
+            return await _store.ReplicatedAsync(_audio) ? WriteOutcome.Appended : WriteOutcome.NotReplicated;
+        }
+        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
+        {
+            return WriteOutcome.NotReplicated;
+        }
+    }
+
+    private static RedisValue AudioId(long ms, long frames) =>
+        ms.ToString(CultureInfo.InvariantCulture) + "-" + frames.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// An attempt refused before it was sent (no connection to the call's Redis, BacklogPolicy.FailFast) cannot land
+    /// later: its frames take the write time of the attempt that does go out, so ids after a Redis outage are the times
+    /// they were written. (An attempt that timed out may have been sent: its retry keeps its ids.)
+    /// </summary>
+    private void ForgetAttemptNeverSent(Exception ex, long highBefore)
+    {
+        if (ex is RedisConnectionException { FailureType: ConnectionFailureType.UnableToResolvePhysicalConnection })
+        {
+            _idFramesHigh = highBefore;
+        }
+    }
+
+    /// <summary>
+    /// The write time for the ids of this attempt: the one of the latest attempt when this one retries frames it covered
+    /// (the same ids again: Redis refuses them if that attempt landed), else now, never below the stream's last id.
+    /// </summary>
+    private long NextIdMs(IReadOnlyList<PendingEntry> entries, int count)
+    {
+        long first = 0, high = 0;
+        for (var e = 0; e < count; e++)
+        {
+            if (entries[e].Entry is AudioEntry)
+            {
+                var frames = entries[e].CursorAfter.Frames;
+                first = first == 0 ? frames : first;
+                high = frames;
+            }
+        }
+
+        if (first == 0)
+        {
+            return _idMs;
+        }
+
+        if (first > _idFramesHigh)
+        {
+            _idMs = Math.Max(_idMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        }
+
+        _idFramesHigh = Math.Max(_idFramesHigh, high);
+        return _idMs;
+    }
+
+    /// <summary>The <c>i</c> field of an audio entry: the owner's gateway index, and the chunk after a colon when there is one.</summary>
+    private static RedisValue Position(CallCursor after) => after.Sequence.Chunk is { } chunk
+        ? after.Index.ToString(CultureInfo.InvariantCulture) + ":" + chunk.ToString(CultureInfo.InvariantCulture)
+        : after.Index.ToString(CultureInfo.InvariantCulture);
+
+    private static bool OnlyPositionChanged(CallCursor after, CallCursor written) =>
+        after.SameContent(written with
+        {
+            Index = after.Index,
+            Frames = after.Frames,
+            Sequence = written.Sequence with { MediaSeq = after.Sequence.MediaSeq, Chunk = after.Sequence.Chunk },
+        });
+
+    /// <summary>
+    /// The cursor hash with the frames appended after its last scripted write applied: the stream's last entry gives the
+    /// frame count (its id), the media sequence, the gateway index and the chunk.
+    /// </summary>
+    private async Task<CallCursor> EffectiveCursorAsync()
+    {
+        var hash = _db.HashGetAllAsync(_cursor);
+        var tail = _db.StreamRangeAsync(_audio, "-", "+", 1, Order.Descending);
+        var cursor = DecodeCursor(await hash);
+        var last = await tail;
+        _fenced = false;
+        if (last.Length == 0)
+        {
+            _legacyIds = false;
+            return cursor;
+        }
+
+        var entry = last[0];
+        _legacyIds = entry[PositionField].IsNull;
+        if (!TryParseId(entry.Id, out var ms, out var frames))
+        {
+            _legacyIds = true;
+            return cursor;
+        }
+
+        _idMs = Math.Max(_idMs, ms);
+        if (_legacyIds || frames <= cursor.Frames)
+        {
+            return cursor;
+        }
+
+        long? seq = entry[Seq].TryParse(out long s) ? s : cursor.Sequence.MediaSeq;
+        var position = entry[PositionField].ToString();
+        var colon = position.IndexOf(':', StringComparison.Ordinal);
+        var index = long.TryParse(colon < 0 ? position : position[..colon], NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : cursor.Index;
+        long? chunk = colon >= 0 && long.TryParse(position[(colon + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var c) ? c : cursor.Sequence.Chunk;
+        return cursor with
+        {
+            Frames = frames,
+            Index = Math.Max(index, cursor.Index),
+            Sequence = cursor.Sequence with { MediaSeq = seq, Chunk = chunk },
+        };
+    }
+
+    private static bool TryParseId(RedisValue id, out long ms, out long sequence)
+    {
+        var text = id.ToString();
+        var dash = text.IndexOf('-', StringComparison.Ordinal);
+        sequence = 0;
+        ms = 0;
+        return dash > 0
+            && long.TryParse(text.AsSpan(0, dash), NumberStyles.Integer, CultureInfo.InvariantCulture, out ms)
+            && long.TryParse(text.AsSpan(dash + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out sequence);
     }
 
     /// <summary>
@@ -605,7 +830,8 @@ public sealed class CallStreamWriter
         for (var i = 1; i < CursorFields.Length; i++)
         {
             var value = CursorFields[i].Value(cursor);
-            if (all || value != CursorFields[i].Value(previous))
+            // The position fields always: the hash may lag the stream by appended frames (see the class remarks).
+            if (all || value != CursorFields[i].Value(previous) || Array.IndexOf(PositionFields, (string)CursorFields[i].Name!) >= 0)
             {
                 changed.Add(CursorFields[i].Name);
                 changed.Add(value);

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using Ingest.Grains.Interfaces;
 using Ingest.Tests.Infrastructure;
+using StackExchange.Redis;
 
 namespace Ingest.Tests.Grains;
 
@@ -434,5 +436,120 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
 
         Assert.Equal([2L, 3L, 4L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
         Assert.Equal(["start", "dtmf", "stop"], (await RedisStreams.ReadLifecycleAsync(fixture.Connection, id)).Select(e => e["event"]));
+    }
+
+    [Fact]
+    public async Task One_frame_batches_are_appended_without_the_script_with_write_time_and_frame_number_as_id()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        var begun = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2)]);
+        var before = await CommandCallsAsync();
+        for (var seq = 3; seq <= 42; seq++)
+        {
+            Assert.Equal(CallAckStatus.Ok, (await grain.Append("conn-1", [Media(seq, chunk: seq - 1)])).Status);
+        }
+
+        var after = await CommandCallsAsync();
+        var scripts = after.GetValueOrDefault("evalsha") - before.GetValueOrDefault("evalsha");
+        var adds = after.GetValueOrDefault("xadd") - before.GetValueOrDefault("xadd");
+
+        // 40 frames: the script only where the keys' expiry is due (about once a second), every frame an XADD.
+        Assert.True(adds >= 40, $"{adds} XADD for 40 frames");
+        Assert.True(scripts <= 6, $"{scripts} scripts for 40 one-frame batches (the other tests of this collection run one at a time)");
+        var entries = await fixture.Connection.GetDatabase().StreamRangeAsync("ingest:audio:{" + id + "}");
+        var ended = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var ids = entries.Select(e => e.Id.ToString().Split('-')).Select(p => (Ms: long.Parse(p[0], CultureInfo.InvariantCulture), N: long.Parse(p[1], CultureInfo.InvariantCulture))).ToList();
+        // <write time>-<frame number>: the frame numbers 1..41, the times the silo's clock while the test ran, never falling.
+        Assert.Equal(Enumerable.Range(1, 41).Select(n => (long)n), ids.Select(i => i.N));
+        Assert.All(ids, i => Assert.InRange(i.Ms, begun - 1000, ended + 1000));
+        Assert.Equal(ids.Select(i => i.Ms).Order(), ids.Select(i => i.Ms));
+        Assert.Equal(Enumerable.Range(2, 41).Select(n => (long)n), (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task Frames_appended_without_the_script_are_known_to_the_next_activation_and_never_written_twice()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        var sent = Enumerable.Range(2, 20).Select(seq => Media(seq, chunk: seq - 1)).ToList();
+        foreach (var item in sent)
+        {
+            await grain.Append("conn-1", [item]);
+        }
+
+        await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        await Task.Delay(200);
+
+        // The gateway resends its last ten items (same indexes), then goes on.
+        await grain.Start(ExotelStart(id));
+        var ack = await grain.Append("conn-1", [.. sent.Skip(10), Media(22, chunk: 21), Media(23, chunk: 22)]);
+        Assert.Equal(CallAckStatus.Ok, ack.Status);
+        Assert.Equal(0, ack.GapsRecorded);
+        await grain.Stop(new CallStop("callended", 24, "conn-1"));
+
+        Assert.Equal(Enumerable.Range(2, 22).Select(n => (long)n), (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+        var stop = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop");
+        Assert.Equal("22", stop["frames"]);
+        Assert.DoesNotContain(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "gap");
+    }
+
+    [Fact]
+    public async Task A_frame_a_former_activation_appended_after_the_next_one_loaded_is_refused_by_the_fence_not_written_twice()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        foreach (var seq in Enumerable.Range(2, 10))
+        {
+            await grain.Append("conn-1", [Media(seq, chunk: seq - 1)]);
+        }
+
+        await fixture.Cluster.Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        await Task.Delay(200);
+        await grain.Start(ExotelStart(id));
+
+        // The former activation's bare append of frame 12 (the call's 11th) lands only now, after the next activation
+        // loaded the stream, with the former's older write time: an id Redis alone would accept before the next frame's.
+        var late = Media(12, chunk: 11);
+        var db = fixture.Connection.GetDatabase();
+        var key = "ingest:audio:{" + id + "}";
+        var top = (await db.StreamRangeAsync(key, "-", "+", 1, Order.Descending))[0];
+        var topMs = long.Parse(top.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture);
+        await db.StreamAddAsync(
+            key,
+            [new NameValueEntry("seq", 12), new NameValueEntry("ts", 1200), new NameValueEntry("audio", new byte[] { 12, 0 }), new NameValueEntry("i", late.Index + ":11")],
+            topMs + "-11");
+
+        // The gateway resends that frame (it saw no ack) and goes on.
+        var ack = await grain.Append("conn-1", [late, Media(13, chunk: 12)]);
+        Assert.Equal(CallAckStatus.Ok, ack.Status);
+        Assert.Equal(0, ack.GapsRecorded);
+        await grain.Stop(new CallStop("callended", 14, "conn-1"));
+
+        Assert.Equal(Enumerable.Range(2, 12).Select(n => (long)n), (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+        Assert.Equal("12", Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop")["frames"]);
+    }
+
+    private async Task<Dictionary<string, long>> CommandCallsAsync()
+    {
+        var server = fixture.Connection.GetServer(fixture.Connection.GetEndPoints()[0]);
+        var info = (await server.ExecuteAsync("INFO", "commandstats")).ToString();
+        var calls = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var line in info.Split('\n'))
+        {
+            // cmdstat_xadd:calls=12,usec=...
+            if (line.StartsWith("cmdstat_", StringComparison.Ordinal) && line.IndexOf(':') is var colon and > 0)
+            {
+                var name = line[8..colon];
+                var value = line[(colon + 7)..].Split(',')[0];
+                calls[name] = long.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return calls;
     }
 }
