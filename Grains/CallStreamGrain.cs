@@ -22,7 +22,6 @@ public sealed partial class CallStreamGrain(
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
 {
-    private static readonly TimeSpan ExpiryRefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan QuietExpiryRefreshInterval = TimeSpan.FromSeconds(30);
 
     // How often a live call tells the open-lifecycle set it is still looked after (LifecycleSweeper takes the rest).
@@ -677,15 +676,31 @@ public sealed partial class CallStreamGrain(
 
     private void ReleasePending() => RemovePending(_pending.Count);
 
+    /// <summary>
+    /// How often a live call's writes push its keys' expiry forward: a tenth of the retention time, 1 to 30 s. Each push
+    /// goes through the batch script, every other one-frame batch is a bare XADD (docs/PERFORMANCE.md), so this sets how
+    /// many scripts a live call costs Redis.
+    /// </summary>
+    private TimeSpan ExpiryRefreshInterval =>
+        TimeSpan.FromSeconds(Math.Clamp(Math.Floor(_options.StreamTtl.TotalSeconds / 10), 1, 30));
+
+    /// <summary>
+    /// The expiry (seconds) this batch sets on the call's keys, or 0 to leave it. At the stop: the retention time
+    /// (CONTRACT §8). While live: the retention time plus <see cref="ExpiryRefreshInterval"/>, so keys of a call that
+    /// never stops outlive its last write by at least the retention time.
+    /// </summary>
     private long ExpiryFor(int count, DateTime now)
     {
+        var stops = false;
         var due = _written.Version == 0 || now - _lastExpiryUtc >= ExpiryRefreshInterval;
-        for (var i = 0; i < count && !due; i++)
+        for (var i = 0; i < count; i++)
         {
-            due = (_pending[i].Audio && !_audioExpirySet) || (_pending[i].CursorAfter.Stopped && !_written.Stopped);
+            due |= _pending[i].Audio && !_audioExpirySet;
+            stops |= _pending[i].CursorAfter.Stopped && !_written.Stopped;
         }
 
-        return due ? (long)_options.StreamTtl.TotalSeconds : 0;
+        var ttl = (long)_options.StreamTtl.TotalSeconds;
+        return stops ? ttl : due ? ttl + (long)ExpiryRefreshInterval.TotalSeconds : 0;
     }
 
     private async Task FlushAsync(bool force)
