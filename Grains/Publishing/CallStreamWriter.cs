@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Ingest.Grains.Sequencing;
@@ -25,20 +26,19 @@ public enum WriteOutcome
 /// fields of every entry, the cursor's encoding and the two scripts. The grain hands it typed entries and cursors.
 /// </summary>
 /// <remarks>
-/// <para>Audio entries carry explicit ids <c>ms-n</c>: ms the write time (the silo's clock in Unix milliseconds, never
-/// below the stream's last id), n the call's frame count once the entry is in (1, 2, ...); and a field <c>i</c> (the
-/// owner's gateway index and Exotel chunk of the frame). That lets the common batch — one audio frame of a call whose
-/// cursor changes only in its position (index, media sequence, chunk, frames) — be a bare <c>XADD</c> instead of the
-/// script (<see cref="WriteOutcome.Appended"/>), which costs Redis a fraction (docs/PERFORMANCE.md). The fence then
-/// rests on Redis refusing an id at or below the stream's last one: (1) an attempt that may have landed is retried with
-/// the very same ids, so it cannot land twice; (2) an activation appends bare only after its own script wrote, and the
-/// script refuses a batch whose frame number the stream already holds (an append of a former activation that landed
-/// first); (3) a former activation's append that lands later carries an older write time than the script's, and is
-/// refused. (3) assumes the silos' clocks agree to within the seconds a failover takes (NTP). The cursor hash lags the
-/// stream by the appended frames; whoever loads the cursor applies the stream's last entry to it
-/// (<see cref="ReadCursorAsync"/>). The script runs for every other batch, and whenever the keys' expiry is due (at least
-/// once a second per call), and always rewrites the four position fields, so the hash never lags by more than about a
-/// second of frames.</para>
+/// <para>Audio entries carry explicit ids <c>epoch-n</c>: n the call's frame count once the entry is in (1, 2, ...),
+/// the epoch a Unix time in milliseconds, and a field <c>i</c> (the owner's gateway index and Exotel chunk of the frame).
+/// Each run of the batch script takes a new epoch: now, or above the stream's last id, so every id it writes is above
+/// every id in the stream. Between two scripts (at most <see cref="EpochLease"/>) an activation writes audio-only
+/// batches whose cursor changes only in its position (index, media sequence, chunk, frames) as bare, pipelined
+/// <c>XADD</c>s with the epoch of its last script (<see cref="WriteOutcome.Appended"/>): Redis runs the script for a
+/// fraction of the frames (docs/PERFORMANCE.md). So an id's ms part is the write time to within that lease. The fence:
+/// an activation appends bare only after its own script wrote; a bare append of another activation (a former one, or a
+/// zombie waking from a freeze) carries an older epoch than the last script's and Redis refuses it, whenever it lands
+/// after that script; one that landed before it makes the script refuse (the stream already holds that frame number),
+/// and the caller settles it from the stream. No clock has to agree with another. The cursor hash lags the stream by the
+/// appended frames; whoever loads the cursor applies the stream's last entry to it (<see cref="ReadCursorAsync"/>); the
+/// script always rewrites the four position fields.</para>
 /// <para>Step one, the fenced batch, runs in the call's own slot: audio entries, the call's lifecycle entries (numbered
 /// 1, 2, ... in <c>ingest:lifecycle:{id}</c>, explicit ids <c>0-n</c>) and the new cursor, in one script, only if the
 /// cursor in Redis is the one the caller last saw. That fence makes a resend after a silo failure, or a split-brain
@@ -51,41 +51,60 @@ public enum WriteOutcome
 /// </remarks>
 public sealed class CallStreamWriter
 {
-    private const int BatchFixedArgs = 6;
+    private const int BatchFixedArgs = 7;
     private const int CopyFixedArgs = 6;
 
     // KEYS: audio stream, cursor hash, meta hash, lifecycle stream (one slot: the stream id is their hash tag).
     // ARGV: expected version, audio MAXLEN, TTL seconds of the call's keys (0: leave it), lifecycle MINID to trim below
-    //       ('0': none), cursor field count N, entry count M, then N name/value pairs for the cursor, then per entry:
-    //       'a' (audio), its id, F, F name/value pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l',
-    //       then G and G name/value pairs HSET into the meta hash (start and stop only: nothing goes to meta per frame).
-    // Audio entries come first in a batch, each with its explicit id <write ms>-<frame number> (or '*' on a stream begun
-    // by an older release). Before the first one is added, nothing is written: if the stream's last entry already has
-    // that frame number or a higher one (a frame another activation appended without the script), or Redis refuses the
-    // id, the whole batch is refused (0).
+    //       ('0': none), cursor field count N, entry count M, now (Unix ms), then N name/value pairs for the cursor, then
+    //       per entry: 'a' (audio), its frame number n (or '*': a stream begun by an older release), F, F name/value
+    //       pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l', then G and G name/value pairs HSET into
+    //       the meta hash (start and stop only: nothing goes to meta per frame).
+    // The epoch is now, or the stream's last id's ms + 1 if that is not below now: audio entries get ids epoch-n, above
+    // every id in the stream. Audio entries come first in a batch; if the stream's last entry already has the first
+    // one's frame number or a higher one (a frame another activation appended without the script), the whole batch is
+    // refused (0) with nothing written. Returns the epoch (the caller's bare appends use it until its next script).
     // Arguments go to redis.call with unpack(ARGV, from, to): no Lua table is built per entry. SE.Redis sends it as
     // EVALSHA once a node has seen it.
     private const string BatchScript = """
         local current = redis.call('HGET', KEYS[2], 'v')
         if not current then current = '0' end
         if current ~= ARGV[1] then return 0 end
-        local cursorEnd = 6 + tonumber(ARGV[5]) * 2
+        local epoch = tonumber(ARGV[7])
+        local topn = -1
+        local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+        if top then
+          local ms, n = string.match(top[1], '^(%d+)-(%d+)$')
+          topn = tonumber(n)
+          if tonumber(ms) >= epoch then epoch = tonumber(ms) + 1 end
+        end
+        local cursorEnd = 7 + tonumber(ARGV[5]) * 2
         local i = cursorEnd + 1
         local first = true
         for _ = 1, tonumber(ARGV[6]) do
           local target = ARGV[i]
           if target == 'a' then
             local last = i + 2 + tonumber(ARGV[i + 2]) * 2
+            local id = '*'
+            if ARGV[i + 1] ~= '*' then
+              if first and topn >= tonumber(ARGV[i + 1]) then return 0 end
+              id = string.format('%d', epoch) .. '-' .. ARGV[i + 1]
+            end
             if first then
-              local id = ARGV[i + 1]
-              if id ~= '*' then
-                local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-                if top and tonumber(string.match(top[1], '-(%d+)$')) >= tonumber(string.match(id, '-(%d+)$')) then return 0 end
-              end
               local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, unpack(ARGV, i + 3, last))
-              if type(added) == 'table' and added.err then return 0 end
+              if type(added) == 'table' and added.err then
+                -- The stream's newest entries were deleted: its last generated id is above the last entry's.
+                local info = redis.call('XINFO', 'STREAM', KEYS[1])
+                for k = 1, #info, 2 do
+                  if info[k] == 'last-generated-id' then
+                    epoch = tonumber(string.match(info[k + 1], '^(%d+)-')) + 1
+                  end
+                end
+                id = string.format('%d', epoch) .. '-' .. ARGV[i + 1]
+                redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, unpack(ARGV, i + 3, last))
+              end
             else
-              redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i + 1], unpack(ARGV, i + 3, last))
+              redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, unpack(ARGV, i + 3, last))
             end
             first = false
             i = last + 1
@@ -101,7 +120,7 @@ public sealed class CallStreamWriter
             i = last + 1
           end
         end
-        redis.call('HSET', KEYS[2], unpack(ARGV, 7, cursorEnd))
+        redis.call('HSET', KEYS[2], unpack(ARGV, 8, cursorEnd))
         if ARGV[4] ~= '0' then
           redis.call('XTRIM', KEYS[4], 'MINID', ARGV[4])
         end
@@ -111,7 +130,7 @@ public sealed class CallStreamWriter
           redis.call('EXPIRE', KEYS[3], ARGV[3])
           redis.call('EXPIRE', KEYS[4], ARGV[3])
         end
-        return 1
+        return epoch
         """;
 
     // KEYS: ingest:calls, {ingest:calls}:copied:<id>, {ingest:calls}:open (one slot).
@@ -184,10 +203,9 @@ public sealed class CallStreamWriter
     // This activation's script wrote since the cursor was last loaded: bare appends are fenced (see the remarks).
     private bool _fenced;
 
-    // The write time of the ids of the latest attempt, and the highest frame number it covered: an attempt that starts
-    // at or below that number is a retry of one that may have landed, and reuses the same write time, hence the same ids.
-    private long _idMs;
-    private long _idFramesHigh;
+    // The epoch of this activation's last script, and when it ran (Stopwatch ticks).
+    private long _epoch;
+    private long _epochAt;
 
     internal CallStreamWriter(CallStreamStore store, string streamId)
     {
@@ -266,12 +284,10 @@ public sealed class CallStreamWriter
     public async Task<WriteOutcome> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
     {
         var options = _store.Options;
-        var highBefore = _idFramesHigh;
-        var idMs = NextIdMs(entries, count);
-        if (count == 1 && entries[0].Entry is AudioEntry single && ttlSeconds == 0 && !_legacyIds && _fenced && !(_copiedNumber > _trimmedBelow)
-            && OnlyPositionChanged(cursorAfter, written))
+        if (ttlSeconds == 0 && !_legacyIds && _fenced && Stopwatch.GetElapsedTime(_epochAt) < EpochLease && !(_copiedNumber > _trimmedBelow)
+            && AllAudio(entries, count) && OnlyPositionChanged(cursorAfter, written))
         {
-            return await AppendAsync(single, cursorAfter, idMs, highBefore);
+            return await AppendAsync(entries, count);
         }
 
         var cursor = cursorAfter with { Version = written.Version + 1 };
@@ -306,6 +322,7 @@ public sealed class CallStreamWriter
         args[a++] = trim > 0 ? "0-" + trim.ToString(CultureInfo.InvariantCulture) : "0";
         args[a++] = cursorFields.Count / 2;
         args[a++] = count;
+        args[a++] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var value in cursorFields)
         {
             args[a++] = value;
@@ -318,7 +335,7 @@ public sealed class CallStreamWriter
             {
                 var after = entries[e].CursorAfter;
                 args[a++] = AudioTarget;
-                args[a++] = _legacyIds ? "*" : AudioId(idMs, after.Frames);
+                args[a++] = _legacyIds ? "*" : after.Frames;
                 args[a++] = 4;
                 args[a++] = Seq;
                 args[a++] = audio.Seq;
@@ -364,16 +381,17 @@ public sealed class CallStreamWriter
         }
         catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {
-            ForgetAttemptNeverSent(ex, highBefore);
             throw new StoreUnavailableException(ex);
         }
 
-        if ((int)result != 1)
+        if ((long)result == 0)
         {
             _fenced = false;
             return WriteOutcome.Conflict;
         }
 
+        _epoch = (long)result;
+        _epochAt = Stopwatch.GetTimestamp();
         _fenced = true;
 
         if (trim > 0)
@@ -397,30 +415,53 @@ public sealed class CallStreamWriter
     }
 
     /// <summary>
-    /// The common batch without the script: one audio frame as a bare XADD with the explicit id <c>ms-n</c>. Redis refuses
-    /// it if the stream's last id is at or above it (this attempt landed before, or another activation wrote since): a
-    /// conflict, as when the script's fence refuses. The cursor hash is not touched; its version stays.
+    /// The common batch without the script: audio frames only, each a bare XADD with its explicit id <c>ms-n</c>,
+    /// pipelined. Redis refuses one if the stream's last id is at or above it (an earlier attempt of this one landed, or
+    /// another activation wrote since): a conflict, as when the script's fence refuses, and what did land is settled by
+    /// the caller from the stream's last entry. The cursor hash is not touched; its version stays.
     /// </summary>
-    private async Task<WriteOutcome> AppendAsync(AudioEntry audio, CallCursor after, long idMs, long highBefore)
+    private async Task<WriteOutcome> AppendAsync(IReadOnlyList<PendingEntry> entries, int count)
     {
-        try
+        var adds = new Task<RedisValue>[count];
+        for (var e = 0; e < count; e++)
         {
-            await _db.StreamAddAsync(
+            var audio = (AudioEntry)entries[e].Entry;
+            var after = entries[e].CursorAfter;
+            adds[e] = _db.StreamAddAsync(
                 _audio,
                 [new NameValueEntry(Seq, audio.Seq), new NameValueEntry(Ts, audio.TimestampMs), new NameValueEntry(AudioField, audio.Audio), new NameValueEntry(PositionField, Position(after))],
-                AudioId(idMs, after.Frames),
+                AudioId(_epoch, after.Frames),
                 _store.Options.AudioStreamMaxLength,
                 useApproximateMaxLength: true);
         }
-        catch (RedisServerException ex) when (ex.Message.Contains("equal or smaller", StringComparison.Ordinal))
+
+        var refused = false;
+        Exception? failure = null;
+        foreach (var add in adds)
+        {
+            try
+            {
+                await add;
+            }
+            catch (RedisServerException ex) when (ex.Message.Contains("equal or smaller", StringComparison.Ordinal))
+            {
+                refused = true;
+            }
+            catch (Exception ex) when (CallStreamStore.IsFailure(ex))
+            {
+                failure ??= ex;
+            }
+        }
+
+        if (failure is not null)
+        {
+            throw new StoreUnavailableException(failure);
+        }
+
+        if (refused)
         {
             _fenced = false;
             return WriteOutcome.Conflict;
-        }
-        catch (Exception ex) when (CallStreamStore.IsFailure(ex))
-        {
-            ForgetAttemptNeverSent(ex, highBefore);
-            throw new StoreUnavailableException(ex);
         }
 
         try
@@ -433,52 +474,24 @@ public sealed class CallStreamWriter
         }
     }
 
-    private static RedisValue AudioId(long ms, long frames) =>
-        ms.ToString(CultureInfo.InvariantCulture) + "-" + frames.ToString(CultureInfo.InvariantCulture);
-
-    /// <summary>
-    /// An attempt refused before it was sent (no connection to the call's Redis, BacklogPolicy.FailFast) cannot land
-    /// later: its frames take the write time of the attempt that does go out, so ids after a Redis outage are the times
-    /// they were written. (An attempt that timed out may have been sent: its retry keeps its ids.)
-    /// </summary>
-    private void ForgetAttemptNeverSent(Exception ex, long highBefore)
+    private static bool AllAudio(IReadOnlyList<PendingEntry> entries, int count)
     {
-        if (ex is RedisConnectionException { FailureType: ConnectionFailureType.UnableToResolvePhysicalConnection })
-        {
-            _idFramesHigh = highBefore;
-        }
-    }
-
-    /// <summary>
-    /// The write time for the ids of this attempt: the one of the latest attempt when this one retries frames it covered
-    /// (the same ids again: Redis refuses them if that attempt landed), else now, never below the stream's last id.
-    /// </summary>
-    private long NextIdMs(IReadOnlyList<PendingEntry> entries, int count)
-    {
-        long first = 0, high = 0;
         for (var e = 0; e < count; e++)
         {
-            if (entries[e].Entry is AudioEntry)
+            if (entries[e].Entry is not AudioEntry)
             {
-                var frames = entries[e].CursorAfter.Frames;
-                first = first == 0 ? frames : first;
-                high = frames;
+                return false;
             }
         }
 
-        if (first == 0)
-        {
-            return _idMs;
-        }
-
-        if (first > _idFramesHigh)
-        {
-            _idMs = Math.Max(_idMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        }
-
-        _idFramesHigh = Math.Max(_idFramesHigh, high);
-        return _idMs;
+        return count > 0;
     }
+
+    /// <summary>How long after its last script an activation may append bare (see the remarks): ids' ms part is the write time to within this.</summary>
+    internal static readonly TimeSpan EpochLease = TimeSpan.FromSeconds(1);
+
+    private static RedisValue AudioId(long ms, long frames) =>
+        ms.ToString(CultureInfo.InvariantCulture) + "-" + frames.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The <c>i</c> field of an audio entry: the owner's gateway index, and the chunk after a colon when there is one.</summary>
     private static RedisValue Position(CallCursor after) => after.Sequence.Chunk is { } chunk
@@ -512,13 +525,12 @@ public sealed class CallStreamWriter
 
         var entry = last[0];
         _legacyIds = entry[PositionField].IsNull;
-        if (!TryParseId(entry.Id, out var ms, out var frames))
+        if (!TryParseId(entry.Id, out _, out var frames))
         {
             _legacyIds = true;
             return cursor;
         }
 
-        _idMs = Math.Max(_idMs, ms);
         if (_legacyIds || frames <= cursor.Frames)
         {
             return cursor;
