@@ -56,7 +56,9 @@ public sealed class CallStreamWriter
 
     // KEYS: audio stream, cursor hash, meta hash, lifecycle stream (one slot: the stream id is their hash tag).
     // ARGV: expected version, audio MAXLEN, TTL seconds of the call's keys (0: leave it), lifecycle MINID to trim below
-    //       ('0': none), cursor field count N, entry count M, now (Unix ms), then N name/value pairs for the cursor, then
+    //       ('0': none), cursor field count N, entry count M, the epoch to take at least (Unix ms; negative: the caller's
+    //       last script ran with this version, so nobody else wrote since, and its value is the epoch, unchecked), then
+    //       N name/value pairs for the cursor, then
     //       per entry: 'a' (audio), its frame number n (or '*': a stream begun by an older release), F, F name/value
     //       pairs; or 'l' (lifecycle), its id, F, pairs; or 'L': lifecycle as 'l', then G and G name/value pairs HSET into
     //       the meta hash (start and stop only: nothing goes to meta per frame).
@@ -72,11 +74,15 @@ public sealed class CallStreamWriter
         if current ~= ARGV[1] then return 0 end
         local epoch = tonumber(ARGV[7])
         local topn = -1
-        local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-        if top then
-          local ms, n = string.match(top[1], '^(%d+)-(%d+)$')
-          topn = tonumber(n)
-          if tonumber(ms) >= epoch then epoch = tonumber(ms) + 1 end
+        if epoch < 0 then
+          epoch = -epoch
+        else
+          local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+          if top then
+            local ms, n = string.match(top[1], '^(%d+)-(%d+)$')
+            topn = tonumber(n)
+            if tonumber(ms) >= epoch then epoch = tonumber(ms) + 1 end
+          end
         end
         local cursorEnd = 7 + tonumber(ARGV[5]) * 2
         local i = cursorEnd + 1
@@ -322,7 +328,10 @@ public sealed class CallStreamWriter
         args[a++] = trim > 0 ? "0-" + trim.ToString(CultureInfo.InvariantCulture) : "0";
         args[a++] = cursorFields.Count / 2;
         args[a++] = count;
-        args[a++] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // Fenced (this activation's last script wrote the version expected now): every id in the stream is at or below
+        // its epoch (another activation's bare appends are older and refused), so the script need not read the stream.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        args[a++] = _fenced ? -Math.Max(now, _epoch + 1) : now;
         foreach (var value in cursorFields)
         {
             args[a++] = value;
