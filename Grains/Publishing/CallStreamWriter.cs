@@ -424,10 +424,11 @@ public sealed class CallStreamWriter
     }
 
     /// <summary>
-    /// The common batch without the script: audio frames only, each a bare XADD with its explicit id <c>ms-n</c>,
-    /// pipelined. Redis refuses one if the stream's last id is at or above it (an earlier attempt of this one landed, or
-    /// another activation wrote since): a conflict, as when the script's fence refuses, and what did land is settled by
-    /// the caller from the stream's last entry. The cursor hash is not touched; its version stays.
+    /// The common batch without the script: audio frames only, each a bare XADD with its explicit id <c>epoch-n</c> (the
+    /// epoch of this activation's last script), pipelined. Redis refuses one if the stream's last id is at or above it
+    /// (another activation's script wrote since, with a later epoch): a conflict, as when the script's fence refuses, and
+    /// what did land is settled by the caller from the stream's last entry. A failed attempt is settled by reading the
+    /// cursor, which ends the lease: its retry goes through the script. The cursor hash is not touched; its version stays.
     /// </summary>
     private async Task<WriteOutcome> AppendAsync(IReadOnlyList<PendingEntry> entries, int count)
     {

@@ -61,7 +61,9 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
                 resumes.Add((call.StreamSid, resumedAt, silence));
             }
 
-            var moved = resumes.Where(r => r.Silence > 1000).ToList();
+            // Ids' ms part steps by up to ~1.1 s in normal running (the writer's epoch lease, docs/OPERATIONS.md); a call
+            // that moved was silent for the failure detection (~6 s here).
+            var moved = resumes.Where(r => r.Silence > 2000).ToList();
             foreach (var (sid, ms, silence) in resumes.OrderByDescending(r => r.Silence).Take(5))
             {
                 output.WriteLine($"  {sid}: silent {silence} ms, first frame published again {ms} ms after the kill");

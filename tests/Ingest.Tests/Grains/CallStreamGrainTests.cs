@@ -460,13 +460,13 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var scripts = after.GetValueOrDefault("evalsha") - before.GetValueOrDefault("evalsha");
         var adds = after.GetValueOrDefault("xadd") - before.GetValueOrDefault("xadd");
 
-        // 40 frames: the script only where the keys' expiry is due (about once a second), every frame an XADD.
+        // 40 frames: the script about once a second (its epoch lease), every frame an XADD.
         Assert.True(adds >= 40, $"{adds} XADD for 40 frames");
         Assert.True(scripts <= 6, $"{scripts} scripts for 40 one-frame batches (the other tests of this collection run one at a time)");
         var entries = await fixture.Connection.GetDatabase().StreamRangeAsync("ingest:audio:{" + id + "}");
         var ended = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var ids = entries.Select(e => e.Id.ToString().Split('-')).Select(p => (Ms: long.Parse(p[0], CultureInfo.InvariantCulture), N: long.Parse(p[1], CultureInfo.InvariantCulture))).ToList();
-        // <write time>-<frame number>: the frame numbers 1..41, the times the silo's clock while the test ran, never falling.
+        // <epoch>-<frame number>: the frame numbers 1..41; the epochs times of the silo's clock while the test ran, never falling.
         Assert.Equal(Enumerable.Range(1, 41).Select(n => (long)n), ids.Select(i => i.N));
         Assert.All(ids, i => Assert.InRange(i.Ms, begun - 1000, ended + 1000));
         Assert.Equal(ids.Select(i => i.Ms).Order(), ids.Select(i => i.Ms));
@@ -499,6 +499,33 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
         var stop = Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "stop");
         Assert.Equal("22", stop["frames"]);
         Assert.DoesNotContain(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "gap");
+    }
+
+    [Fact]
+    public async Task A_batch_of_several_frames_only_is_appended_as_pipelined_XADDs_without_the_script()
+    {
+        var id = NewStreamId();
+        var grain = Grain(id);
+        await grain.Start(ExotelStart(id));
+        await grain.Append("conn-1", [Media(2, chunk: 1)]);
+        var between = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(CallAckStatus.Ok, (await grain.Append("conn-1", [Media(3, chunk: 2), Media(4, chunk: 3), Media(5, chunk: 4)])).Status);
+        var elapsed = between.Elapsed;
+
+        // Frame 1 went through the script (the trim of the copied start was due) and took an epoch; a script run would
+        // take a later one, so frames 2-4 carry frame 1's epoch only if they were bare XADDs within its lease (1 s).
+        var entries = await fixture.Connection.GetDatabase().StreamRangeAsync("ingest:audio:{" + id + "}");
+        Assert.Equal(["1", "2", "3", "4"], entries.Select(e => e.Id.ToString().Split('-')[1]));
+        if (elapsed < TimeSpan.FromMilliseconds(900))
+        {
+            Assert.Single(entries.Select(e => e.Id.ToString().Split('-')[0]).Distinct());
+        }
+
+        // A dtmf in the batch changes more than the position: the script again, and every frame once.
+        await grain.Append("conn-1", [Media(6, chunk: 5), Dtmf(7, "5"), Media(8, chunk: 6)]);
+        await grain.Stop(new CallStop("callended", 9, "conn-1"));
+        Assert.Equal([2L, 3L, 4L, 5L, 6L, 8L], (await RedisStreams.ReadAudioAsync(fixture.Connection, id)).Select(a => a.Seq));
+        Assert.Single(await RedisStreams.ReadLifecycleAsync(fixture.Connection, id), e => e["event"] == "dtmf");
     }
 
     [Fact]
