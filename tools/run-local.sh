@@ -38,19 +38,24 @@ stop() {
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     sleep 0.1
   done
-  echo "$name did not stop within ${seconds} s; killing it"
+  say "$name did not stop within ${seconds} s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
+# Messages while stopping must not stop the stopping: when the output is a pipe whose reader died with the same
+# Ctrl+C (run-local.sh | tee log), a plain echo would end this script by SIGPIPE (or by set -e) and orphan the children.
+say() { { printf '%s\n' "$*"; } 2>/dev/null || true; }
+
 cleanup() {
   # A second Ctrl+C while stopping is ignored: stopping is already bounded (under 30 s in all).
-  trap '' INT TERM HUP
-  echo; echo "stopping..."
+  trap '' INT TERM HUP PIPE
+  set +e
+  say ""; say "stopping..."
   stop "$gateway_pid" gateway $((DRAIN_GRACE_SECONDS + 8))
   stop "$silo_pid" silo 12
   stop "$redis_pid" redis 3
-  echo "stopped"
+  say "stopped"
 }
 trap cleanup EXIT
 # First thing on Ctrl+C: ignore further ones, so a second press cannot interrupt the cleanup and orphan a child.

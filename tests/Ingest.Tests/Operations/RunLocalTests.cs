@@ -14,20 +14,22 @@ namespace Ingest.Tests.Operations;
 public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public async Task CtrlC_in_a_terminal_returns_within_30_seconds_and_leaves_no_process(int presses)
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(1, true)]
+    public async Task CtrlC_in_a_terminal_returns_within_30_seconds_and_leaves_no_process(int presses, bool throughTee)
     {
         var marker = "run-local-test-" + Guid.NewGuid().ToString("N")[..8];
         var runDir = Path.Combine(Path.GetTempPath(), marker);
         Directory.CreateDirectory(runDir);
+        var redisPort = Free();
         var env = new Dictionary<string, string>
         {
             ["RUN_LOCAL_TEST_MARKER"] = marker,
             ["RUN_DIR"] = runDir,
             ["RUN_LOCAL_SKIP_BUILD"] = "1",
             ["CONFIGURATION"] = ProcessCluster.Configuration,
-            ["REDIS_PORT"] = Free(),
+            ["REDIS_PORT"] = redisPort,
             ["PORT"] = Free(),
             ["SILO_PORT"] = Free(),
             ["GATEWAY_PORT"] = Free(),
@@ -40,7 +42,8 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
         // ignored, and a shell cannot trap a signal ignored at its entry; a terminal's shell never starts that way.
         var info = new ProcessStartInfo("env")
         {
-            ArgumentList = { "--default-signal=INT", "script", "-qfec", $"bash {script}", "/dev/null" },
+            // Through tee: Ctrl+C kills tee too, and the script's own output then goes to a broken pipe while it stops.
+            ArgumentList = { "--default-signal=INT", "script", "-qfec", throughTee ? $"bash {script} | tee {Path.Combine(runDir, "out.log")}" : $"bash {script}", "/dev/null" },
             WorkingDirectory = ProcessCluster.RepositoryRoot,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -79,7 +82,7 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
         try
         {
             await running.Task.WaitAsync(TimeSpan.FromSeconds(90));
-            Assert.True(Leftovers(marker).Count >= 3, "expected redis, silo and gateway running\n" + seen);
+            Assert.True(Leftovers(marker, redisPort).Count >= 3, "expected redis, silo and gateway running\n" + seen);
 
             var clock = Stopwatch.StartNew();
             for (var press = 0; press < presses; press++)
@@ -103,7 +106,7 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
             output.WriteLine($"returned {clock.ElapsedMilliseconds} ms after the first Ctrl+C ({presses} press(es))");
 
             // Exited processes can take a moment to be reaped by init after their parent is gone.
-            var left = await WaitNoLeftoversAsync(marker);
+            var left = await WaitNoLeftoversAsync(marker, redisPort);
             Assert.True(left.Count == 0, "left running: " + string.Join(", ", left) + "\n" + seen);
         }
         catch
@@ -113,7 +116,7 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
         }
         finally
         {
-            foreach (var pid in Leftovers(marker))
+            foreach (var pid in Leftovers(marker, redisPort))
             {
                 try
                 {
@@ -141,11 +144,11 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private static string Free() => RedisServer.FreePort().ToString(CultureInfo.InvariantCulture);
 
-    private static async Task<List<int>> WaitNoLeftoversAsync(string marker)
+    private static async Task<List<int>> WaitNoLeftoversAsync(string marker, string redisPort)
     {
         for (var i = 0; i < 20; i++)
         {
-            if (Leftovers(marker).Count == 0)
+            if (Leftovers(marker, redisPort).Count == 0)
             {
                 return [];
             }
@@ -153,11 +156,14 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
             await Task.Delay(100);
         }
 
-        return Leftovers(marker);
+        return Leftovers(marker, redisPort);
     }
 
-    /// <summary>Live processes (not zombies) started under this test's marker, whatever their session or parent.</summary>
-    private static List<int> Leftovers(string marker)
+    /// <summary>
+    /// Live processes (not zombies) started under this test's marker, whatever their session or parent, and the Redis on
+    /// this test's port (redis-server overwrites its environment with its process title, so the marker is gone there).
+    /// </summary>
+    private static List<int> Leftovers(string marker, string redisPort)
     {
         var found = new List<int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -171,7 +177,14 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
             {
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-                if (state != "Z" && File.ReadAllText(Path.Combine(dir, "environ")).Contains("RUN_LOCAL_TEST_MARKER=" + marker, StringComparison.Ordinal))
+                if (state == "Z")
+                {
+                    continue;
+                }
+
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                if (File.ReadAllText(Path.Combine(dir, "environ")).Contains("RUN_LOCAL_TEST_MARKER=" + marker, StringComparison.Ordinal)
+                    || (cmdline.StartsWith("redis-server", StringComparison.Ordinal) && cmdline.Contains(":" + redisPort, StringComparison.Ordinal)))
                 {
                     found.Add(pid);
                 }
