@@ -109,7 +109,18 @@ public sealed partial class FlagCache(
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                LogPollFailed(ex.Message);
+                // The first seconds after a gateway joins, its client may not have the cluster's grain manifest yet
+                // ("Could not find an implementation for interface ..."): expected, and retried quietly; what lasts past
+                // the tenth attempt (~5 s) is a warning.
+                if (attempt > 10)
+                {
+                    LogPollFailed(ex.Message);
+                }
+                else
+                {
+                    LogSeedRetry(attempt, ex.Message);
+                }
+
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100 * attempt, 1000)), stoppingToken);
             }
         }
@@ -188,4 +199,7 @@ public sealed partial class FlagCache(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the cluster flags: {Error}")]
     private partial void LogPollFailed(string error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Reading the cluster flags at start, attempt {Attempt}: {Error}; retrying")]
+    private partial void LogSeedRetry(int attempt, string error);
 }

@@ -1,10 +1,27 @@
 using System.Globalization;
+using Ingest.Tests.Infrastructure;
 
 namespace Ingest.Tests.Operations;
 
-/// <summary>What an operator sees when a silo starts while its Redis cannot be reached (Orleans membership needs it).</summary>
+/// <summary>What an operator sees when a process starts: a silo whose Redis cannot be reached (Orleans membership needs
+/// it), a gateway joining a running cluster.</summary>
 public sealed class StartupTests
 {
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task A_gateway_joining_a_running_cluster_reads_the_flags_without_a_warning()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        await cluster.StartSiloAsync("silo");
+        var gateway = await cluster.StartGatewayAsync("gateway");
+        await Task.Delay(TimeSpan.FromSeconds(1));
+
+        // Its client may not have the cluster's grain manifest in its first second: that is retried quietly, not logged as
+        // "Could not read the cluster flags" (an operator reads warnings as something to act on).
+        var log = gateway.Tail(400);
+        Assert.DoesNotContain("Could not read the cluster flags", log, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_silo_that_cannot_reach_Redis_at_start_exits_1_with_one_line_and_no_stack_trace()
     {
