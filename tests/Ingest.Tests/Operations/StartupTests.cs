@@ -1,3 +1,4 @@
+using System.Net;
 using System.Globalization;
 using Ingest.Tests.Infrastructure;
 
@@ -20,6 +21,61 @@ public sealed class StartupTests
         // "Could not read the cluster flags" (an operator reads warnings as something to act on).
         var log = gateway.Tail(400);
         Assert.DoesNotContain("Could not read the cluster flags", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_gateway_started_while_Redis_is_unreachable_answers_healthz_200_and_readyz_503_each_within_a_second()
+    {
+        var port = RedisServer.FreePort();
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { HostRun.GatewayDll },
+            WorkingDirectory = Path.GetDirectoryName(HostRun.GatewayDll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["REDIS_URL"] = "127.0.0.1:1";
+        info.Environment["PORT"] = port.ToString(CultureInfo.InvariantCulture);
+        info.Environment["SUPPORT_EXOTEL"] = "true";
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        using var gateway = System.Diagnostics.Process.Start(info)!;
+        gateway.OutputDataReceived += (_, _) => { };
+        gateway.ErrorDataReceived += (_, _) => { };
+        gateway.BeginOutputReadLine();
+        gateway.BeginErrorReadLine();
+        try
+        {
+            // CONTRACT §8: both answer within a second whatever Redis does; a platform's liveness probe must not restart
+            // a gateway that starts before its Redis (hosting starts while the Orleans client still looks for silos).
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            HttpStatusCode? health = null;
+            while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !gateway.HasExited)
+            {
+                try
+                {
+                    health = (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode;
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            Assert.Equal(HttpStatusCode.OK, health);
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync($"http://127.0.0.1:{port}/readyz")).StatusCode);
+                await Task.Delay(500);
+            }
+        }
+        finally
+        {
+            gateway.Kill(entireProcessTree: true);
+            await gateway.WaitForExitAsync();
+        }
     }
 
     [Fact]
