@@ -1,5 +1,5 @@
-using System.Net;
 using System.Globalization;
+using System.Net;
 using Ingest.Tests.Infrastructure;
 
 namespace Ingest.Tests.Operations;
