@@ -255,20 +255,10 @@ public sealed class RedisClusterServer : IAsyncDisposable
         var ports = new List<int>();
         for (var i = 0; i < total; i++)
         {
-            // The bus port is chosen too (cluster-port), because the default port + 10000 can fall outside 65535
-            // for the ephemeral ports the OS hands out.
-            var port = RedisServer.FreePort();
-            var busPort = RedisServer.FreePort();
-            ports.Add(port);
-            _busPorts[port] = busPort;
-            _processes[port] = StartNode(port, busPort);
+            ports.Add(await StartAnsweringNodeAsync());
         }
 
         StartWatchdog();
-        foreach (var port in ports)
-        {
-            await WaitForPingAsync(port);
-        }
 
         // redis-cli makes the first `masters` endpoints the masters and the rest their replicas.
         var create = new List<string> { "--cluster", "create" };
@@ -292,6 +282,59 @@ public sealed class RedisClusterServer : IAsyncDisposable
         _admin = await ConnectionMultiplexer.ConnectAsync(admin);
         await WaitForHealthyAsync(ports, replicasPerMaster > 0, TimeSpan.FromSeconds(60));
         Nodes = Order(await ReadNodesAsync(), ports);
+    }
+
+    /// <summary>
+    /// Starts one node on free ports and waits until it answers. A port <see cref="RedisServer.FreePort"/> handed out can
+    /// be taken by a parallel test before redis-server binds it (the node exits at once, "Address already in use"; seen
+    /// once under the full suite): that node is started again on other ports, up to three times.
+    /// </summary>
+    private async Task<int> StartAnsweringNodeAsync()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            // The bus port is chosen too (cluster-port), because the default port + 10000 can fall outside 65535
+            // for the ephemeral ports the OS hands out.
+            var port = RedisServer.FreePort();
+            var busPort = RedisServer.FreePort();
+            var process = StartNode(port, busPort);
+            _processes[port] = process;
+            _busPorts[port] = busPort;
+            if (await AnswersAsync(port, process))
+            {
+                return port;
+            }
+
+            _processes.Remove(port);
+            _busPorts.Remove(port);
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+
+            process.Dispose();
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException($"redis-server did not answer on port {port} (attempt {attempt})");
+            }
+        }
+    }
+
+    private static async Task<bool> AnswersAsync(int port, Process process)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline && !process.HasExited)
+        {
+            var (code, output) = await RunCliAsync(["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "PING"], TimeSpan.FromSeconds(5));
+            if (code == 0 && output.Contains("PONG", StringComparison.Ordinal))
+            {
+                return true;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return false;
     }
 
     private Process StartNode(int port, int busPort)
