@@ -178,9 +178,6 @@ public sealed class CallStreamWriter
     private static readonly RedisValue AudioTarget = Bytes("a"), LifecycleTarget = Bytes("l"), LifecycleMetaTarget = Bytes("L");
     private static readonly RedisValue PositionField = Bytes("i");
 
-    // What an appended frame may change in the cursor; any other change goes through the script.
-    private static readonly string[] PositionFields = ["idx", "media_seq", "chunk", "frames"];
-
     private readonly CallStreamStore _store;
     private readonly IDatabase _db;
     private readonly string _streamId;
@@ -307,7 +304,7 @@ public sealed class CallStreamWriter
             var entry = entries[e].Entry;
             if (entry is AudioEntry)
             {
-                size += 11;
+                size += 3 + (AudioFieldCount * 2);
                 continue;
             }
 
@@ -345,15 +342,12 @@ public sealed class CallStreamWriter
                 var after = entries[e].CursorAfter;
                 args[a++] = AudioTarget;
                 args[a++] = _legacyIds ? "*" : after.Frames;
-                args[a++] = 4;
-                args[a++] = Seq;
-                args[a++] = audio.Seq;
-                args[a++] = Ts;
-                args[a++] = audio.TimestampMs;
-                args[a++] = AudioField;
-                args[a++] = audio.Audio;
-                args[a++] = PositionField;
-                args[a++] = Position(after);
+                args[a++] = AudioFieldCount;
+                foreach (var field in AudioFields(audio, after))
+                {
+                    args[a++] = field.Name;
+                    args[a++] = field.Value;
+                }
             }
         }
 
@@ -439,7 +433,7 @@ public sealed class CallStreamWriter
             var after = entries[e].CursorAfter;
             adds[e] = _db.StreamAddAsync(
                 _audio,
-                [new NameValueEntry(Seq, audio.Seq), new NameValueEntry(Ts, audio.TimestampMs), new NameValueEntry(AudioField, audio.Audio), new NameValueEntry(PositionField, Position(after))],
+                AudioFields(audio, after),
                 AudioId(_epoch, after.Frames),
                 _store.Options.AudioStreamMaxLength,
                 useApproximateMaxLength: true);
@@ -503,18 +497,30 @@ public sealed class CallStreamWriter
     private static RedisValue AudioId(long ms, long frames) =>
         ms.ToString(CultureInfo.InvariantCulture) + "-" + frames.ToString(CultureInfo.InvariantCulture);
 
+    private const int AudioFieldCount = 4;
+
+    /// <summary>The fields of an audio entry (CONTRACT §7's <c>seq</c>, <c>ts</c>, <c>audio</c>, and our <c>i</c>), for the script and the bare XADD alike.</summary>
+    private static NameValueEntry[] AudioFields(AudioEntry audio, CallCursor after) =>
+        [new(Seq, audio.Seq), new(Ts, audio.TimestampMs), new(AudioField, audio.Audio), new(PositionField, Position(after))];
+
     /// <summary>The <c>i</c> field of an audio entry: the owner's gateway index, and the chunk after a colon when there is one.</summary>
     private static RedisValue Position(CallCursor after) => after.Sequence.Chunk is { } chunk
         ? after.Index.ToString(CultureInfo.InvariantCulture) + ":" + chunk.ToString(CultureInfo.InvariantCulture)
         : after.Index.ToString(CultureInfo.InvariantCulture);
 
-    private static bool OnlyPositionChanged(CallCursor after, CallCursor written) =>
-        after.SameContent(written with
+    /// <summary>True when <paramref name="after"/> differs from <paramref name="written"/> only in the cursor's position fields (<see cref="CursorFields"/>).</summary>
+    private static bool OnlyPositionChanged(CallCursor after, CallCursor written)
+    {
+        for (var i = 1; i < CursorFields.Length; i++)
         {
-            Index = after.Index,
-            Frames = after.Frames,
-            Sequence = written.Sequence with { MediaSeq = after.Sequence.MediaSeq, Chunk = after.Sequence.Chunk },
-        });
+            if (!CursorFields[i].Position && CursorFields[i].Value(after) != CursorFields[i].Value(written))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// The cursor hash with the frames appended after its last scripted write applied: the stream's last entry gives the
@@ -535,7 +541,7 @@ public sealed class CallStreamWriter
 
         var entry = last[0];
         _legacyIds = entry[PositionField].IsNull;
-        if (!TryParseId(entry.Id, out _, out var frames))
+        if (!TryFrameNumber(entry.Id, out var frames))
         {
             _legacyIds = true;
             return cursor;
@@ -559,15 +565,13 @@ public sealed class CallStreamWriter
         };
     }
 
-    private static bool TryParseId(RedisValue id, out long ms, out long sequence)
+    /// <summary>The frame number of an audio entry id <c>epoch-n</c>: its part after the dash.</summary>
+    private static bool TryFrameNumber(RedisValue id, out long frames)
     {
         var text = id.ToString();
         var dash = text.IndexOf('-', StringComparison.Ordinal);
-        sequence = 0;
-        ms = 0;
-        return dash > 0
-            && long.TryParse(text.AsSpan(0, dash), NumberStyles.Integer, CultureInfo.InvariantCulture, out ms)
-            && long.TryParse(text.AsSpan(dash + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out sequence);
+        frames = 0;
+        return dash > 0 && long.TryParse(text.AsSpan(dash + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out frames);
     }
 
     /// <summary>
@@ -819,26 +823,27 @@ public sealed class CallStreamWriter
         _ => null,
     };
 
-    // The one list of what the cursor hash holds; "v" first (always written).
-    private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value)[] CursorFields =
+    // The one list of what the cursor hash holds; "v" first (always written). Position: what a bare append may move
+    // (the hash lags the stream by those, so every script writes them).
+    private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value, bool Position)[] CursorFields =
     [
-        (Bytes("v"), c => c.Version),
-        (Bytes("owner"), c => c.Owner),
-        (Bytes("idx"), c => c.Index),
-        (Bytes("started"), c => c.Started ? 1 : 0),
-        (Bytes("stopped"), c => c.Stopped ? 1 : 0),
-        (Bytes("baseline"), c => c.Sequence.Baseline is { } b ? b : RedisValue.EmptyString),
-        (Bytes("media_seq"), c => c.Sequence.MediaSeq is { } m ? m : RedisValue.EmptyString),
-        (Bytes("chunk"), c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString),
-        (Bytes("ev_n"), c => c.Sequence.EventsAbove),
-        (Bytes("ev_max"), c => c.Sequence.EventMax),
-        (Bytes("life"), c => c.Lifecycle),
-        (Bytes("frames"), c => c.Frames),
-        (Bytes("gaps"), c => c.Gaps),
-        (Bytes("missing"), c => c.Missing),
-        (Bytes("call_sid"), c => c.CallSid),
-        (Bytes("protocol"), c => c.Protocol),
-        (Bytes("started_at"), c => c.StartedAt),
+        (Bytes("v"), c => c.Version, false),
+        (Bytes("owner"), c => c.Owner, false),
+        (Bytes("idx"), c => c.Index, true),
+        (Bytes("started"), c => c.Started ? 1 : 0, false),
+        (Bytes("stopped"), c => c.Stopped ? 1 : 0, false),
+        (Bytes("baseline"), c => c.Sequence.Baseline is { } b ? b : RedisValue.EmptyString, false),
+        (Bytes("media_seq"), c => c.Sequence.MediaSeq is { } m ? m : RedisValue.EmptyString, true),
+        (Bytes("chunk"), c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString, true),
+        (Bytes("ev_n"), c => c.Sequence.EventsAbove, false),
+        (Bytes("ev_max"), c => c.Sequence.EventMax, false),
+        (Bytes("life"), c => c.Lifecycle, false),
+        (Bytes("frames"), c => c.Frames, true),
+        (Bytes("gaps"), c => c.Gaps, false),
+        (Bytes("missing"), c => c.Missing, false),
+        (Bytes("call_sid"), c => c.CallSid, false),
+        (Bytes("protocol"), c => c.Protocol, false),
+        (Bytes("started_at"), c => c.StartedAt, false),
     ];
 
     /// <summary>
@@ -853,7 +858,7 @@ public sealed class CallStreamWriter
         {
             var value = CursorFields[i].Value(cursor);
             // The position fields always: the hash may lag the stream by appended frames (see the class remarks).
-            if (all || value != CursorFields[i].Value(previous) || Array.IndexOf(PositionFields, (string)CursorFields[i].Name!) >= 0)
+            if (all || CursorFields[i].Position || value != CursorFields[i].Value(previous))
             {
                 changed.Add(CursorFields[i].Name);
                 changed.Add(value);

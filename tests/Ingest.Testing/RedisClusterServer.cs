@@ -139,7 +139,11 @@ public sealed class RedisClusterServer : IAsyncDisposable
             _extraWatchdogs.Add(watchdog);
         }
 
-        await WaitForPingAsync(port);
+        if (!await AnswersAsync(port, process))
+        {
+            throw new InvalidOperationException($"redis-server did not answer on port {port}");
+        }
+
         var deadline = DateTime.UtcNow + timeout;
         var last = "nothing";
         while (DateTime.UtcNow < deadline)
@@ -391,23 +395,6 @@ public sealed class RedisClusterServer : IAsyncDisposable
         }
 
         Signals.Send(process, signal);
-    }
-
-    private static async Task WaitForPingAsync(int port)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            var (code, output) = await RunCliAsync(["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "PING"], TimeSpan.FromSeconds(5));
-            if (code == 0 && output.Contains("PONG", StringComparison.Ordinal))
-            {
-                return;
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new InvalidOperationException($"redis-server did not answer on port {port}");
     }
 
     private async Task WaitForHealthyAsync(IReadOnlyList<int> ports, bool replicas, TimeSpan timeout)

@@ -20,6 +20,29 @@ public static class HostRun
 
     public static async Task<Outcome> RunAsync(string dll, Dictionary<string, string> env, IEnumerable<string>? args = null, TimeSpan? timeout = null)
     {
+        var clock = Stopwatch.StartNew();
+        using var process = Start(dll, env, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(40));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new TimeoutException($"{Path.GetFileName(dll)} still running after {clock.Elapsed}\n{await stdout}\n{await stderr}");
+        }
+
+        static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new Outcome(process.ExitCode, Lines(await stdout), Lines(await stderr), clock.Elapsed);
+    }
+
+    /// <summary>Starts a shipped host (or tool) as an operator would, its output redirected; the caller reads or drains it.</summary>
+    public static Process Start(string dll, Dictionary<string, string> env, IEnumerable<string>? args = null)
+    {
         var info = new ProcessStartInfo("dotnet")
         {
             ArgumentList = { dll },
@@ -41,24 +64,7 @@ public static class HostRun
             info.Environment[key] = value;
         }
 
-        var clock = Stopwatch.StartNew();
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + dll);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(40));
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            throw new TimeoutException($"{Path.GetFileName(dll)} still running after {clock.Elapsed}\n{await stdout}\n{await stderr}");
-        }
-
-        static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        return new Outcome(process.ExitCode, Lines(await stdout), Lines(await stderr), clock.Elapsed);
+        return Process.Start(info) ?? throw new InvalidOperationException("could not start " + dll);
     }
 
     /// <summary>CONTRACT §2: refused at start, exit code 2, one line on stderr naming the setting, no stack trace anywhere.</summary>

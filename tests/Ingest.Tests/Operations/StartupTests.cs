@@ -27,19 +27,12 @@ public sealed class StartupTests
     public async Task A_gateway_started_while_Redis_is_unreachable_answers_healthz_200_and_readyz_503_each_within_a_second()
     {
         var port = RedisServer.FreePort();
-        var info = new System.Diagnostics.ProcessStartInfo("dotnet")
+        using var gateway = HostRun.Start(HostRun.GatewayDll, new()
         {
-            ArgumentList = { HostRun.GatewayDll },
-            WorkingDirectory = Path.GetDirectoryName(HostRun.GatewayDll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["REDIS_URL"] = "127.0.0.1:1";
-        info.Environment["PORT"] = port.ToString(CultureInfo.InvariantCulture);
-        info.Environment["SUPPORT_EXOTEL"] = "true";
-        info.Environment["Logging__LogLevel__Default"] = "Warning";
-        using var gateway = System.Diagnostics.Process.Start(info)!;
+            ["REDIS_URL"] = "127.0.0.1:1",
+            ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+            ["SUPPORT_EXOTEL"] = "true",
+        });
         gateway.OutputDataReceived += (_, _) => { };
         gateway.ErrorDataReceived += (_, _) => { };
         gateway.BeginOutputReadLine();
