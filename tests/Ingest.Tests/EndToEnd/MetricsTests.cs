@@ -5,7 +5,7 @@ namespace Ingest.Tests.EndToEnd;
 
 /// <summary>
 /// /metrics as the conventions say (issue 11 item 5): durations in seconds, ingest_calls_ended_total by reason and
-/// protocol, protocol on frames received, the runtime and Kestrel meters. The fixture's hosts share this test process
+/// protocol, protocol on frames received, the runtime meters (Kestrel's: ProcessMetricsTests). The fixture's hosts share this test process
 /// (and its meters), so counts are compared as "at least this much more".
 /// </summary>
 [Collection(EndToEndCollection.Name)]
@@ -25,7 +25,7 @@ public sealed class MetricsTests(EndToEndFixture fixture)
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
 
     [Fact]
-    public async Task Calls_ended_count_by_reason_and_protocol_durations_are_in_seconds_and_runtime_and_kestrel_meters_are_exported()
+    public async Task Calls_ended_count_by_reason_and_protocol_durations_are_in_seconds_and_runtime_meters_are_exported()
     {
         var before = await ScrapeAsync();
         var stopped = "metrics-" + Guid.NewGuid().ToString("N");
@@ -74,10 +74,7 @@ public sealed class MetricsTests(EndToEndFixture fixture)
 
         Assert.Contains("dotnet_gc_collections_total", text, StringComparison.Ordinal);
 
-        // Kestrel's instruments are exported too. Seen once in a loaded full run: one scrape without them (the process
-        // hosts several test stacks' meters); they must show within a few scrapes, not necessarily in this one.
-        Assert.True(
-            await RedisStreams.WaitUntilAsync(async () => (await ScrapeAsync()).Contains("kestrel_", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
-            "no kestrel_ metric in /metrics");
+        // Kestrel's instruments: ProcessMetricsTests, on a gateway process of its own (in this shared test process another
+        // stack's disposed host can take the merged Kestrel stream with it).
     }
 }
