@@ -180,6 +180,12 @@ public sealed record GatewayLimits
     /// <summary>Fixed pause before a 401 for a wrong credential, so guessing is slow even below the limit.</summary>
     public TimeSpan AuthFailureDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Calls per round of the start-up warm-up (WARMUP_CALLS; 0: none).</summary>
+    public int WarmupCalls { get; init; } = 128;
+
+    /// <summary>Longest the warm-up holds /readyz at 503 once the cluster answers (WARMUP_MAX_SECONDS).</summary>
+    public TimeSpan WarmupMax { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Binds and validates <see cref="GatewayLimitsOptions"/> (the options pattern), then turns them into limits.</summary>
     public static GatewayLimits From(IConfiguration c) => From(SettingsOptions.Load(c, new GatewayLimitsOptionsValidator()));
 
@@ -204,5 +210,7 @@ public sealed record GatewayLimits
         MaxCallBufferBytes = o.MaxCallBufferBytes,
         MaxGatewayBufferBytes = o.MaxGatewayBufferBytes,
         DeliveryTimeout = TimeSpan.FromSeconds(o.DeliveryTimeoutSeconds),
+        WarmupCalls = o.WarmupCalls,
+        WarmupMax = TimeSpan.FromSeconds(o.WarmupMaxSeconds),
     };
 }

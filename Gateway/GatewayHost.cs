@@ -117,6 +117,9 @@ public static class GatewayHost
             settings,
             sp.GetRequiredService<ILoggerFactory>()));
 
+        builder.Services.AddSingleton<GatewayWarmup>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayWarmup>());
+
         builder.AddServiceDefaults();
         builder.Services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
@@ -130,7 +133,8 @@ public static class GatewayHost
         // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
         _ = app.Services.GetRequiredService<IOptions<HostOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<ClientMessagingOptions>>().Value;
-        GatewayMetrics.Initialize();
+        // Once the meter provider listens (it is started with the host): a series touched before that is not exported.
+        app.Lifetime.ApplicationStarted.Register(GatewayMetrics.Initialize);
         if (!settings.TrustedProxies.IsEmpty)
         {
             // With no known proxies the middleware would believe X-Forwarded-For from anyone, so it runs only when
@@ -152,8 +156,8 @@ public static class GatewayHost
     }
 }
 
-/// <summary>Ready when a grain call round-trips through the cluster, and not while draining.</summary>
-internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags) : IHealthCheck
+/// <summary>Ready when a grain call round-trips through the cluster and the warm-up is over, and not while draining.</summary>
+internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags, GatewayWarmup warmup) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -168,9 +172,13 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
             await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(650), cancellationToken);
 
             // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
-            return flags.Loaded.IsCompletedSuccessfully
-                ? HealthCheckResult.Healthy("cluster reachable")
-                : HealthCheckResult.Unhealthy("cluster flags not loaded yet");
+            if (!flags.Loaded.IsCompletedSuccessfully)
+            {
+                return HealthCheckResult.Unhealthy("cluster flags not loaded yet");
+            }
+
+            // A fresh gateway first runs its own calls through the path, so the first real ones do not meet cold code.
+            return warmup.Done ? HealthCheckResult.Healthy("cluster reachable") : HealthCheckResult.Unhealthy("warming up");
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -44,6 +44,12 @@ public sealed class GatewayLimitsOptions
     [ConfigurationKeyName("AUTH_FAILURE_WINDOW_SECONDS")] public int AuthFailureWindowSeconds { get; set; } = 60;
 
     [ConfigurationKeyName("AUTH_FAILURE_DELAY_MS")] public int AuthFailureDelayMs { get; set; } = 250;
+
+    /// <summary>Calls per round of the warm-up before /readyz (GatewayWarmup); 0 turns the warm-up off.</summary>
+    [ConfigurationKeyName("WARMUP_CALLS")] public int WarmupCalls { get; set; } = 128;
+
+    /// <summary>Longest the warm-up may hold /readyz at 503 once the cluster and Redis answer; the gateway is ready then anyway.</summary>
+    [ConfigurationKeyName("WARMUP_MAX_SECONDS")] public int WarmupMaxSeconds { get; set; } = 30;
 }
 
 /// <summary>The ranges of <see cref="GatewayLimitsOptions"/>, and the relations between them.</summary>
@@ -73,6 +79,8 @@ public sealed class GatewayLimitsOptionsValidator : IValidateOptions<GatewayLimi
         SettingRules.Range(failures, "AUTH_FAILURE_LIMIT", o.AuthFailureLimit, 1, 1_000_000);
         SettingRules.Range(failures, "AUTH_FAILURE_WINDOW_SECONDS", o.AuthFailureWindowSeconds, 1, 86_400);
         SettingRules.Range(failures, "AUTH_FAILURE_DELAY_MS", o.AuthFailureDelayMs, 0, 10_000);
+        SettingRules.Range(failures, "WARMUP_CALLS", o.WarmupCalls, 0, 1000);
+        SettingRules.Range(failures, "WARMUP_MAX_SECONDS", o.WarmupMaxSeconds, 1, 600);
 
         // One call's budget must fit the gateway's, or every call would overflow before the gateway-wide bound is met.
         if (o.MaxCallBufferBytes > o.MaxGatewayBufferBytes)

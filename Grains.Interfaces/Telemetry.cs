@@ -8,19 +8,32 @@ public static class IngestMeter
 {
     public const string Name = "Ingest";
 
-    private static readonly Meter Meter = new(Name);
+    /// <summary>The meter of the start-up warm-up's calls (<see cref="WarmupCalls"/>): the same instruments, never exported.</summary>
+    public const string WarmupName = "Ingest.Warmup";
 
-    /// <summary>
-    /// One instrument per fact, shared by both processes: the gateway counts what the grains confirmed, a silo what it
-    /// wrote. Prometheus tells them apart by the scrape target (job/instance), not by a second name.
-    /// </summary>
-    public static readonly Counter<long> FramesPublished = Meter.CreateCounter<long>("ingest.frames.published", "{frame}", "Audio frames written to Redis Streams (gateway: confirmed by the grains; silo: written by its grains).");
+    /// <summary>What real calls count.</summary>
+    public static readonly IngestInstruments Live = new(new Meter(Name));
 
-    public static readonly Counter<long> Duplicates = Meter.CreateCounter<long>("ingest.frames.duplicates", "{frame}", "Items dropped because their sequence number was already published.");
+    /// <summary>What the warm-up's calls count: nobody listens, so /metrics shows only real calls.</summary>
+    public static readonly IngestInstruments Warmup = new(new Meter(WarmupName));
+}
 
-    public static readonly Counter<long> Gaps = Meter.CreateCounter<long>("ingest.gaps", "{gap}", "Gap entries recorded for missing sequence numbers.");
+/// <summary>
+/// One instrument per fact, shared by both processes: the gateway counts what the grains confirmed, a silo what it
+/// wrote. Prometheus tells them apart by the scrape target (job/instance), not by a second name.
+/// </summary>
+public sealed class IngestInstruments(Meter meter)
+{
+    /// <summary>The meter each process hangs its own instruments off too.</summary>
+    public Meter Meter { get; } = meter;
 
-    public static readonly Counter<long> MissingFrames = Meter.CreateCounter<long>("ingest.frames.missing", "{frame}", "Frames never received, summed over gaps.");
+    public Counter<long> FramesPublished { get; } = meter.CreateCounter<long>("ingest.frames.published", "{frame}", "Audio frames written to Redis Streams (gateway: confirmed by the grains; silo: written by its grains).");
+
+    public Counter<long> Duplicates { get; } = meter.CreateCounter<long>("ingest.frames.duplicates", "{frame}", "Items dropped because their sequence number was already published.");
+
+    public Counter<long> Gaps { get; } = meter.CreateCounter<long>("ingest.gaps", "{gap}", "Gap entries recorded for missing sequence numbers.");
+
+    public Counter<long> MissingFrames { get; } = meter.CreateCounter<long>("ingest.frames.missing", "{frame}", "Frames never received, summed over gaps.");
 }
 
 /// <summary>The ActivitySource of the call lifecycle spans (one trace per call; never a span per frame).</summary>

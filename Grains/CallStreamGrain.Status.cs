@@ -9,7 +9,7 @@ public sealed partial class CallStreamGrain : ICallStatusGrain
     {
         // Interleaved: reads fields only, never awaits, so it sees a consistent state between two turns of the call path.
         // Protocol, call sid and start time come from the cursor, so they survive a failover.
-        if (!_loaded || !_head.Started || _head.Stopped || _head.Owner.Length == 0)
+        if (!_loaded || _warmup || !_head.Started || _head.Stopped || _head.Owner.Length == 0)
         {
             return ValueTask.FromResult<CallStatus?>(null);
         }

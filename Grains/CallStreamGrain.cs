@@ -27,7 +27,9 @@ public sealed partial class CallStreamGrain(
     // How often a live call tells the open-lifecycle set it is still looked after (LifecycleSweeper takes the rest).
     private static readonly TimeSpan LifecycleTouchInterval = TimeSpan.FromSeconds(30);
 
-    private readonly IngestOptions _options = options.Value;
+    private IngestOptions _options = options.Value;
+    private GrainMetrics _metrics = GrainMetrics.Live;
+    private bool _warmup;
     private readonly SequenceTracker _tracker = new();
     private readonly List<PendingEntry> _pending = [];
 
@@ -68,6 +70,17 @@ public sealed partial class CallStreamGrain(
     {
         _streamId = this.GetPrimaryKeyString();
         _writer = store.ForStream(_streamId);
+
+        // A warm-up call (WarmupCalls) runs the same code, but with its own keys and retention (the writer's options),
+        // unexported instruments, no spans and no log lines.
+        _options = _writer.Options;
+        _metrics = GrainMetrics.For(_streamId);
+        _warmup = WarmupCalls.Is(_streamId);
+        if (_warmup)
+        {
+            logger = Microsoft.Extensions.Logging.Abstractions.NullLogger<CallStreamGrain>.Instance;
+        }
+
         return Task.CompletedTask;
     }
 
@@ -199,7 +212,7 @@ public sealed partial class CallStreamGrain(
 
             if (BufferFull(0))
             {
-                GrainMetrics.Pushback.Add(1);
+                _metrics.Pushback.Add(1);
                 return Ack(CallAckStatus.Busy);
             }
         }
@@ -280,31 +293,31 @@ public sealed partial class CallStreamGrain(
 
         if (duplicates > 0)
         {
-            GrainMetrics.Duplicates.Add(duplicates);
+            _metrics.Duplicates.Add(duplicates);
             LogDuplicates(_streamId, duplicates);
         }
 
         if (gaps > 0)
         {
-            GrainMetrics.Gaps.Add(gaps);
-            GrainMetrics.MissingFrames.Add(missing);
+            _metrics.Gaps.Add(gaps);
+            _metrics.MissingFrames.Add(missing);
         }
 
         if (overflowed > 0)
         {
-            GrainMetrics.Overflowed.Add(overflowed);
+            _metrics.Overflowed.Add(overflowed);
         }
 
         if (malformed > 0)
         {
-            GrainMetrics.Malformed.Add(malformed);
+            _metrics.Malformed.Add(malformed);
         }
 
         await FlushAsync(force: busy);
         var status = Status();
         if (busy && status != CallAckStatus.NotStarted)
         {
-            GrainMetrics.Pushback.Add(1);
+            _metrics.Pushback.Add(1);
             status = CallAckStatus.Busy;
         }
 
@@ -334,7 +347,7 @@ public sealed partial class CallStreamGrain(
             }
             catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
             {
-                GrainMetrics.RedisFailures.Add(1);
+                _metrics.RedisFailures.Add(1);
             }
 
             DeactivateOnIdle();
@@ -356,7 +369,7 @@ public sealed partial class CallStreamGrain(
     /// </summary>
     private System.Diagnostics.Activity? StartLifecycleSpan(string name)
     {
-        if (!IngestTelemetry.Source.HasListeners())
+        if (!IngestTelemetry.Source.HasListeners() || _warmup)
         {
             return null;
         }
@@ -420,8 +433,8 @@ public sealed partial class CallStreamGrain(
         long missing = 0;
         if (RecordMissing(_tracker.OnStop(stop.Seq), _lastIndex, ref missing) > 0)
         {
-            GrainMetrics.Gaps.Add(1);
-            GrainMetrics.MissingFrames.Add(missing);
+            _metrics.Gaps.Add(1);
+            _metrics.MissingFrames.Add(missing);
         }
 
         var ack = await StopCoreAsync(stop.Reason);
@@ -483,8 +496,8 @@ public sealed partial class CallStreamGrain(
         }
 
         LogAfterStop(_streamId, count, from, to);
-        GrainMetrics.Gaps.Add(AddToGap("after_stop", from, to, count, _lastIndex));
-        GrainMetrics.MissingFrames.Add(count);
+        _metrics.Gaps.Add(AddToGap("after_stop", from, to, count, _lastIndex));
+        _metrics.MissingFrames.Add(count);
         await FlushAsync(force: true);
     }
 
@@ -529,7 +542,7 @@ public sealed partial class CallStreamGrain(
             }
             catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
             {
-                GrainMetrics.RedisFailures.Add(1);
+                _metrics.RedisFailures.Add(1);
             }
         }
 
@@ -635,7 +648,7 @@ public sealed partial class CallStreamGrain(
         _head = Snapshot(index) with { Gaps = _head.Gaps + 1, Lifecycle = _head.Lifecycle + 1 };
         _openGap = new PendingEntry(new GapEntry(from, to, count, reason), _head, index) { Gap = gap };
         _pending.Add(_openGap);
-        GrainMetrics.Buffered.Add(1);
+        _metrics.Buffered.Add(1);
         return 1;
     }
 
@@ -653,7 +666,7 @@ public sealed partial class CallStreamGrain(
         _pending.Add(new PendingEntry(entry, _head, index, bytes) { JoinNext = joinNext });
         _pendingBytes += bytes;
         SiloBuffers.Add(bytes);
-        GrainMetrics.Buffered.Add(1);
+        _metrics.Buffered.Add(1);
     }
 
     private void RemovePending(int count)
@@ -671,7 +684,7 @@ public sealed partial class CallStreamGrain(
         _pending.RemoveRange(0, count);
         _pendingBytes -= bytes;
         SiloBuffers.Add(-bytes);
-        GrainMetrics.Buffered.Add(-count);
+        _metrics.Buffered.Add(-count);
     }
 
     private void ReleasePending() => RemovePending(_pending.Count);
@@ -755,12 +768,12 @@ public sealed partial class CallStreamGrain(
             {
                 // On the master, not confirmed by its replicas in time (INGEST_REDIS_WAIT_REPLICAS): kept, and settled
                 // only once a read of the cursor is confirmed by the replicas.
-                GrainMetrics.NotReplicated.Add(1);
+                _metrics.NotReplicated.Add(1);
                 HoldUncertain(count, null);
                 return;
             }
 
-            GrainMetrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _metrics.WriteLatency.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             if (outcome == WriteOutcome.Conflict)
             {
                 if (await ReconcileAsync(known: null))
@@ -797,7 +810,7 @@ public sealed partial class CallStreamGrain(
             _written = cursorAfter with { Version = _written.Version + (outcome == WriteOutcome.Appended ? 0 : 1) };
             _cursorDirty = false;
             RemovePending(count);
-            GrainMetrics.FramesPublished.Add(audio);
+            _metrics.FramesPublished.Add(audio);
             _publishedSinceAck += audio;
             if (_redisDown)
             {
@@ -819,7 +832,7 @@ public sealed partial class CallStreamGrain(
     /// </summary>
     private void HoldUncertain(int count, Exception? ex)
     {
-        GrainMetrics.RedisFailures.Add(1);
+        _metrics.RedisFailures.Add(1);
         if (!_redisDown)
         {
             LogRedisUnavailable(_streamId, _pending.Count, ex?.Message ?? "the replicas did not confirm the write in time");
@@ -866,7 +879,7 @@ public sealed partial class CallStreamGrain(
         }
         catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
         {
-            GrainMetrics.RedisFailures.Add(1);
+            _metrics.RedisFailures.Add(1);
             LogCopyFailed(_streamId, ex.Message);
         }
 
@@ -901,7 +914,7 @@ public sealed partial class CallStreamGrain(
         }
         catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
         {
-            GrainMetrics.RedisFailures.Add(1);
+            _metrics.RedisFailures.Add(1);
             _redisDown = true;
             _nextRetryUtc = DateTime.UtcNow + _options.RetryInterval;
             EnsureRetryTimer();
@@ -967,7 +980,7 @@ public sealed partial class CallStreamGrain(
         LogReconciled(_streamId, settled);
         _written = current;
         RemovePending(settled);
-        GrainMetrics.FramesPublished.Add(audio);
+        _metrics.FramesPublished.Add(audio);
         _publishedSinceAck += audio;
         _head = _head with { Version = _written.Version };
         return true;

@@ -16,7 +16,22 @@ public static class GrainServiceExtensions
 
         services.AddSingleton<CallStreamStore>();
         services.AddHostedService<LifecycleSweeper>();
-        GrainMetrics.Initialize();
+        services.AddHostedService<ZeroSeriesAtStart>();
         return services;
+    }
+
+    /// <summary>
+    /// Touches every counter once the host has started, when the meter provider listens: a series touched before that
+    /// (as at registration, before this) is not exported, and a fresh silo's /metrics lacked them until its first call.
+    /// </summary>
+    private sealed class ZeroSeriesAtStart(Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime) : Microsoft.Extensions.Hosting.IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            lifetime.ApplicationStarted.Register(GrainMetrics.Initialize);
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

@@ -63,4 +63,16 @@ public sealed class IngestOptions
 
     /// <summary>A live call's grain touches the open-lifecycle set every 30 s; one silent for this long is swept.</summary>
     public TimeSpan SweepAfter { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// The same limits for the warm-up's calls (<see cref="Interfaces.WarmupCalls"/>): their keys expire seconds after
+    /// their stop, and their own calls stream keeps only the last few thousand entries.
+    /// </summary>
+    public IngestOptions ForWarmup()
+    {
+        var warmup = (IngestOptions)MemberwiseClone();
+        warmup.StreamTtl = Interfaces.WarmupCalls.Retention;
+        warmup.CallsStreamMaxLength = 10_000;
+        return warmup;
+    }
 }

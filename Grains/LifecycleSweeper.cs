@@ -61,7 +61,7 @@ public sealed partial class LifecycleSweeper(
             await Task.WhenAll(chunk.Select(id => grains.GetGrain<ICallStreamGrain>(id).Sweep().AsTask()));
         }
 
-        GrainMetrics.Swept.Add(stale.Count);
+        GrainMetrics.Live.Swept.Add(stale.Count);
         return stale.Count;
     }
 

@@ -23,6 +23,10 @@ public static class ServiceDefaultsExtensions
         // Trace and span ids of the current activity (the call's span in a session) go with every log line's scopes.
         builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
 
+        // The health check service logs an Error line for every probe that finds the process not ready (a gateway warming
+        // up, a Redis away): a probe every few seconds made that a flood. /readyz's own answer names the failing check.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical);
+
         var otel = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(
                 builder.Configuration["OTEL_SERVICE_NAME"] is { Length: > 0 } name ? name : builder.Environment.ApplicationName))

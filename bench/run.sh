@@ -7,7 +7,7 @@
 #   bench/run.sh --cadence-ms 20 --sample-rate 16000 --systems orleans --scenarios realtime
 #
 # Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000
-#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S
+#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max --warmup-calls N --warmup-pause S --warmup-cadence-ms N --warmup-rounds N
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
 #   --redis-cluster             a 3-master Redis Cluster on free loopback ports instead of one node (REDIS_URL is the
@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     --wait-replicas) wait_replicas="$2"; shift 2 ;;
     --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
-    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause)
+    --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause|--warmup-cadence-ms|--warmup-rounds)
       driver_args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;

@@ -40,6 +40,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private readonly CallStart _start;
     private readonly GatewayLimits _limits;
     private readonly ILogger _logger;
+    private readonly GatewayMetrics _metrics;
     private readonly Lock _gate = new();
     private readonly List<Queued> _unsent = [];
     private readonly List<Queued> _unsettled = [];
@@ -66,13 +67,14 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private readonly ActivityContext _trace;
     private long _published;
 
-    public CallForwarder(ICallStreamGrain grain, CallStart start, GatewayLimits limits, ILogger logger, ActivityContext? trace = null)
+    public CallForwarder(ICallStreamGrain grain, CallStart start, GatewayLimits limits, ILogger logger, ActivityContext? trace = null, GatewayMetrics? metrics = null)
     {
         _trace = trace ?? default;
         _grain = grain;
         _start = start;
         _limits = limits;
         _logger = logger;
+        _metrics = metrics ?? GatewayMetrics.Live;
         var half = HeartbeatInterval / 2;
         _heartbeatTimer = new Timer(static state => ((CallForwarder)state!).Wake(), this, half, half);
     }
@@ -162,7 +164,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                     LogOverflowStarted(_start.StreamId, seq, _limits.MaxCallBufferBytes);
                 }
 
-                GatewayMetrics.Overflowed.Add(1);
+                _metrics.Overflowed.Add(1);
                 AddOverflow(seq);
                 Wake();
                 return;
@@ -200,7 +202,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 return false;
             }
 
-            GatewayMetrics.Overflowed.Add(1);
+            _metrics.Overflowed.Add(1);
             AddOverflow(seq);
         }
 
@@ -258,7 +260,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
         if (frames > 0)
         {
-            GatewayMetrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", "undeliverable"));
+            _metrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", "undeliverable"));
             LogAbandoned(_start.StreamId, frames, why);
         }
     }
@@ -333,7 +335,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             if (seq - open.ToSeq > SequenceRules.MaxJump)
             {
                 // An absurd number (CONTRACT §5) must not stretch the gap over numbers that never came: malformed.
-                GatewayMetrics.Malformed.Add(1);
+                _metrics.Malformed.Add(1);
                 return;
             }
 
@@ -499,7 +501,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             case CallAckStatus.Busy:
                 // Pushback from a slow Redis: keep everything, pause, send again. Not a lost silo.
                 RequeueUnsettled();
-                GatewayMetrics.Pushback.Add(1);
+                _metrics.Pushback.Add(1);
                 await Task.Delay(_backoff, token);
                 _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
                 return true;
@@ -520,7 +522,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
         {
             // Ended: the grain recorded what reached it after the stop as an after_stop gap. Conflict: these frames are
             // not this stream's (another connection owns it), so they are counted here, not written there.
-            GatewayMetrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", status == CallAckStatus.Conflict ? "not_owner" : "call_ended"));
+            _metrics.Dropped.Add(frames, new KeyValuePair<string, object?>("reason", status == CallAckStatus.Conflict ? "not_owner" : "call_ended"));
         }
 
         LogCallRefused(_start.StreamId, status, frames);
@@ -564,29 +566,29 @@ public sealed partial class CallForwarder : IAsyncDisposable
     {
         if (ack.Published > 0)
         {
-            GatewayMetrics.FramesPublished.Add(ack.Published);
+            _metrics.FramesPublished.Add(ack.Published);
             Interlocked.Add(ref _published, ack.Published);
         }
 
         if (ack.Duplicates > 0)
         {
-            GatewayMetrics.Duplicates.Add(ack.Duplicates);
+            _metrics.Duplicates.Add(ack.Duplicates);
         }
 
         if (ack.GapsRecorded > 0)
         {
-            GatewayMetrics.Gaps.Add(ack.GapsRecorded);
-            GatewayMetrics.MissingFrames.Add(ack.MissingFrames);
+            _metrics.Gaps.Add(ack.GapsRecorded);
+            _metrics.MissingFrames.Add(ack.MissingFrames);
         }
 
         if (ack.Overflowed > 0)
         {
-            GatewayMetrics.Overflowed.Add(ack.Overflowed);
+            _metrics.Overflowed.Add(ack.Overflowed);
         }
 
         if (ack.Malformed > 0)
         {
-            GatewayMetrics.Malformed.Add(ack.Malformed);
+            _metrics.Malformed.Add(ack.Malformed);
         }
 
         if (ack.Status is CallAckStatus.Ok or CallAckStatus.Buffering)
@@ -604,7 +606,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 var item = _unsettled[settled].Item;
                 if (item.Kind == CallItemKind.Media)
                 {
-                    GatewayMetrics.PublishLatency.Record(Stopwatch.GetElapsedTime(_unsettled[settled].ReceivedTicks, now).TotalSeconds);
+                    _metrics.PublishLatency.Record(Stopwatch.GetElapsedTime(_unsettled[settled].ReceivedTicks, now).TotalSeconds);
                 }
 
                 bytes += item.Bytes;
@@ -680,7 +682,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
     private async Task BackOffAsync(Exception? ex, CancellationToken token)
     {
         _failures++;
-        GatewayMetrics.Resends.Add(1);
+        _metrics.Resends.Add(1);
         if (ex is not null && (_failures == 1 || _failures % 20 == 0))
         {
             LogGrainCallFailed(_start.StreamId, _failures, ex);

@@ -54,7 +54,7 @@ public sealed partial class ExotelSession(
 
             if (parsed.UnknownFieldCount > 0)
             {
-                GatewayMetrics.UnknownEvents.Add(parsed.UnknownFieldCount);
+                Context.Metrics.UnknownEvents.Add(parsed.UnknownFieldCount);
             }
 
             if (!await HandleAsync(parsed))
@@ -106,7 +106,7 @@ public sealed partial class ExotelSession(
                 await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "stop received");
                 return false;
             default:
-                GatewayMetrics.UnknownEvents.Add(1);
+                Context.Metrics.UnknownEvents.Add(1);
                 LogUnknownEvent(StreamId ?? "(none)", message.EventName);
                 return true;
         }
@@ -172,7 +172,7 @@ public sealed partial class ExotelSession(
                 FrameReceived();
                 if (message.Payload.Length % 2 != 0)
                 {
-                    GatewayMetrics.OddLength.Add(1);
+                    Context.Metrics.OddLength.Add(1);
                 }
 
                 return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, message.Payload);

@@ -6,12 +6,24 @@ using Ingest.ServiceDefaults;
 
 namespace Ingest.Gateway.Ingest;
 
-/// <summary>What a session needs from the host, bundled so the protocol classes stay small.</summary>
+/// <summary>
+/// What a session needs from the host, bundled so the protocol classes stay small. The warm-up's sessions
+/// (<see cref="GatewayWarmup"/>) get one of their own: their own registry, no log lines, unexported instruments, and
+/// grain keys in the warm-up's namespace (<see cref="WarmupCalls"/>).
+/// </summary>
 public sealed record SessionContext(
     IClusterClient Cluster,
     SessionRegistry Registry,
     GatewaySettings Settings,
-    ILoggerFactory LoggerFactory);
+    ILoggerFactory LoggerFactory)
+{
+    public bool Warmup { get; init; }
+
+    public GatewayMetrics Metrics => Warmup ? GatewayMetrics.Warmup : GatewayMetrics.Live;
+
+    /// <summary>The grain that holds a stream: its id, or for a warm-up call the id in the warm-up's namespace.</summary>
+    public string GrainKey(string streamId) => Warmup ? WarmupCalls.Prefix + streamId : streamId;
+}
 
 /// <summary>
 /// One accepted WebSocket carrying one call. The base class owns the socket's life: reading whole messages, the idle,
@@ -82,7 +94,7 @@ public abstract partial class IngestSession : IDisposable
     protected void FrameReceived()
     {
         _framesReceived++;
-        GatewayMetrics.FramesReceived.Add(1, new KeyValuePair<string, object?>("protocol", ProtocolName));
+        Context.Metrics.FramesReceived.Add(1, new KeyValuePair<string, object?>("protocol", ProtocolName));
     }
 
     public async Task RunAsync()
@@ -90,7 +102,7 @@ public abstract partial class IngestSession : IDisposable
         // One trace per call, rooted here at the accepted upgrade: not a child of the HTTP request's activity (which is
         // not exported). It is the current activity for the rest of the session, so its log lines carry its trace id.
         Activity.Current = null;
-        _callActivity = IngestTelemetry.Source.StartActivity("ingest.call", ActivityKind.Server);
+        _callActivity = Context.Warmup ? null : IngestTelemetry.Source.StartActivity("ingest.call", ActivityKind.Server);
         _callActivity?.SetTag("protocol", ProtocolName);
         _callActivity?.SetTag("client.address", Remote.ToString());
         // Until the call starts only the start timeout runs: messages before start (connected, junk) do not extend it.
@@ -150,7 +162,7 @@ public abstract partial class IngestSession : IDisposable
         }
         else if (message.Status == ReadStatus.TooLarge)
         {
-            GatewayMetrics.Malformed.Add(1);
+            Context.Metrics.Malformed.Add(1);
             LogTooLarge(StreamId ?? "(none)", Context.Settings.Limits.MaxMessageBytes);
             End("message_too_large", WebSocketCloseStatus.MessageTooBig, $"message larger than {Context.Settings.Limits.MaxMessageBytes} bytes");
         }
@@ -182,7 +194,9 @@ public abstract partial class IngestSession : IDisposable
         StreamId = start.StreamId;
         _clock.Restart();
         var logger = Context.LoggerFactory.CreateLogger<CallForwarder>();
-        var forwarder = new CallForwarder(Context.Cluster.GetGrain<ICallStreamGrain>(start.StreamId), start, Context.Settings.Limits, logger, _callActivity?.Context);
+        var grainKey = Context.GrainKey(start.StreamId);
+        var forwarder = new CallForwarder(
+            Context.Cluster.GetGrain<ICallStreamGrain>(grainKey), start with { StreamId = grainKey }, Context.Settings.Limits, logger, _callActivity?.Context, Context.Metrics);
         Forwarder = forwarder;
         _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
         _idleTimer.Change(Context.Settings.Limits.IdleTimeout, Timeout.InfiniteTimeSpan);
@@ -231,7 +245,7 @@ public abstract partial class IngestSession : IDisposable
             var ended = Volatile.Read(ref _closeReason) == "refused" && Volatile.Read(ref _endReason) is null ? "refused" : reason.ToLowerInvariant();
             ended = KnownReasons.Contains(ended) ? ended : "other";
             _endedAs = ended;
-            GatewayMetrics.CallsEnded.Add(1, new KeyValuePair<string, object?>("reason", ended), new KeyValuePair<string, object?>("protocol", ProtocolName));
+            Context.Metrics.CallsEnded.Add(1, new KeyValuePair<string, object?>("reason", ended), new KeyValuePair<string, object?>("protocol", ProtocolName));
         }
 
         _startTimer.Change(Timeout.Infinite, Timeout.Infinite);
@@ -274,7 +288,7 @@ public abstract partial class IngestSession : IDisposable
 
     protected void Malformed(string what, string detail)
     {
-        GatewayMetrics.Malformed.Add(1);
+        Context.Metrics.Malformed.Add(1);
         var n = Interlocked.Increment(ref _malformed);
 
         // A hostile peer must not be able to flood the log: the first ten, then one in a hundred.

@@ -45,7 +45,7 @@ public sealed partial class NativeSession(
                 if (message.Data.Length % 2 != 0)
                 {
                     // Not whole 16-bit samples: published byte for byte all the same, and counted (CONTRACT §5).
-                    GatewayMetrics.OddLength.Add(1);
+                    Context.Metrics.OddLength.Add(1);
                 }
 
                 // A frame that only joins an open overflow gap is not copied: a flat-out sender into a cluster that takes
@@ -103,7 +103,7 @@ public sealed partial class NativeSession(
                     await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "stop received");
                     return;
                 default:
-                    GatewayMetrics.UnknownEvents.Add(1);
+                    Context.Metrics.UnknownEvents.Add(1);
                     break;
             }
         }

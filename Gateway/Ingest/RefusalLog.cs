@@ -45,7 +45,7 @@ public sealed class RefusalLog
     {
         var number = Interlocked.Increment(ref _count);
         Volatile.Write(ref _ring[(number - 1) % Capacity], new Refusal(number, DateTime.UtcNow, remote, reason, status, protocol, detail));
-        GatewayMetrics.Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason.Wire()));
+        GatewayMetrics.Live.Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason.Wire()));
     }
 
     /// <summary>Newest first. An entry overwritten while this reads is left out rather than shown out of order.</summary>

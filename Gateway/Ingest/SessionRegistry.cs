@@ -8,7 +8,7 @@ namespace Ingest.Gateway.Ingest;
 /// The calls this gateway carries: for the active-calls gauge, per-address and total connection limits, refusing a
 /// stream id already live here, and the graceful drain on SIGTERM.
 /// </summary>
-public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<SessionRegistry> logger, IConnectionMultiplexer? redis = null)
+public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<SessionRegistry> logger, IConnectionMultiplexer? redis = null, GatewayMetrics? metrics = null)
 {
     /// <summary>
     /// A drain stops waiting for calls once Redis has been unreachable this long: nothing the calls send can land then,
@@ -64,7 +64,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
             return false;
         }
 
-        GatewayMetrics.ActiveCalls.Add(1);
+        (metrics ?? GatewayMetrics.Live).ActiveCalls.Add(1);
         return true;
     }
 
@@ -72,7 +72,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     {
         if (_byStream.TryRemove(new KeyValuePair<string, IngestSession>(streamId, session)))
         {
-            GatewayMetrics.ActiveCalls.Add(-1);
+            (metrics ?? GatewayMetrics.Live).ActiveCalls.Add(-1);
         }
     }
 

@@ -1,3 +1,4 @@
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.Grains.Publishing;
@@ -19,8 +20,9 @@ namespace Ingest.Grains.Publishing;
 public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options)
 {
     public const string CallsKey = "ingest:calls";
-    internal const string CallsTag = "{" + CallsKey + "}";
-    internal static readonly RedisKey OpenKey = CallsTag + ":open";
+
+    // The warm-up's calls (WarmupCalls): the same scheme under their own namespace, kept for seconds, not minutes.
+    private readonly IngestOptions _warmupOptions = options.Value.ForWarmup();
 
     internal IConnectionMultiplexer Redis { get; } = redis;
 
@@ -37,17 +39,12 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
     internal static bool IsFailure(Exception ex) =>
         ex is RedisException or RedisCommandException or TimeoutException or ObjectDisposedException;
 
-    public static string AudioKey(string streamId) => "ingest:audio:{" + streamId + "}";
+    public static string AudioKey(string streamId) => Keyspace.Live.Audio(streamId);
 
-    internal static string CursorKey(string streamId) => "ingest:cursor:{" + streamId + "}";
-
-    internal static string MetaKey(string streamId) => "ingest:meta:{" + streamId + "}";
-
-    internal static string LifecycleKey(string streamId) => "ingest:lifecycle:{" + streamId + "}";
-
-    internal static string CopiedKey(string streamId) => CallsTag + ":copied:" + streamId;
-
-    public CallStreamWriter ForStream(string streamId) => new(this, streamId);
+    /// <summary>The writer of one call; a warm-up call's writes its own namespace (<see cref="WarmupCalls"/>).</summary>
+    public CallStreamWriter ForStream(string streamId) => WarmupCalls.Is(streamId)
+        ? new(this, streamId, Keyspace.Warmup, _warmupOptions)
+        : new(this, streamId, Keyspace.Live, Options);
 
     /// <summary>
     /// Calls whose lifecycle is open and whose grain has not touched it since <paramref name="before"/>: their silo and
@@ -58,7 +55,7 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
         try
         {
             var members = await Database.SortedSetRangeByScoreAsync(
-                OpenKey, double.NegativeInfinity, before.ToUnixTimeMilliseconds(), Exclude.None, Order.Ascending, 0, limit);
+                Keyspace.Live.OpenKey, double.NegativeInfinity, before.ToUnixTimeMilliseconds(), Exclude.None, Order.Ascending, 0, limit);
             return Array.ConvertAll(members, m => m.ToString());
         }
         catch (Exception ex) when (CallStreamStore.IsFailure(ex))
@@ -101,4 +98,38 @@ public sealed class StoreUnavailableException : Exception
         : base(message)
     {
     }
+}
+
+/// <summary>The key scheme of CONTRACT §7 (see <see cref="CallStreamStore"/>) under one namespace: real calls' or the warm-up's.</summary>
+internal sealed class Keyspace
+{
+    public static readonly Keyspace Live = new("ingest:");
+
+    public static readonly Keyspace Warmup = new(WarmupCalls.KeyNamespace);
+
+    private readonly string _prefix;
+    private readonly string _callsTag;
+
+    private Keyspace(string prefix)
+    {
+        _prefix = prefix;
+        var calls = prefix + "calls";
+        CallsKey = calls;
+        _callsTag = "{" + calls + "}";
+        OpenKey = _callsTag + ":open";
+    }
+
+    public RedisKey CallsKey { get; }
+
+    public RedisKey OpenKey { get; }
+
+    public string Audio(string streamId) => _prefix + "audio:{" + streamId + "}";
+
+    public string Cursor(string streamId) => _prefix + "cursor:{" + streamId + "}";
+
+    public string Meta(string streamId) => _prefix + "meta:{" + streamId + "}";
+
+    public string Lifecycle(string streamId) => _prefix + "lifecycle:{" + streamId + "}";
+
+    public string Copied(string streamId) => _callsTag + ":copied:" + streamId;
 }

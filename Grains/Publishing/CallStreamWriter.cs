@@ -181,6 +181,7 @@ public sealed class CallStreamWriter
     private readonly CallStreamStore _store;
     private readonly IDatabase _db;
     private readonly string _streamId;
+    private readonly Keyspace _keys;
     private readonly RedisKey[] _batchKeys;
     private readonly RedisKey[] _copyKeys;
     private readonly RedisKey _audio;
@@ -210,20 +211,25 @@ public sealed class CallStreamWriter
     private long _epoch;
     private long _epochAt;
 
-    internal CallStreamWriter(CallStreamStore store, string streamId)
+    internal CallStreamWriter(CallStreamStore store, string streamId, Keyspace keys, IngestOptions options)
     {
         _store = store;
         _db = store.Database;
         _streamId = streamId;
+        _keys = keys;
+        Options = options;
         // Keys as bytes, encoded once per activation (a string key is encoded again on every command).
-        _audio = KeyBytes(CallStreamStore.AudioKey(streamId));
-        _cursor = KeyBytes(CallStreamStore.CursorKey(streamId));
-        _meta = KeyBytes(CallStreamStore.MetaKey(streamId));
-        _lifecycle = KeyBytes(CallStreamStore.LifecycleKey(streamId));
-        _copied = KeyBytes(CallStreamStore.CopiedKey(streamId));
+        _audio = KeyBytes(keys.Audio(streamId));
+        _cursor = KeyBytes(keys.Cursor(streamId));
+        _meta = KeyBytes(keys.Meta(streamId));
+        _lifecycle = KeyBytes(keys.Lifecycle(streamId));
+        _copied = KeyBytes(keys.Copied(streamId));
         _batchKeys = [_audio, _cursor, _meta, _lifecycle];
-        _copyKeys = [CallStreamStore.CallsKey, _copied, CallStreamStore.OpenKey];
+        _copyKeys = [keys.CallsKey, _copied, keys.OpenKey];
     }
+
+    /// <summary>The limits this call's keys are written with (a warm-up call's retention is seconds).</summary>
+    public IngestOptions Options { get; }
 
     public bool IsConnected => _store.IsConnected;
 
@@ -286,7 +292,7 @@ public sealed class CallStreamWriter
     /// </summary>
     public async Task<WriteOutcome> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
     {
-        var options = _store.Options;
+        var options = Options;
         if (ttlSeconds == 0 && !_legacyIds && _fenced && Stopwatch.GetElapsedTime(_epochAt) < EpochLease && !(_copiedNumber > _trimmedBelow)
             && AllAudio(entries, count) && OnlyPositionChanged(cursorAfter, written))
         {
@@ -435,7 +441,7 @@ public sealed class CallStreamWriter
                 _audio,
                 AudioFields(audio, after),
                 AudioId(_epoch, after.Frames),
-                _store.Options.AudioStreamMaxLength,
+                Options.AudioStreamMaxLength,
                 useApproximateMaxLength: true);
         }
 
@@ -581,7 +587,7 @@ public sealed class CallStreamWriter
     /// </summary>
     public async Task<bool> CopyLifecycleAsync(bool stopped, long lastNumber)
     {
-        var options = _store.Options;
+        var options = Options;
         try
         {
             for (var attempt = 0; attempt < 3; attempt++)
@@ -616,7 +622,7 @@ public sealed class CallStreamWriter
                 }
 
                 var result = (long)await EvalAsync(CopyScript, CopySha, _copyKeys, args);
-                if (!await _store.ReplicatedAsync(CallStreamStore.CallsKey))
+                if (!await _store.ReplicatedAsync(_keys.CallsKey))
                 {
                     // Appended on the master only: keep the entries; the fence makes the next attempt append nothing twice.
                     return false;
@@ -665,7 +671,7 @@ public sealed class CallStreamWriter
     {
         try
         {
-            await _db.SortedSetRemoveAsync(CallStreamStore.OpenKey, _streamId);
+            await _db.SortedSetRemoveAsync(_keys.OpenKey, _streamId);
         }
         catch (Exception ex) when (CallStreamStore.IsFailure(ex))
         {

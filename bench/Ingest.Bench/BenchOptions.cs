@@ -42,8 +42,14 @@ public sealed record BenchOptions
     /// <summary>Calls whose every frame is timed (XREAD BLOCK); the others are counted and verified only.</summary>
     public int ObservedCalls { get; init; } = 200;
 
-    /// <summary>Calls of the warm-up before the scenarios (50 frames each, flat out); not measured.</summary>
+    /// <summary>Calls of the warm-up before the scenarios (50 frames each, flat out unless paced); not measured.</summary>
     public int WarmupCalls { get; init; } = 32;
+
+    /// <summary>The warm-up's frame interval (0: flat out); a paced warm-up reaches the code real-time calls run.</summary>
+    public int WarmupCadenceMs { get; init; }
+
+    /// <summary>How many times the warm-up runs, each followed by the pause (tier-up takes more than one pass).</summary>
+    public int WarmupRounds { get; init; } = 1;
 
     /// <summary>Seconds to wait after the warm-up (background JIT finishing) before the first scenario.</summary>
     public int WarmupPauseSeconds { get; init; }
@@ -82,6 +88,8 @@ public sealed record BenchOptions
                 "--observe" => options with { ObservedCalls = Int() },
                 "--warmup-calls" => options with { WarmupCalls = Int() },
                 "--warmup-pause" => options with { WarmupPauseSeconds = Int() },
+                "--warmup-cadence-ms" => options with { WarmupCadenceMs = Int() },
+                "--warmup-rounds" => options with { WarmupRounds = Int() },
                 "--scenarios" => options with { Scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries) },
                 "--out" => options with { OutputPath = Value() },
                 _ => throw new ArgumentException($"unknown option {name}"),

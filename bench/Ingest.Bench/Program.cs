@@ -45,9 +45,13 @@ await using var redis = await RedisProbe.ConnectAsync(options.Redis);
 var runner = new ScenarioRunner(options, redis, Console.Out);
 var results = new List<ScenarioResult>();
 
-Console.WriteLine($"[{options.System}] warm-up");
-await runner.WarmUpAsync();
-await Task.Delay(TimeSpan.FromSeconds(options.WarmupPauseSeconds));
+for (var round = 1; round <= options.WarmupRounds; round++)
+{
+    Console.WriteLine($"[{options.System}] warm-up{(options.WarmupRounds > 1 ? $" round {round}" : string.Empty)}");
+    await runner.WarmUpAsync();
+    await Task.Delay(TimeSpan.FromSeconds(options.WarmupPauseSeconds));
+}
+
 var occurrences = new Dictionary<string, int>(StringComparer.Ordinal);
 foreach (var scenario in options.Scenarios)
 {

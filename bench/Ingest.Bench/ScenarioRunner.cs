@@ -85,7 +85,9 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             calls = CreateCalls("warm" + attempt, options.WarmupCalls, observed: 0, frames: 0);
         }
 
-        await Task.WhenAll(calls.Select(c => c.SendMediaAsync(50, 0, 0, CancellationToken.None)));
+        var cadenceTicks = options.WarmupCadenceMs * Stopwatch.Frequency / 1000;
+        var firstDue = Stopwatch.GetTimestamp();
+        await Task.WhenAll(calls.Select((c, i) => c.SendMediaAsync(50, firstDue + (cadenceTicks * i / calls.Count), cadenceTicks, CancellationToken.None)));
         await SimulatedExotelCall.StopAllAsync(calls);
         await WaitReadableAsync(calls, calls.Sum(c => c.FramesSent), Stopwatch.GetTimestamp());
         await redis.DeleteAsync(calls);

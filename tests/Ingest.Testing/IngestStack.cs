@@ -98,6 +98,9 @@ public sealed class IngestStack : IAsyncDisposable
             ["EXOTEL_BASIC_AUTH_PASS"] = ExotelPassword,
             ["JWT_SECRET"] = JwtSecret,
             ["DRAIN_GRACE_SECONDS"] = "2",
+
+            // A test gateway takes calls at once: no warm-up before /readyz (a test that is about it asks for one).
+            ["WARMUP_CALLS"] = "0",
             ["Logging:LogLevel:Default"] = "Warning",
         };
         Merge(settings, extra);

@@ -67,48 +67,91 @@ public sealed class ProcessCluster : IAsyncDisposable
     public async Task<ChildProcess> StartSiloAsync(string name, Dictionary<string, string>? extra = null, int? httpPort = null)
     {
         var derived = httpPort is not null;
-        httpPort ??= RedisServer.FreePort();
-        var env = new Dictionary<string, string>
+        return await StartOnFreePortsAsync(name, extra, fixedPorts: derived, attempt =>
         {
-            ["REDIS_URL"] = RedisConnectionString,
-            ["CLUSTER_ID"] = ClusterId,
-            ["SERVICE_ID"] = ClusterId,
-            ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["SILO_HTTP_PORT"] = httpPort.Value.ToString(CultureInfo.InvariantCulture),
-            ["SILO_ADVERTISED_IP"] = "127.0.0.1",
-            ["SUPPORT_EXOTEL"] = "true",
-            ["Logging__LogLevel__Default"] = "Warning",
-        };
-        if (derived)
-        {
-            env.Remove("SILO_HTTP_PORT");
-        }
+            var http = httpPort ?? RedisServer.FreePort();
+            var env = new Dictionary<string, string>
+            {
+                ["REDIS_URL"] = RedisConnectionString,
+                ["CLUSTER_ID"] = ClusterId,
+                ["SERVICE_ID"] = ClusterId,
+                ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["SILO_HTTP_PORT"] = http.ToString(CultureInfo.InvariantCulture),
+                ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+                ["SUPPORT_EXOTEL"] = "true",
+                ["Logging__LogLevel__Default"] = "Warning",
+            };
+            if (derived)
+            {
+                env.Remove("SILO_HTTP_PORT");
+            }
 
-        Merge(env, extra);
-        var child = Start(name, HostDll("Silo", "Ingest.Silo"), env, httpPort.Value);
-        await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
-        return child;
+            Merge(env, extra);
+            return (HostDll("Silo", "Ingest.Silo"), env, http);
+        });
+    }
+
+    /// <summary>
+    /// Starts a process on ports picked free, and waits until it is ready. A port picked free can be taken by a
+    /// parallel test before the process binds it ("Address already in use", "is already in use"): the process exits,
+    /// and it is started again on other ports, up to three times. Ports the test chose itself are not changed.
+    /// </summary>
+    private async Task<ChildProcess> StartOnFreePortsAsync(
+        string name, Dictionary<string, string>? extra, bool fixedPorts, Func<int, (string Dll, Dictionary<string, string> Env, int HttpPort)> plan)
+    {
+        var chosenByTest = fixedPorts || (extra?.Keys.Any(k => k is "PORT" or "SILO_PORT" or "GATEWAY_PORT" or "SILO_HTTP_PORT") ?? false);
+        for (var attempt = 1; ; attempt++)
+        {
+            var (dll, env, httpPort) = plan(attempt);
+            var child = Start(name, dll, env, httpPort);
+            try
+            {
+                await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
+                return child;
+            }
+            catch (InvalidOperationException) when (!chosenByTest && attempt < 3 && child.HasExited && PortWasTaken(child))
+            {
+                lock (_children)
+                {
+                    _children.Remove(child);
+                }
+
+                await child.DisposeAsync();
+            }
+        }
+    }
+
+    private static bool PortWasTaken(ChildProcess child)
+    {
+        var tail = child.Tail(400);
+        return tail.Contains("Address already in use", StringComparison.OrdinalIgnoreCase) || tail.Contains("is already in use", StringComparison.Ordinal);
     }
 
     public async Task<ChildProcess> StartGatewayAsync(string name, Dictionary<string, string>? extra = null)
     {
-        var port = RedisServer.FreePort();
-        var env = new Dictionary<string, string>
+        var child = await StartOnFreePortsAsync(name, extra, fixedPorts: false, _ =>
         {
-            ["REDIS_URL"] = RedisConnectionString,
-            ["CLUSTER_ID"] = ClusterId,
-            ["SERVICE_ID"] = ClusterId,
-            ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
-            ["SUPPORT_EXOTEL"] = "true",
-            ["EXOTEL_BASIC_AUTH_USER"] = IngestStack.ExotelUser,
-            ["EXOTEL_BASIC_AUTH_PASS"] = IngestStack.ExotelPassword,
-            ["JWT_SECRET"] = IngestStack.JwtSecret,
-            ["Logging__LogLevel__Default"] = "Warning",
-        };
-        Merge(env, extra);
-        var child = Start(name, HostDll("Gateway", "Ingest.Gateway"), env, port);
-        await child.WaitReadyAsync(TimeSpan.FromSeconds(40));
+            var port = RedisServer.FreePort();
+            var env = new Dictionary<string, string>
+            {
+                ["REDIS_URL"] = RedisConnectionString,
+                ["CLUSTER_ID"] = ClusterId,
+                ["SERVICE_ID"] = ClusterId,
+                ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+                ["SUPPORT_EXOTEL"] = "true",
+                ["EXOTEL_BASIC_AUTH_USER"] = IngestStack.ExotelUser,
+                ["EXOTEL_BASIC_AUTH_PASS"] = IngestStack.ExotelPassword,
+                ["JWT_SECRET"] = IngestStack.JwtSecret,
+
+                // Ready at once: the warm-up before /readyz has tests of its own (WarmupTests).
+                ["WARMUP_CALLS"] = "0",
+                ["Logging__LogLevel__Default"] = "Warning",
+            };
+            Merge(env, extra);
+            var http = extra is not null && extra.TryGetValue("PORT", out var fixedPort) ? int.Parse(fixedPort, CultureInfo.InvariantCulture) : port;
+            return (HostDll("Gateway", "Ingest.Gateway"), env, http);
+        });
 
         // Ready means the cluster answers; wait until the flag cache lets Exotel in as well.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

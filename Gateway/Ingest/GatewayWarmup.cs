@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using Ingest.Gateway.Flags;
+using Ingest.Grains.Interfaces;
+using IServer = Microsoft.AspNetCore.Hosting.Server.IServer;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Ingest.Gateway.Ingest;
+
+/// <summary>
+/// Before the gateway says it is ready, it calls itself: rounds of <see cref="GatewaySettings"/>' WARMUP_CALLS Exotel
+/// calls over real loopback WebSockets, paced like real time, through the whole path (Kestrel, the session, the
+/// forwarder, the grains and their Redis writes), until a round compiles next to nothing, so the JIT has finished tiering
+/// that path up before the first real call (docs/PERFORMANCE.md "Cold start"). Rounds are separated by waits for the
+/// background JIT to go quiet. None of it is visible: the calls carry a per-process secret instead of credentials, run
+/// in a <see cref="SessionContext"/> of their own (no registry entries, log lines or exported metrics), and write under
+/// the warm-up's namespace (<see cref="WarmupCalls"/>), whose keys expire seconds later. The warm-up never holds
+/// readiness longer than WARMUP_MAX_SECONDS once the cluster answers; a failed warm-up is logged and the gateway is
+/// ready anyway.
+/// </summary>
+public sealed partial class GatewayWarmup : BackgroundService
+{
+    public const string Header = "X-Ingest-Warmup";
+
+    private const int FramesPerCall = 40;
+    private const int MinRounds = 2;
+    private const int MaxRounds = 8;
+    private static readonly TimeSpan Cadence = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan SettleSample = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan MaxSettle = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+
+    private readonly GatewaySettings _settings;
+    private readonly IClusterClient _cluster;
+    private readonly FlagCache _flags;
+    private readonly IConnectionMultiplexer _redis;
+    private readonly IServer _server;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<GatewayWarmup> _logger;
+    private volatile byte[]? _secret;
+    private volatile bool _done;
+
+    public GatewayWarmup(
+        GatewaySettings settings,
+        IClusterClient cluster,
+        FlagCache flags,
+        IConnectionMultiplexer redis,
+        IServer server,
+        IHostApplicationLifetime lifetime,
+        SessionContext live,
+        ILogger<GatewayWarmup> logger)
+    {
+        _settings = settings;
+        _cluster = cluster;
+        _flags = flags;
+        _redis = redis;
+        _server = server;
+        _lifetime = lifetime;
+        _logger = logger;
+        _done = settings.Limits.WarmupCalls == 0;
+        Sessions = live with
+        {
+            Registry = new SessionRegistry(settings, NullLogger<SessionRegistry>.Instance, redis, GatewayMetrics.Warmup),
+            LoggerFactory = NullLoggerFactory.Instance,
+            Warmup = true,
+        };
+        if (!_done)
+        {
+            _secret = Encoding.ASCII.GetBytes(Convert.ToHexString(RandomNumberGenerator.GetBytes(32)));
+        }
+    }
+
+    /// <summary>True once the warm-up is over (or off): until then /readyz answers 503 "warming up".</summary>
+    public bool Done => _done;
+
+    /// <summary>What the warm-up's own calls run in.</summary>
+    public SessionContext Sessions { get; }
+
+    /// <summary>
+    /// True for an upgrade of the warm-up's own: it carries this process's secret (never logged, gone once the warm-up
+    /// is over) and comes from a loopback address. Anything else goes through authentication as usual.
+    /// </summary>
+    public bool Admits(HttpContext http)
+    {
+        if (_secret is not { } secret || !http.Request.Headers.TryGetValue(Header, out var presented))
+        {
+            return false;
+        }
+
+        return http.Connection.RemoteIpAddress is { } remote && System.Net.IPAddress.IsLoopback(remote)
+            && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(presented.ToString()), secret);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_done)
+        {
+            return;
+        }
+
+        try
+        {
+            await WaitStartedAsync(stoppingToken);
+            if (LoopbackUri() is not { } uri)
+            {
+                LogNoAddress();
+                return;
+            }
+
+            await WaitForClusterAsync(stoppingToken);
+            LogStarting(_settings.Limits.WarmupCalls, _settings.Limits.WarmupMax.TotalSeconds);
+            using var budget = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            budget.CancelAfter(_settings.Limits.WarmupMax);
+            await RunRoundsAsync(uri, budget.Token, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception ex)
+        {
+            LogFailed(ex);
+        }
+        finally
+        {
+            _secret = null;
+            _done = true;
+        }
+    }
+
+    private async Task RunRoundsAsync(Uri uri, CancellationToken budget, CancellationToken stopping)
+    {
+        var clock = Stopwatch.StartNew();
+        var calls = _settings.Limits.WarmupCalls;
+        var payload = Convert.ToBase64String(Enumerable.Range(0, 1600).Select(i => (byte)(i * 37)).ToArray());
+        double firstRoundJitMs = 0;
+        var rounds = 0;
+        var failed = 0;
+        var compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
+        try
+        {
+            while (rounds < MaxRounds)
+            {
+                rounds++;
+                var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
+                var results = await Task.WhenAll(Enumerable.Range(0, calls).Select(i => CallAsync(uri, rounds, i, calls, payload, budget)));
+                failed += results.Count(ok => !ok);
+                await SettleAsync(budget);
+                var jitMs = (System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalMilliseconds;
+                LogRound(rounds, calls, results.Count(ok => ok), jitMs);
+                if (rounds == 1)
+                {
+                    firstRoundJitMs = jitMs;
+                }
+                else if (rounds >= MinRounds && jitMs <= firstRoundJitMs / 10)
+                {
+                    break;
+                }
+            }
+
+            LogWarm(rounds, calls, clock.Elapsed.TotalSeconds, System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore, failed);
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            LogOutOfTime(_settings.Limits.WarmupMax.TotalSeconds, rounds);
+        }
+
+        // The warm-up's calls stream and open set have no expiry of their own (the calls' keys have theirs).
+        var db = _redis.GetDatabase();
+        foreach (var key in new RedisKey[] { WarmupCalls.KeyNamespace + "calls", "{" + WarmupCalls.KeyNamespace + "calls}:open" })
+        {
+            _ = db.KeyExpireAsync(key, WarmupCalls.Retention, flags: CommandFlags.FireAndForget);
+        }
+    }
+
+    /// <summary>One Exotel call of the warm-up; false if it did not end normally (logged at Debug, the round goes on).</summary>
+    private async Task<bool> CallAsync(Uri uri, int round, int index, int calls, string payload, CancellationToken budget)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(budget);
+        timeout.CancelAfter(CallTimeout);
+        var token = timeout.Token;
+        var id = $"r{round}c{index}-{Guid.NewGuid():N}";
+        try
+        {
+            using var socket = new ClientWebSocket();
+            socket.Options.SetRequestHeader(Header, Encoding.ASCII.GetString(_secret ?? []));
+            await socket.ConnectAsync(uri, token);
+            await SendAsync(socket, """{"event":"connected"}""", token);
+            await SendAsync(socket, StartMessage(id), token);
+
+            // Paced like real time (reads that wait, timers re-armed), the calls spread over one interval.
+            var first = Stopwatch.GetTimestamp() + (long)(Cadence.TotalSeconds * Stopwatch.Frequency * index / calls);
+            for (var chunk = 1; chunk <= FramesPerCall; chunk++)
+            {
+                var due = first + (long)((chunk - 1) * Cadence.TotalSeconds * Stopwatch.Frequency);
+                if (Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due) is { Ticks: > 0 } wait)
+                {
+                    await Task.Delay(wait, token);
+                }
+
+                await SendAsync(socket, $$$"""{"event":"media","sequence_number":{{{chunk + 1}}},"stream_sid":"{{{id}}}","media":{"chunk":{{{chunk}}},"timestamp":"{{{chunk * 100}}}","payload":"{{{payload}}}"}}""", token);
+            }
+
+            await SendAsync(socket, $$$"""{"event":"mark","sequence_number":"{{{FramesPerCall + 2}}}","stream_sid":"{{{id}}}","mark":{"name":"warmup"}}""", token);
+            await SendAsync(socket, $$$"""{"event":"stop","sequence_number":"{{{FramesPerCall + 3}}}","stream_sid":"{{{id}}}","stop":{"call_sid":"warmup","account_sid":"warmup","reason":"stopped"}}""", token);
+
+            // The gateway closes once everything is confirmed in Redis.
+            var buffer = new byte[256];
+            while ((await socket.ReceiveAsync(buffer, token)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, token);
+            return socket.CloseStatus == WebSocketCloseStatus.NormalClosure;
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        {
+            if (budget.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(budget);
+            }
+
+            LogCallFailed(id, ex.Message);
+            return false;
+        }
+    }
+
+    private static string StartMessage(string id) =>
+        "{\"event\":\"start\",\"sequence_number\":\"1\",\"stream_sid\":\"" + id + "\",\"start\":{\"stream_sid\":\"" + id
+        + "\",\"call_sid\":\"warmup\",\"account_sid\":\"warmup\",\"from\":\"0\",\"to\":\"0\",\"custom_parameters\":{\"warmup\":\"1\"},"
+        + "\"media_format\":{\"encoding\":\"audio/x-raw\",\"sample_rate\":\"8000\",\"bit_rate\":\"16\"}}}";
+
+    private static Task SendAsync(ClientWebSocket socket, string message, CancellationToken token) =>
+        socket.SendAsync(Encoding.UTF8.GetBytes(message), WebSocketMessageType.Text, true, token);
+
+    /// <summary>Waits, bounded, until the background JIT has gone quiet (under 5 % busy over a sample).</summary>
+    private static async Task SettleAsync(CancellationToken token)
+    {
+        var until = Stopwatch.GetTimestamp() + (long)(MaxSettle.TotalSeconds * Stopwatch.Frequency);
+        var last = System.Runtime.JitInfo.GetCompilationTime();
+        while (Stopwatch.GetTimestamp() < until)
+        {
+            await Task.Delay(SettleSample, token);
+            var now = System.Runtime.JitInfo.GetCompilationTime();
+            if ((now - last).TotalMilliseconds < SettleSample.TotalMilliseconds / 20)
+            {
+                return;
+            }
+
+            last = now;
+        }
+    }
+
+    private Task WaitStartedAsync(CancellationToken token)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        return started.Task.WaitAsync(token);
+    }
+
+    /// <summary>The cluster and Redis answer and the flags are read: what /readyz waits for anyway.</summary>
+    private async Task WaitForClusterAsync(CancellationToken token)
+    {
+        while (true)
+        {
+            try
+            {
+                if (_flags.Loaded.IsCompletedSuccessfully)
+                {
+                    await _cluster.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(1), token);
+                    await _redis.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(1), token);
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
+            {
+                // Not yet: the Orleans client or Redis is still coming up.
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250), token);
+        }
+    }
+
+    /// <summary>ws://127.0.0.1:port/v1/ingest for the first HTTP address Kestrel listens on.</summary>
+    private Uri? LoopbackUri()
+    {
+        foreach (var address in _server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+        {
+            if (!Uri.TryCreate(address.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal), UriKind.Absolute, out var bound)
+                || bound.Scheme != Uri.UriSchemeHttp)
+            {
+                continue;
+            }
+
+            var host = bound.IsLoopback || bound.Host is "0.0.0.0" or "[::]" or "localhost" ? "127.0.0.1" : bound.Host;
+            if (host == "[::1]" || host == "::1")
+            {
+                host = "[::1]";
+            }
+
+            return new Uri($"ws://{host}:{bound.Port}/v1/ingest");
+        }
+
+        return null;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up: calling itself, {Calls} calls per round, before /readyz says ready (at most {Seconds} s)")]
+    private partial void LogStarting(int calls, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Warm-up round {Round}: {Ok} of {Calls} calls ended normally; {JitMs:F0} ms of JIT")]
+    private partial void LogRound(int round, int calls, int ok, double jitMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up done: {Rounds} round(s) of {Calls} calls in {Seconds:F1} s, {Methods} methods compiled, {Failed} call(s) failed; ready")]
+    private partial void LogWarm(int rounds, int calls, double seconds, long methods, int failed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up not finished within WARMUP_MAX_SECONDS ({Seconds} s, {Rounds} round(s) begun); ready anyway")]
+    private partial void LogOutOfTime(double seconds, int rounds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Warm-up call {Id} failed: {Why}")]
+    private partial void LogCallFailed(string id, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up skipped: Kestrel listens on no http address")]
+    private partial void LogNoAddress();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up failed; ready anyway")]
+    private partial void LogFailed(Exception exception);
+}

@@ -1,0 +1,117 @@
+using Ingest.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace Ingest.Tests.Operations;
+
+/// <summary>
+/// The warm-up before /readyz (GatewayWarmup, issue 14's cold start): a fresh gateway runs its own calls through the
+/// whole path before it says it is ready, and none of them is seen: no key beside real calls', nothing in ingest:calls,
+/// no count on /metrics. On gateway and silo processes of their own, with their default warm-up size.
+/// </summary>
+[Trait("Category", "Slow")]
+public sealed class WarmupTests
+{
+    private static readonly Dictionary<string, string> WarmupOn = new()
+    {
+        ["WARMUP_CALLS"] = "64",
+        ["Logging__LogLevel__Ingest.Gateway.Ingest.GatewayWarmup"] = "Information",
+    };
+
+    [Fact]
+    public async Task A_fresh_gateway_is_ready_only_after_its_warmup_calls_and_they_leave_no_key_entry_or_count()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        var silo = await cluster.StartSiloAsync("silo");
+        var gateway = await cluster.StartGatewayAsync("gateway", WarmupOn);
+
+        // Ready came after the warm-up, which ran whole rounds of calls through the grains, none failing.
+        var log = gateway.Tail(400);
+        Assert.Matches(@"Warm-up done: ([2-8]) round\(s\) of 64 calls in [0-9.]+ s, [0-9]+ methods compiled, 0 call\(s\) failed; ready", log);
+
+        // Nothing beside real calls' keys, nothing for consumers in ingest:calls, nothing in the open-calls set.
+        var db = cluster.Connection.GetDatabase();
+        var server = cluster.Connection.GetServers()[0];
+        Assert.Empty(server.Keys(pattern: "ingest:audio:*").ToList());
+        Assert.Empty(server.Keys(pattern: "ingest:meta:*").ToList());
+        Assert.False(await db.KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+        Assert.False(await db.KeyExistsAsync("{ingest:calls}:open"), "warm-up calls are in the open-calls set");
+
+        // No count on /metrics, and every series is there at 0 (a fresh process used to show none until its first call).
+        var text = await new HttpClient().GetStringAsync(gateway.Http("/metrics"));
+        Assert.Contains("ingest_frames_received_total{", text, StringComparison.Ordinal);
+        Assert.Equal(0, await gateway.MetricAsync("ingest_frames_received_total"));
+        Assert.Equal(0, await gateway.MetricAsync("ingest_frames_published_total"));
+        Assert.Equal(0, await gateway.MetricAsync("ingest_calls_ended_total"));
+        Assert.Contains("ingest_frames_published_total", await new HttpClient().GetStringAsync(silo.Http("/metrics")), StringComparison.Ordinal);
+        Assert.Equal(0, await silo.MetricAsync("ingest_frames_published_total"));
+
+        // Its own keys (ingest:warmup:*) expire seconds after the warm-up's last call.
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(() => Task.FromResult(server.Keys(pattern: "ingest:warmup:*").ToList().Count == 0), TimeSpan.FromSeconds(20)),
+            "warm-up keys left: " + string.Join(", ", server.Keys(pattern: "ingest:warmup:*").Take(5)));
+
+        // A real call after it is counted alone.
+        var id = "warm-" + Guid.NewGuid().ToString("N");
+        await using (var call = await ExotelClient.ConnectAsync(gateway.IngestUri))
+        {
+            await call.StartAsync(id, "call-" + id);
+            for (var chunk = 1; chunk <= 5; chunk++)
+            {
+                await call.MediaAsync(id, chunk + 1, chunk, ExotelClient.Pcm(chunk, 2));
+            }
+
+            await call.StopAsync(id, 7);
+            await call.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(5, await db.StreamLengthAsync("ingest:audio:{" + id + "}"));
+        Assert.Equal(5, await gateway.MetricAsync("ingest_frames_received_total"));
+        Assert.Equal(2, await db.StreamLengthAsync("ingest:calls"));
+    }
+
+    [Fact]
+    public async Task The_warmup_header_without_this_process_secret_is_an_ordinary_unauthenticated_upgrade()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        await cluster.StartSiloAsync("silo");
+        var gateway = await cluster.StartGatewayAsync("gateway", WarmupOn);
+
+        foreach (var guess in new[] { "", "0", new string('A', 64), "true" })
+        {
+            Assert.Equal(401, await ExotelClient.TryUpgradeAsync(gateway.IngestUri, new Dictionary<string, string> { ["X-Ingest-Warmup"] = guess }));
+        }
+    }
+}
+
+/// <summary>/readyz while the warm-up runs (in the test process: a gateway of the QA kit with the warm-up turned on).</summary>
+public sealed class WarmupReadinessTests
+{
+    [Fact]
+    public async Task Readyz_answers_503_warming_up_while_the_warmup_calls_write_their_own_keys_then_200()
+    {
+        await using var stack = await IngestStack.StartAsync();
+        await stack.AddSiloAsync();
+        var gateway = await stack.AddGatewayAsync(new Dictionary<string, string?> { ["WARMUP_CALLS"] = "8" });
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var server = stack.Connection.GetServers()[0];
+
+        using var first = await http.GetAsync(IngestStack.HttpUri(gateway, "/readyz"));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, first.StatusCode);
+        Assert.Contains("warming up", await first.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var sawWarmupKeys = false;
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(
+                async () =>
+                {
+                    sawWarmupKeys |= server.Keys(pattern: "ingest:warmup:audio:*").Any();
+                    using var response = await http.GetAsync(IngestStack.HttpUri(gateway, "/readyz"));
+                    return response.IsSuccessStatusCode;
+                },
+                TimeSpan.FromSeconds(40)),
+            "the gateway did not become ready after its warm-up");
+        Assert.True(sawWarmupKeys, "no warm-up call wrote under ingest:warmup:");
+        Assert.Empty(server.Keys(pattern: "ingest:audio:*").ToList());
+        Assert.False(await stack.Connection.GetDatabase().KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+    }
+}
