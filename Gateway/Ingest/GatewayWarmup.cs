@@ -43,6 +43,7 @@ public sealed partial class GatewayWarmup : BackgroundService
     private readonly ILogger<GatewayWarmup> _logger;
     private volatile byte[]? _secret;
     private volatile bool _done;
+    private volatile string? _lastFailure;
 
     public GatewayWarmup(
         GatewaySettings settings,
@@ -91,8 +92,11 @@ public sealed partial class GatewayWarmup : BackgroundService
             return false;
         }
 
-        return http.Connection.RemoteIpAddress is { } remote && System.Net.IPAddress.IsLoopback(remote)
-            && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(presented.ToString()), secret);
+        // From this host: loopback, or the address Kestrel was bound to when that is not a wildcard (the connection is then to itself).
+        var remote = http.Connection.RemoteIpAddress;
+        var local = http.Connection.LocalIpAddress;
+        var fromHere = remote is not null && (System.Net.IPAddress.IsLoopback(remote) || remote.Equals(local));
+        return fromHere && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(presented.ToString()), secret);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -149,6 +153,14 @@ public sealed partial class GatewayWarmup : BackgroundService
                 var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
                 var results = await Task.WhenAll(Enumerable.Range(0, calls).Select(i => CallAsync(uri, rounds, i, calls, payload, budget)));
                 failed += results.Count(ok => !ok);
+                if (!results.Any(ok => ok))
+                {
+                    // Not one call got through (an address it cannot reach itself on, a cluster that refuses): stop here.
+                    LogNoCall(rounds, _lastFailure ?? "unknown");
+                    ExpireWarmupLists();
+                    return;
+                }
+
                 await SettleAsync(budget);
                 var jitMs = (System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalMilliseconds;
                 LogRound(rounds, calls, results.Count(ok => ok), jitMs);
@@ -169,7 +181,12 @@ public sealed partial class GatewayWarmup : BackgroundService
             LogOutOfTime(_settings.Limits.WarmupMax.TotalSeconds, rounds);
         }
 
-        // The warm-up's calls stream and open set have no expiry of their own (the calls' keys have theirs).
+        ExpireWarmupLists();
+    }
+
+    /// <summary>The warm-up's calls stream and open set have no expiry of their own (the calls' keys have theirs).</summary>
+    private void ExpireWarmupLists()
+    {
         var db = _redis.GetDatabase();
         foreach (var key in new RedisKey[] { WarmupCalls.KeyNamespace + "calls", "{" + WarmupCalls.KeyNamespace + "calls}:open" })
         {
@@ -215,7 +232,13 @@ public sealed partial class GatewayWarmup : BackgroundService
             }
 
             await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, token);
-            return socket.CloseStatus == WebSocketCloseStatus.NormalClosure;
+            if (socket.CloseStatus != WebSocketCloseStatus.NormalClosure)
+            {
+                _lastFailure = $"closed {(int?)socket.CloseStatus} {socket.CloseStatusDescription}";
+                return false;
+            }
+
+            return true;
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
         {
@@ -224,6 +247,7 @@ public sealed partial class GatewayWarmup : BackgroundService
                 throw new OperationCanceledException(budget);
             }
 
+            _lastFailure = ex.Message;
             LogCallFailed(id, ex.Message);
             return false;
         }
@@ -322,6 +346,9 @@ public sealed partial class GatewayWarmup : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Warm-up call {Id} failed: {Why}")]
     private partial void LogCallFailed(string id, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up stopped in round {Round}: none of its calls got through ({Why}); ready anyway, on cold code")]
+    private partial void LogNoCall(int round, string why);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up skipped: Kestrel listens on no http address")]
     private partial void LogNoAddress();
