@@ -204,6 +204,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         try
         {
             using var socket = new ClientWebSocket();
+            socket.Options.Proxy = null; // to itself, never through an HTTP_PROXY of the environment
             socket.Options.SetRequestHeader(Header, Encoding.ASCII.GetString(_secret ?? []));
             await socket.ConnectAsync(uri, token);
             await SendAsync(socket, """{"event":"connected"}""", token);
