@@ -139,7 +139,9 @@ public sealed partial class GatewayWarmup : BackgroundService
     private async Task RunRoundsAsync(Uri uri, CancellationToken budget, CancellationToken stopping)
     {
         var clock = Stopwatch.StartNew();
-        var calls = _settings.Limits.WarmupCalls;
+        // Never more at once than this gateway lets one address (or anyone) have: its own calls are not refused either.
+        var limits = _settings.Limits;
+        var calls = Math.Min(limits.WarmupCalls, Math.Min(limits.MaxConnections, limits.MaxConnectionsPerAddress));
         var payload = Convert.ToBase64String(Enumerable.Range(0, 1600).Select(i => (byte)(i * 37)).ToArray());
         double firstRoundJitMs = 0;
         var rounds = 0;

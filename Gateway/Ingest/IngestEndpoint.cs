@@ -32,8 +32,18 @@ public static partial class IngestEndpoint
         var logger = loggers.CreateLogger(typeof(IngestEndpoint));
         if (!http.WebSockets.IsWebSocketRequest)
         {
-            await RefuseAsync(http, logger, StatusCodes.Status400BadRequest, "this endpoint only accepts WebSocket upgrades (GET with Upgrade: websocket)");
+            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status400BadRequest, "this endpoint only accepts WebSocket upgrades (GET with Upgrade: websocket)");
             return;
+        }
+
+        // The gateway's own warm-up call (GatewayWarmup) takes the path of an Exotel call, in a session context of its
+        // own: no refusal entry, limit, log line or metric of a real caller's is touched by it.
+        var warming = warmup.Admits(http);
+        if (warming)
+        {
+            sessions = warmup.Sessions;
+            loggers = sessions.LoggerFactory;
+            logger = loggers.CreateLogger(typeof(IngestEndpoint));
         }
 
         // The address judged: the X-Forwarded-For one when the proxy is trusted (the middleware rewrote it), else the socket's.
@@ -41,19 +51,18 @@ public static partial class IngestEndpoint
         if (registry.IsDraining)
         {
             http.Response.Headers.RetryAfter = "5";
-            refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
-            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, Draining);
+            if (!warming)
+            {
+                refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
+            }
+
+            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, Draining);
             return;
         }
 
-        // The gateway's own warm-up call (GatewayWarmup) takes the path of an Exotel call from here on, in a session
-        // context of its own: no refusal, limit, log line or metric of a real caller's is touched by it.
-        var warming = warmup.Admits(http);
         if (warming)
         {
-            sessions = warmup.Sessions;
             registry = sessions.Registry;
-            loggers = sessions.LoggerFactory;
         }
 
         var decision = warming ? new AuthDecision(CallerKind.Exotel, "warm-up") : await authenticator.AuthenticateAsync(http);
@@ -69,14 +78,14 @@ public static partial class IngestEndpoint
                     http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                     http.Response.Headers.WWWAuthenticate = Challenge;
                     refusals.Record(remote, RefusalReason.RateLimited, StatusCodes.Status429TooManyRequests, ProtocolName(decision.Attempted), TooManyFailures);
-                    await RefuseAsync(http, logger, StatusCodes.Status429TooManyRequests, TooManyFailures);
+                    await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status429TooManyRequests, TooManyFailures);
                     return;
                 }
             }
 
             http.Response.Headers.WWWAuthenticate = Challenge;
             refusals.Record(remote, decision.Refusal, StatusCodes.Status401Unauthorized, ProtocolName(decision.Attempted), decision.Reason);
-            await RefuseAsync(http, logger, StatusCodes.Status401Unauthorized, decision.Reason);
+            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status401Unauthorized, decision.Reason);
             return;
         }
 
@@ -88,7 +97,7 @@ public static partial class IngestEndpoint
                 : query.TryGetValue("sample_rate", out var underscored) ? underscored.ToString() : null;
             if (!ExotelMessageParser.TryParseSampleRateQuery(rateText, out urlSampleRate, out var error))
             {
-                await RefuseAsync(http, logger, StatusCodes.Status400BadRequest, $"sample-rate: {error.Detail}");
+                await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status400BadRequest, $"sample-rate: {error.Detail}");
                 return;
             }
         }
@@ -96,8 +105,12 @@ public static partial class IngestEndpoint
         if (!registry.TryOpenConnection(remote, out var refusal))
         {
             http.Response.Headers.RetryAfter = "1";
-            refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
-            await RefuseAsync(http, logger, StatusCodes.Status503ServiceUnavailable, refusal);
+            if (!warming)
+            {
+                refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
+            }
+
+            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, refusal);
             return;
         }
 
@@ -132,9 +145,9 @@ public static partial class IngestEndpoint
         _ => null,
     };
 
-    private static Task RefuseAsync(HttpContext http, ILogger logger, int status, string reason)
+    private static Task RefuseAsync(HttpContext http, ILogger logger, GatewayMetrics metrics, int status, string reason)
     {
-        GatewayMetrics.Live.Rejected.Add(1, new KeyValuePair<string, object?>("status", status));
+        metrics.Rejected.Add(1, new KeyValuePair<string, object?>("status", status));
         LogRefused(logger, status, http.Connection.RemoteIpAddress, reason);
         http.Response.StatusCode = status;
         http.Response.ContentType = "text/plain; charset=utf-8";

@@ -1,4 +1,5 @@
 using Ingest.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
 namespace Ingest.Tests.Operations;
@@ -113,5 +114,33 @@ public sealed class WarmupReadinessTests
         Assert.True(sawWarmupKeys, "no warm-up call wrote under ingest:warmup:");
         Assert.Empty(server.Keys(pattern: "ingest:audio:*").ToList());
         Assert.False(await stack.Connection.GetDatabase().KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+    }
+
+    [Fact]
+    public async Task A_warmup_larger_than_the_per_address_limit_stays_inside_it_and_records_no_refusal()
+    {
+        var logs = new CapturingLoggerProvider();
+        var options = new IngestClusterOptions { Silos = 1, ConfigureHost = b => b.Logging.AddProvider(logs) };
+        options.GatewaySettings["WARMUP_CALLS"] = "64";
+        options.GatewaySettings["MAX_CONNECTIONS_PER_IP"] = "6";
+        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
+        await using var cluster = await IngestCluster.StartAsync(options);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(
+                async () =>
+                {
+                    using var response = await http.GetAsync(cluster.GatewayHttpUri("/readyz"));
+                    return response.IsSuccessStatusCode;
+                },
+                TimeSpan.FromSeconds(40)),
+            "the gateway did not become ready after its warm-up");
+
+        // Rounds of 6 calls (the limit), none refused; no refusal listed, none counted, no upgrade rejected.
+        Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 6 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+        Assert.Empty(await cluster.RefusalsAsync());
+        var metrics = await http.GetStringAsync(cluster.GatewayHttpUri("/metrics"));
+        Assert.DoesNotMatch(@"(?m)^ingest_refusals_total\{[^}]*\} [1-9]", metrics);
+        Assert.DoesNotContain("ingest_upgrades_rejected_total", metrics, StringComparison.Ordinal);
     }
 }
