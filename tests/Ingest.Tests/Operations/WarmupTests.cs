@@ -71,6 +71,24 @@ public sealed class WarmupTests
     }
 
     [Fact]
+    public async Task A_warmup_that_cannot_finish_within_WARMUP_MAX_SECONDS_leaves_the_gateway_ready_anyway_and_cleans_up()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        await cluster.StartSiloAsync("silo");
+
+        // Two rounds of 64 paced calls take more than a second however fast the box is (40 frames 10 ms apart, then a wait).
+        var gateway = await cluster.StartGatewayAsync("gateway", new Dictionary<string, string>(WarmupOn) { ["WARMUP_MAX_SECONDS"] = "1" });
+        Assert.Contains("Warm-up not finished within WARMUP_MAX_SECONDS (1 s", gateway.Tail(400), StringComparison.Ordinal);
+        Assert.Equal(200, await gateway.StatusAsync("/readyz"));
+
+        var server = cluster.Connection.GetServers()[0];
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(() => Task.FromResult(server.Keys(pattern: "ingest:warmup:*").ToList().Count == 0), TimeSpan.FromSeconds(30)),
+            "warm-up keys left: " + string.Join(", ", server.Keys(pattern: "ingest:warmup:*").Take(5)));
+        Assert.Empty(server.Keys(pattern: "ingest:audio:*").ToList());
+    }
+
+    [Fact]
     public async Task The_warmup_header_without_this_process_secret_is_an_ordinary_unauthenticated_upgrade()
     {
         await using var cluster = await ProcessCluster.StartAsync();
