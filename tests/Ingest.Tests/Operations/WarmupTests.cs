@@ -159,4 +159,32 @@ public sealed class WarmupReadinessTests
         Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 6 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
         Assert.Empty(await cluster.RefusalsAsync());
     }
+
+    [Fact]
+    public async Task On_a_Redis_Cluster_the_warmup_calls_write_and_copy_their_lifecycle_in_their_own_namespace()
+    {
+        await using var redis = await RedisClusterServer.StartAsync(masters: 3);
+        var logs = new CapturingLoggerProvider();
+        var options = new IngestClusterOptions { Silos = 1, RedisConnectionString = redis.ConnectionString, ConfigureHost = b => b.Logging.AddProvider(logs) };
+        options.GatewaySettings["WARMUP_CALLS"] = "8";
+        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
+        await using var cluster = await IngestCluster.StartAsync(options);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(
+                async () =>
+                {
+                    using var response = await http.GetAsync(cluster.GatewayHttpUri("/readyz"));
+                    return response.IsSuccessStatusCode;
+                },
+                TimeSpan.FromSeconds(40)),
+            "the gateway did not become ready after its warm-up");
+        Assert.Contains(logs.Entries, e => e.Message.Contains("of 8 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+
+        // The two-step write worked across slots: each call's start, mark and stop reached the warm-up's calls stream
+        // (its own slot), which lives 10 s more; nothing reached ingest:calls.
+        var db = cluster.Redis.GetDatabase();
+        Assert.True(await db.StreamLengthAsync("ingest:warmup:calls") >= 3 * 8 * 2, "the warm-up's lifecycle entries were not copied");
+        Assert.False(await db.KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+    }
 }
