@@ -161,6 +161,7 @@ public sealed class WarmupReadinessTests
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
     public async Task On_a_Redis_Cluster_the_warmup_calls_write_and_copy_their_lifecycle_in_their_own_namespace()
     {
         await using var redis = await RedisClusterServer.StartAsync(masters: 3);
