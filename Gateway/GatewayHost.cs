@@ -117,6 +117,7 @@ public static class GatewayHost
             settings,
             sp.GetRequiredService<ILoggerFactory>()));
 
+        builder.Services.AddSingleton<DiscardingLoggerFactory>();
         builder.Services.AddSingleton<GatewayWarmup>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayWarmup>());
 

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Ingest.Gateway.Flags;
 using Ingest.Grains.Interfaces;
+using Ingest.ServiceDefaults;
 using IServer = Microsoft.AspNetCore.Hosting.Server.IServer;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -18,7 +19,8 @@ namespace Ingest.Gateway.Ingest;
 /// that path up before the first real call (docs/PERFORMANCE.md "Cold start"). Rounds are separated by waits for the
 /// background JIT to go quiet. None of it is visible: the calls carry a per-process secret instead of credentials, run
 /// in a <see cref="SessionContext"/> of their own (no registry entries, log lines or exported metrics), and write under
-/// the warm-up's namespace (<see cref="WarmupCalls"/>), whose keys expire seconds later. The warm-up never holds
+/// the warm-up's namespace (<see cref="WarmupCalls"/>), whose keys expire seconds later. Their log lines are formatted
+/// as real ones are and discarded (<see cref="DiscardingLoggerFactory"/>), so logging is warm too. The warm-up never holds
 /// readiness longer than WARMUP_MAX_SECONDS once the cluster answers; a failed warm-up is logged and the gateway is
 /// ready anyway.
 /// </summary>
@@ -53,6 +55,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         IServer server,
         IHostApplicationLifetime lifetime,
         SessionContext live,
+        DiscardingLoggerFactory discarding,
         ILogger<GatewayWarmup> logger)
     {
         _settings = settings;
@@ -66,7 +69,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         Sessions = live with
         {
             Registry = new SessionRegistry(settings, NullLogger<SessionRegistry>.Instance, redis, GatewayMetrics.Warmup),
-            LoggerFactory = NullLoggerFactory.Instance,
+            LoggerFactory = discarding,
             Warmup = true,
         };
         if (!_done)

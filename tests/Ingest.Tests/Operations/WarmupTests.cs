@@ -12,6 +12,8 @@ namespace Ingest.Tests.Operations;
 [Trait("Category", "Slow")]
 public sealed class WarmupTests
 {
+    private const string WarmupCallsPrefix = Ingest.Grains.Interfaces.WarmupCalls.Prefix;
+
     private static readonly Dictionary<string, string> WarmupOn = new()
     {
         ["WARMUP_CALLS"] = "64",
@@ -23,10 +25,14 @@ public sealed class WarmupTests
     {
         await using var cluster = await ProcessCluster.StartAsync();
         var silo = await cluster.StartSiloAsync("silo");
-        var gateway = await cluster.StartGatewayAsync("gateway", WarmupOn);
+        var gateway = await cluster.StartGatewayAsync("gateway", new Dictionary<string, string>(WarmupOn) { ["Logging__LogLevel__Default"] = "Information" });
 
-        // Ready came after the warm-up, which ran whole rounds of calls through the grains, none failing.
-        var log = gateway.Tail(400);
+        // Ready came after the warm-up, which ran whole rounds of calls through the grains, none failing; none of its
+        // calls' lines was written (they are formatted and discarded), though the process logs calls at this level.
+        var log = gateway.Tail(5000);
+        Assert.DoesNotContain("Start event received", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("Call ended", log, StringComparison.Ordinal);
+        Assert.DoesNotContain(WarmupCallsPrefix, log, StringComparison.Ordinal);
         Assert.Matches(@"Warm-up done: ([2-8]) round\(s\) of 64 calls in [0-9.]+ s, [0-9]+ methods compiled, 0 call\(s\) failed; ready", log);
 
         // Nothing beside real calls' keys, nothing for consumers in ingest:calls, nothing in the open-calls set.
@@ -66,6 +72,9 @@ public sealed class WarmupTests
         }
 
         Assert.Equal(5, await db.StreamLengthAsync("ingest:audio:{" + id + "}"));
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(() => Task.FromResult(gateway.Tail(5000).Contains("Start event received: { stream_sid: " + id, StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
+            "the real call's start line was not logged: the check above could not have seen a warm-up line either");
         Assert.Equal(5, await gateway.MetricAsync("ingest_frames_received_total"));
         Assert.Equal(2, await db.StreamLengthAsync("ingest:calls"));
     }
