@@ -124,7 +124,8 @@ public static class GatewayHost
         builder.AddServiceDefaults();
         builder.Services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
-            .AddCheck<ClusterReadiness>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag]);
+            .AddCheck<ClusterReadiness>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag])
+            .AddCheck<WarmupReadiness>(GatewayWarmup.CheckName, tags: [ServiceDefaultsExtensions.ReadyTag]);
 
         // Registered last so it stops first: calls drain while the Orleans client is still connected.
         builder.Services.AddHostedService<DrainOnShutdown>();
@@ -157,8 +158,8 @@ public static class GatewayHost
     }
 }
 
-/// <summary>Ready when a grain call round-trips through the cluster and the warm-up is over, and not while draining.</summary>
-internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags, GatewayWarmup warmup) : IHealthCheck
+/// <summary>Ready when a grain call round-trips through the cluster, and not while draining.</summary>
+internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -173,19 +174,22 @@ internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry re
             await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(650), cancellationToken);
 
             // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
-            if (!flags.Loaded.IsCompletedSuccessfully)
-            {
-                return HealthCheckResult.Unhealthy("cluster flags not loaded yet");
-            }
-
-            // A fresh gateway first runs its own calls through the path, so the first real ones do not meet cold code.
-            return warmup.Done ? HealthCheckResult.Healthy("cluster reachable") : HealthCheckResult.Unhealthy("warming up");
+            return flags.Loaded.IsCompletedSuccessfully
+                ? HealthCheckResult.Healthy("cluster reachable")
+                : HealthCheckResult.Unhealthy("cluster flags not loaded yet");
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             return HealthCheckResult.Unhealthy("Orleans cluster unreachable");
         }
     }
+}
+
+/// <summary>A fresh gateway first runs its own calls through the path (GatewayWarmup), so the first real ones do not meet cold code.</summary>
+internal sealed class WarmupReadiness(GatewayWarmup warmup) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(warmup.Done ? HealthCheckResult.Healthy("warm") : HealthCheckResult.Unhealthy("warming up"));
 }
 
 /// <summary>DRAIN_GRACE_SECONDS must end inside the host's shutdown bound, leaving time to flush what the calls hold.</summary>

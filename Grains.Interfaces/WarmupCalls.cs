@@ -13,6 +13,11 @@ public static class WarmupCalls
 
     public const string KeyNamespace = "ingest:warmup:";
 
+    /// <summary>Their calls stream and open-calls set (the scheme of <c>ingest:calls</c>, under <see cref="KeyNamespace"/>).</summary>
+    public const string CallsKey = KeyNamespace + "calls";
+
+    public const string OpenKey = "{" + CallsKey + "}:open";
+
     public static readonly TimeSpan Retention = TimeSpan.FromSeconds(10);
 
     public static bool Is(string streamId) => streamId.StartsWith(Prefix, StringComparison.Ordinal);

@@ -74,10 +74,10 @@ public sealed partial class CallStreamGrain(
         // A warm-up call (WarmupCalls) runs the same code, but with its own keys and retention (the writer's options),
         // unexported instruments, no spans and no log lines.
         _options = _writer.Options;
-        _metrics = GrainMetrics.For(_streamId);
         _warmup = WarmupCalls.Is(_streamId);
         if (_warmup)
         {
+            _metrics = GrainMetrics.Warmup;
             logger = Microsoft.Extensions.Logging.Abstractions.NullLogger<CallStreamGrain>.Instance;
         }
 

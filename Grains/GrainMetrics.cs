@@ -28,8 +28,6 @@ internal sealed class GrainMetrics
         Buffered = meter.CreateUpDownCounter<long>("ingest.silo.buffered", "{entry}", "Entries waiting for Redis.");
     }
 
-    public static GrainMetrics For(string streamId) => WarmupCalls.Is(streamId) ? Warmup : Live;
-
     public Counter<long> FramesPublished { get; }
 
     public Counter<long> Duplicates { get; }

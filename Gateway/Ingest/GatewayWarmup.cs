@@ -2,11 +2,11 @@ using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
-using Ingest.Gateway.Flags;
 using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
-using IServer = Microsoft.AspNetCore.Hosting.Server.IServer;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using IServer = Microsoft.AspNetCore.Hosting.Server.IServer;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
@@ -28,6 +28,9 @@ public sealed partial class GatewayWarmup : BackgroundService
 {
     public const string Header = "X-Ingest-Warmup";
 
+    /// <summary>The readiness check that is unhealthy until the warm-up is over.</summary>
+    public const string CheckName = "warmup";
+
     private const int FramesPerCall = 40;
     private const int MinRounds = 2;
     private const int MaxRounds = 8;
@@ -37,8 +40,7 @@ public sealed partial class GatewayWarmup : BackgroundService
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
 
     private readonly GatewaySettings _settings;
-    private readonly IClusterClient _cluster;
-    private readonly FlagCache _flags;
+    private readonly HealthCheckService _health;
     private readonly IConnectionMultiplexer _redis;
     private readonly IServer _server;
     private readonly IHostApplicationLifetime _lifetime;
@@ -49,8 +51,7 @@ public sealed partial class GatewayWarmup : BackgroundService
 
     public GatewayWarmup(
         GatewaySettings settings,
-        IClusterClient cluster,
-        FlagCache flags,
+        HealthCheckService health,
         IConnectionMultiplexer redis,
         IServer server,
         IHostApplicationLifetime lifetime,
@@ -59,8 +60,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         ILogger<GatewayWarmup> logger)
     {
         _settings = settings;
-        _cluster = cluster;
-        _flags = flags;
+        _health = health;
         _redis = redis;
         _server = server;
         _lifetime = lifetime;
@@ -193,7 +193,7 @@ public sealed partial class GatewayWarmup : BackgroundService
     private void ExpireWarmupLists()
     {
         var db = _redis.GetDatabase();
-        foreach (var key in new RedisKey[] { WarmupCalls.KeyNamespace + "calls", "{" + WarmupCalls.KeyNamespace + "calls}:open" })
+        foreach (var key in new RedisKey[] { WarmupCalls.CallsKey, WarmupCalls.OpenKey })
         {
             _ = db.KeyExpireAsync(key, WarmupCalls.Retention, flags: CommandFlags.FireAndForget);
         }
@@ -292,25 +292,11 @@ public sealed partial class GatewayWarmup : BackgroundService
         return started.Task.WaitAsync(token);
     }
 
-    /// <summary>The cluster and Redis answer and the flags are read: what /readyz waits for anyway.</summary>
+    /// <summary>Until every other readiness check passes (Redis, the cluster, the flags): only then would /readyz say 200.</summary>
     private async Task WaitForClusterAsync(CancellationToken token)
     {
-        while (true)
+        while ((await _health.CheckHealthAsync(r => r.Tags.Contains(ServiceDefaultsExtensions.ReadyTag) && r.Name != CheckName, token)).Status != HealthStatus.Healthy)
         {
-            try
-            {
-                if (_flags.Loaded.IsCompletedSuccessfully)
-                {
-                    await _cluster.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromSeconds(1), token);
-                    await _redis.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(1), token);
-                    return;
-                }
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
-            {
-                // Not yet: the Orleans client or Redis is still coming up.
-            }
-
             await Task.Delay(TimeSpan.FromMilliseconds(250), token);
         }
     }

@@ -16,6 +16,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     /// </summary>
     public static readonly TimeSpan DrainWithoutRedis = TimeSpan.FromSeconds(30);
 
+    private readonly GatewayMetrics _metrics = metrics ?? GatewayMetrics.Live;
     private readonly ConcurrentDictionary<string, IngestSession> _byStream = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _draining = new();
@@ -64,7 +65,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
             return false;
         }
 
-        (metrics ?? GatewayMetrics.Live).ActiveCalls.Add(1);
+        _metrics.ActiveCalls.Add(1);
         return true;
     }
 
@@ -72,7 +73,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     {
         if (_byStream.TryRemove(new KeyValuePair<string, IngestSession>(streamId, session)))
         {
-            (metrics ?? GatewayMetrics.Live).ActiveCalls.Add(-1);
+            _metrics.ActiveCalls.Add(-1);
         }
     }
 

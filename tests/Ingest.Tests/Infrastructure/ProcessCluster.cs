@@ -67,7 +67,7 @@ public sealed class ProcessCluster : IAsyncDisposable
     public async Task<ChildProcess> StartSiloAsync(string name, Dictionary<string, string>? extra = null, int? httpPort = null)
     {
         var derived = httpPort is not null;
-        return await StartOnFreePortsAsync(name, extra, fixedPorts: derived, attempt =>
+        return await StartOnFreePortsAsync(name, extra, fixedPorts: derived, () =>
         {
             var http = httpPort ?? RedisServer.FreePort();
             var env = new Dictionary<string, string>
@@ -98,12 +98,12 @@ public sealed class ProcessCluster : IAsyncDisposable
     /// and it is started again on other ports, up to three times. Ports the test chose itself are not changed.
     /// </summary>
     private async Task<ChildProcess> StartOnFreePortsAsync(
-        string name, Dictionary<string, string>? extra, bool fixedPorts, Func<int, (string Dll, Dictionary<string, string> Env, int HttpPort)> plan)
+        string name, Dictionary<string, string>? extra, bool fixedPorts, Func<(string Dll, Dictionary<string, string> Env, int HttpPort)> plan)
     {
         var chosenByTest = fixedPorts || (extra?.Keys.Any(k => k is "PORT" or "SILO_PORT" or "GATEWAY_PORT" or "SILO_HTTP_PORT") ?? false);
         for (var attempt = 1; ; attempt++)
         {
-            var (dll, env, httpPort) = plan(attempt);
+            var (dll, env, httpPort) = plan();
             var child = Start(name, dll, env, httpPort);
             try
             {
@@ -130,7 +130,7 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public async Task<ChildProcess> StartGatewayAsync(string name, Dictionary<string, string>? extra = null)
     {
-        var child = await StartOnFreePortsAsync(name, extra, fixedPorts: false, _ =>
+        var child = await StartOnFreePortsAsync(name, extra, fixedPorts: false, () =>
         {
             var port = RedisServer.FreePort();
             var env = new Dictionary<string, string>

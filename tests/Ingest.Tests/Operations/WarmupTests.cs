@@ -147,21 +147,7 @@ public sealed class WarmupReadinessTests
     public async Task A_warmup_larger_than_the_per_address_limit_stays_inside_it_and_records_no_refusal()
     {
         var logs = new CapturingLoggerProvider();
-        var options = new IngestClusterOptions { Silos = 1, ConfigureHost = b => b.Logging.AddProvider(logs) };
-        options.GatewaySettings["WARMUP_CALLS"] = "64";
-        options.GatewaySettings["MAX_CONNECTIONS_PER_IP"] = "6";
-        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
-        await using var cluster = await IngestCluster.StartAsync(options);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        Assert.True(
-            await RedisStreams.WaitUntilAsync(
-                async () =>
-                {
-                    using var response = await http.GetAsync(cluster.GatewayHttpUri("/readyz"));
-                    return response.IsSuccessStatusCode;
-                },
-                TimeSpan.FromSeconds(40)),
-            "the gateway did not become ready after its warm-up");
+        await using var cluster = await StartWarmedUpAsync(logs, calls: 64, redis: null, ("MAX_CONNECTIONS_PER_IP", "6"));
 
         // Rounds of 6 calls (the limit), none refused, and no refusal listed. (The refusal counters are not checked here:
         // in the test process they are shared by every test's gateway.)
@@ -175,20 +161,7 @@ public sealed class WarmupReadinessTests
     {
         await using var redis = await RedisClusterServer.StartAsync(masters: 3);
         var logs = new CapturingLoggerProvider();
-        var options = new IngestClusterOptions { Silos = 1, RedisConnectionString = redis.ConnectionString, ConfigureHost = b => b.Logging.AddProvider(logs) };
-        options.GatewaySettings["WARMUP_CALLS"] = "8";
-        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
-        await using var cluster = await IngestCluster.StartAsync(options);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        Assert.True(
-            await RedisStreams.WaitUntilAsync(
-                async () =>
-                {
-                    using var response = await http.GetAsync(cluster.GatewayHttpUri("/readyz"));
-                    return response.IsSuccessStatusCode;
-                },
-                TimeSpan.FromSeconds(40)),
-            "the gateway did not become ready after its warm-up");
+        await using var cluster = await StartWarmedUpAsync(logs, calls: 8, redis.ConnectionString);
         Assert.Contains(logs.Entries, e => e.Message.Contains("of 8 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
 
         // The two-step write worked across slots: each call's start, mark and stop reached the warm-up's calls stream
@@ -196,5 +169,37 @@ public sealed class WarmupReadinessTests
         var db = cluster.Redis.GetDatabase();
         Assert.True(await db.StreamLengthAsync("ingest:warmup:calls") >= 3 * 8 * 2, "the warm-up's lifecycle entries were not copied");
         Assert.False(await db.KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+    }
+
+    /// <summary>
+    /// A one-silo QA cluster whose gateway warms up with <paramref name="calls"/> calls per round (its warm-up log lines
+    /// captured in <paramref name="logs"/>), returned once its /readyz says 200.
+    /// </summary>
+    private static async Task<IngestCluster> StartWarmedUpAsync(CapturingLoggerProvider logs, int calls, string? redis, params (string Key, string Value)[] settings)
+    {
+        var options = new IngestClusterOptions { Silos = 1, RedisConnectionString = redis, ConfigureHost = b => b.Logging.AddProvider(logs) };
+        options.GatewaySettings["WARMUP_CALLS"] = calls.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
+        foreach (var (key, value) in settings)
+        {
+            options.GatewaySettings[key] = value;
+        }
+
+        var cluster = await IngestCluster.StartAsync(options);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var ready = await RedisStreams.WaitUntilAsync(
+            async () =>
+            {
+                using var response = await http.GetAsync(cluster.GatewayHttpUri("/readyz"));
+                return response.IsSuccessStatusCode;
+            },
+            TimeSpan.FromSeconds(40));
+        if (!ready)
+        {
+            await cluster.DisposeAsync();
+            Assert.Fail("the gateway did not become ready after its warm-up");
+        }
+
+        return cluster;
     }
 }
