@@ -51,6 +51,55 @@ public sealed class RedisProbeMemoryTests
         }
     }
 
+    [Fact]
+    public async Task Redis_time_in_the_drivers_own_reads_is_told_apart_from_the_systems_writes()
+    {
+        if (!File.Exists("/usr/bin/redis-server"))
+        {
+            return; // tools/ensure-redis.sh installs it
+        }
+
+        var port = FreePort();
+        using var server = Process.Start(new ProcessStartInfo("/usr/bin/redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no")
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        try
+        {
+            using var direct = await ConnectAsync($"127.0.0.1:{port}");
+            await using var probe = await RedisProbe.ConnectAsync($"127.0.0.1:{port}");
+            var options = new BenchOptions();
+            await using var call = new SimulatedExotelCall("commandstats-test", options, null);
+            var before = await probe.CommandMicrosecondsAsync();
+
+            // The system's writes (XADD), then the driver's counting (XLEN), many times so each is measurable in usec.
+            var db = direct.GetDatabase();
+            var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
+            for (var seq = 2; seq < 2002; seq++)
+            {
+                await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
+            }
+
+            for (var i = 0; i < 2000; i++)
+            {
+                Assert.Equal(2000, await probe.CountReadableAsync([call]));
+            }
+
+            var after = await probe.CommandMicrosecondsAsync();
+            long Spent(string command) => after.GetValueOrDefault(command) - before.GetValueOrDefault(command);
+            Assert.True(Spent("xadd") > 0, "the system's XADDs are counted");
+            Assert.True(Spent("xlen") > 0, "the driver's XLENs are counted");
+            Assert.Contains("xlen", RedisProbe.DriverCommands);
+            Assert.DoesNotContain("xadd", RedisProbe.DriverCommands);
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
     private static async Task<ConnectionMultiplexer> ConnectAsync(string configuration)
     {
         for (var attempt = 0; ; attempt++)

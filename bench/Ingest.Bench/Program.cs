@@ -63,8 +63,16 @@ foreach (var scenario in options.Scenarios)
         "idle" => await runner.IdleAsync(),
         "realtime" => await runner.RealTimeAsync(),
         "max" => await runner.MaxThroughputAsync(),
+        "hop" when options.System != "orleans" => null,
+        "hop" => await HopScenario.RunAsync(options, Console.Out),
         _ => throw new ArgumentException($"unknown scenario {scenario}"),
     };
+    if (result is null)
+    {
+        Console.WriteLine($"[{options.System}] scenario {scenario}: not for this system, skipped");
+        continue;
+    }
+
     if (occurrence > 1)
     {
         result = result with { Scenario = $"{result.Scenario} (run {occurrence})" };

@@ -26,6 +26,7 @@ public sealed class RedisProbe : IAsyncDisposable
     {
         var options = ConfigurationOptions.Parse(configuration);
         options.SyncTimeout = options.AsyncTimeout = 30_000;
+        options.AllowAdmin = true; // INFO commandstats, per scenario (CommandMicrosecondsAsync)
         var commands = await ConnectionMultiplexer.ConnectAsync(options);
         var blocking = await ConnectionMultiplexer.ConnectAsync(options.Clone());
         return new RedisProbe(commands, blocking);
@@ -185,6 +186,36 @@ public sealed class RedisProbe : IAsyncDisposable
     private const int PollPauseMs = 5;
 
     /// <summary>Entries readable in the calls' audio streams (XLEN, pipelined).</summary>
+    /// <summary>The commands the driver itself sends while a scenario runs (observing and counting); no system under test sends them.</summary>
+    public static readonly string[] DriverCommands = ["xread", "xlen"];
+
+    /// <summary>
+    /// CPU microseconds Redis has spent in each command since its statistics were last reset (<c>INFO commandstats</c>,
+    /// summed over every node), so a scenario can tell its own reads from the system's work.
+    /// </summary>
+    public async Task<Dictionary<string, long>> CommandMicrosecondsAsync()
+    {
+        var totals = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
+        foreach (var server in _commands.GetServers().Where(s => s.IsConnected && !s.IsReplica))
+        {
+            foreach (var group in await server.InfoAsync("commandstats"))
+            {
+                foreach (var (key, value) in group)
+                {
+                    // cmdstat_xadd: calls=1,usec=8,usec_per_call=8.00,...
+                    var usec = value.Split(',').FirstOrDefault(f => f.StartsWith("usec=", StringComparison.Ordinal));
+                    if (key.StartsWith("cmdstat_", StringComparison.Ordinal) && usec is not null)
+                    {
+                        var name = key["cmdstat_".Length..];
+                        totals[name] = totals.GetValueOrDefault(name) + long.Parse(usec["usec=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+        }
+
+        return totals;
+    }
+
     public async Task<long> CountReadableAsync(IReadOnlyList<SimulatedExotelCall> calls)
     {
         var db = _commands.GetDatabase();

@@ -34,7 +34,7 @@ public static class ResultsTable
                 text.Append(CultureInfo.InvariantCulture, $"| {Ms(s.Latency?.P50Ms)} | {Ms(s.Latency?.P95Ms)} | {Ms(s.Latency?.P99Ms)} | {Ms(s.Latency?.MaxMs)} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {(s.Verification is { } v ? $"{v.Lost}/{v.Duplicated}/{v.Reordered}/{v.Corrupt}" : "-")} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {(s.FramesSent > 0 ? s.MaxSendLagMs.ToString("0.#", CultureInfo.InvariantCulture) : "-")} ");
-                text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Processes.Select(p => $"{p.Key} {p.Value.CpuSeconds:0.0}"))} | {servers:0.0} ");
+                text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Processes.Select(p => $"{p.Key} {p.Value.CpuSeconds:0.0}{(p.Key == "redis" && s.RedisDriverCpuSeconds is { } d ? $" (driver's reads {d:0.0})" : string.Empty)}"))} | {servers:0.0} ");
                 text.Append(CultureInfo.InvariantCulture, $"| {string.Join(" ", s.Servers.Select(p => $"{p.Key} {p.Value.PeakRssMb:0}"))} ");
                 text.AppendLine(CultureInfo.InvariantCulture, $"| {(s.KbPerIdleCall is { } kb ? kb.ToString("0.0", CultureInfo.InvariantCulture) : "-")} |");
             }

@@ -53,6 +53,14 @@ public sealed record ScenarioResult
 
     public required Dictionary<string, ProcessFigures> Processes { get; init; }
 
+    /// <summary>
+    /// Traffic scenarios: CPU seconds Redis spent in the driver's own commands during the scenario (<c>XREAD</c> to
+    /// observe latency, <c>XLEN</c> to count readable frames; <c>INFO commandstats</c>), included in Redis's CPU above.
+    /// It differs by system (how often a blocked read wakes depends on how writes arrive), so Redis's work for the
+    /// system is its CPU less this. Absent from older files.
+    /// </summary>
+    public double? RedisDriverCpuSeconds { get; init; }
+
     /// <summary>The measured servers (gateway and silo, or the relay): every process but Redis and the driver.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public IEnumerable<KeyValuePair<string, ProcessFigures>> Servers => Processes.Where(p => p.Key is not ("redis" or "driver"));
@@ -135,6 +143,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         var calls = CreateCalls(scenario, callCount, observed, framesPerCall);
         var failed = await ConnectAllAsync(calls);
 
+        var driverCommandsBefore = await redis.CommandMicrosecondsAsync();
         var usage = new ProcessUsage(options.Processes);
         var cadenceTicks = cadenceMs * Stopwatch.Frequency / 1000;
         // Real time: the first frames go half a second from now, spread over one interval; flat out: at once.
@@ -153,6 +162,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         var readable = await redis.CountReadableAsync(calls);
         var latencies = await observing;
         var processes = usage.Stop();
+        var driverCommandsAfter = await redis.CommandMicrosecondsAsync();
         await SimulatedExotelCall.StopAllAsync(calls);
 
         var series = LatencySecond.Series(latencies, firstDue);
@@ -185,6 +195,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
             Verification = verification,
             RedisBytesPerAudioEntry = bytesPerEntry,
             Processes = processes,
+            RedisDriverCpuSeconds = Math.Round(RedisProbe.DriverCommands.Sum(c => driverCommandsAfter.GetValueOrDefault(c) - driverCommandsBefore.GetValueOrDefault(c)) / 1e6, 2),
             FailedCalls = failed,
         };
         await DisposeAllAsync(calls);
