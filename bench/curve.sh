@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Calls vs latency vs CPU: bench/run.sh once per call count (real time, twice each: cold processes, then warm), relay
-# and system in the same run, then one table from all of them. Everything it starts is stopped by run.sh.
+# Calls vs latency vs CPU: bench/run.sh once per call count (real time, twice each: cold processes, then warm; then the
+# Orleans hop alone, scenario hop), relay and system in the same run, then one table from all of them. Everything it starts is stopped by run.sh.
 #
 #   bench/curve.sh                       # 500 1000 1500 2000 calls, 30 s each (~15 min)
 #   bench/curve.sh --points "250 500" --seconds 20
@@ -23,7 +23,7 @@ done
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 build=()
 for calls in $points; do
-  bench/run.sh "${build[@]}" "${cluster[@]}" --calls "$calls" --seconds "$seconds" --scenarios realtime,realtime --label "curve$stamp-$calls"
+  bench/run.sh "${build[@]}" "${cluster[@]}" --calls "$calls" --seconds "$seconds" --scenarios realtime,realtime,hop --label "curve$stamp-$calls"
   build=(--no-build)
 done
 
