@@ -185,7 +185,6 @@ public sealed class RedisProbe : IAsyncDisposable
 
     private const int PollPauseMs = 5;
 
-    /// <summary>Entries readable in the calls' audio streams (XLEN, pipelined).</summary>
     /// <summary>The commands the driver itself sends while a scenario runs (observing and counting); no system under test sends them.</summary>
     public static readonly string[] DriverCommands = ["xread", "xlen"];
 
@@ -216,6 +215,7 @@ public sealed class RedisProbe : IAsyncDisposable
         return totals;
     }
 
+    /// <summary>Entries readable in the calls' audio streams (XLEN, pipelined).</summary>
     public async Task<long> CountReadableAsync(IReadOnlyList<SimulatedExotelCall> calls)
     {
         var db = _commands.GetDatabase();
