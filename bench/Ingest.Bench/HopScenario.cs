@@ -22,7 +22,16 @@ namespace Ingest.Bench;
 /// </summary>
 public static class HopScenario
 {
-    public static async Task<ScenarioResult> RunAsync(BenchOptions options, TextWriter log)
+    /// <param name="local">
+    /// Scenario <c>hop-local</c>: the same calls from inside a silo of the driver's own (a one-silo cluster of its own,
+    /// the same grain code and Redis), so each call is a local one: what the hop would cost with the gateway co-hosted
+    /// in the silo. The driver's CPU is then the whole of it (caller, grain turn, pacing); the bench's silo idles.
+    /// </param>
+    /// <param name="pacingOnly">
+    /// Scenario <c>hop-pacing</c>: the same loop and timers with no grain call, so the driver's own pacing can be taken
+    /// out of the figures above.
+    /// </param>
+    public static async Task<ScenarioResult> RunAsync(BenchOptions options, TextWriter log, bool local = false, bool pacingOnly = false)
     {
         var clusterId = Environment.GetEnvironmentVariable("CLUSTER_ID");
         var serviceId = Environment.GetEnvironmentVariable("SERVICE_ID");
@@ -32,7 +41,8 @@ public static class HopScenario
             throw new InvalidOperationException("scenario hop needs CLUSTER_ID, SERVICE_ID and REDIS_URL of the bench's silo (bench/run.sh exports them)");
         }
 
-        using var host = Host.CreateDefaultBuilder()
+        var redisOptions = ConfigurationOptions.Parse(RedisEndpoint(redisUrl));
+        using var host = local ? await LocalSiloAsync(redisOptions, $"{clusterId}-hop-local") : Host.CreateDefaultBuilder()
             .ConfigureLogging(l => l.SetMinimumLevel(LogLevel.Warning))
             .UseOrleansClient(client =>
             {
@@ -41,7 +51,7 @@ public static class HopScenario
                     o.ClusterId = clusterId;
                     o.ServiceId = serviceId;
                 });
-                client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(RedisEndpoint(redisUrl)));
+                client.UseRedisClustering(o => o.ConfigurationOptions = redisOptions);
             })
             .Build();
         await host.StartAsync();
@@ -57,7 +67,10 @@ public static class HopScenario
         ImmutableArray<CallItem> Frame(long n) => [new CallItem(n, CallItemKind.Media, n + 1, n, n * options.CadenceMs, audio, null, null, null)];
 
         // Activations (and their one read each) before the measured window, so the window is the per-frame path.
-        await Task.WhenAll(targets.Select(g => g.Append(connectionId, Frame(0)).AsTask()));
+        if (!pacingOnly)
+        {
+            await Task.WhenAll(targets.Select(g => g.Append(connectionId, Frame(0)).AsTask()));
+        }
 
         var frames = options.Seconds * 1000 / options.CadenceMs;
         var cadenceTicks = options.CadenceMs * Stopwatch.Frequency / 1000;
@@ -82,6 +95,12 @@ public static class HopScenario
                 }
 
                 var sent = Stopwatch.GetTimestamp();
+                if (pacingOnly)
+                {
+                    mine.Add((sent, 0));
+                    continue;
+                }
+
                 try
                 {
                     var ack = await grain.Append(connectionId, Frame(n));
@@ -109,7 +128,7 @@ public static class HopScenario
         log.WriteLine($"  {all.Count} grain calls answered, {failed} failed, {unexpected} answered other than NotStarted");
         return new ScenarioResult
         {
-            Scenario = "hop",
+            Scenario = pacingOnly ? "hop-pacing" : local ? "hop-local" : "hop",
             Calls = targets.Length,
             CadenceMs = options.CadenceMs,
             SampleRate = options.SampleRate,
@@ -125,6 +144,32 @@ public static class HopScenario
             Processes = processes,
             FailedCalls = (int)(failed + unexpected),
         };
+    }
+
+    /// <summary>
+    /// A silo in this process, alone in a cluster of its own (localhost clustering on free ports), with the call grain and
+    /// the store it writes through on the bench's Redis; no lifecycle sweeper, so it never touches the real calls.
+    /// </summary>
+    private static async Task<IHost> LocalSiloAsync(ConfigurationOptions redisOptions, string clusterId)
+    {
+        var redis = await ConnectionMultiplexer.ConnectAsync(redisOptions);
+        return Host.CreateDefaultBuilder()
+            .ConfigureLogging(l => l.SetMinimumLevel(LogLevel.Warning))
+            .UseOrleans(silo =>
+            {
+                silo.UseLocalhostClustering(FreePort(), FreePort(), serviceId: clusterId, clusterId: clusterId);
+                silo.Services.AddSingleton<IConnectionMultiplexer>(redis);
+                silo.Services.AddOptions<Ingest.Grains.IngestOptions>();
+                silo.Services.AddSingleton<Ingest.Grains.Publishing.CallStreamStore>();
+            })
+            .Build();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary><c>redis://host:port</c> or <c>host:port</c> as a StackExchange.Redis configuration string.</summary>

@@ -63,8 +63,10 @@ foreach (var scenario in options.Scenarios)
         "idle" => await runner.IdleAsync(),
         "realtime" => await runner.RealTimeAsync(),
         "max" => await runner.MaxThroughputAsync(),
-        "hop" when options.System != "orleans" => null,
+        "hop" or "hop-local" or "hop-pacing" when options.System != "orleans" => null,
         "hop" => await HopScenario.RunAsync(options, Console.Out),
+        "hop-local" => await HopScenario.RunAsync(options, Console.Out, local: true),
+        "hop-pacing" => await HopScenario.RunAsync(options, Console.Out, pacingOnly: true),
         _ => throw new ArgumentException($"unknown scenario {scenario}"),
     };
     if (result is null)
