@@ -17,38 +17,25 @@ public sealed class RedisProbeMemoryTests
             return; // tools/ensure-redis.sh installs it; the arithmetic tests do not need it
         }
 
-        var port = FreePort();
-        using var server = Process.Start(new ProcessStartInfo("/usr/bin/redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no")
+        await using var server = OwnRedis.Start();
+        using var direct = await ConnectAsync(server.Endpoint);
+        await using var probe = await RedisProbe.ConnectAsync(server.Endpoint);
+        var options = new BenchOptions();
+        await using var call = new SimulatedExotelCall("capacity-test", options, null);
+        await using var empty = new SimulatedExotelCall("capacity-test-empty", options, null);
+        var db = direct.GetDatabase();
+        var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
+        for (var seq = 2; seq < 602; seq++)
         {
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        })!;
-        try
-        {
-            using var direct = await ConnectAsync($"127.0.0.1:{port}");
-            await using var probe = await RedisProbe.ConnectAsync($"127.0.0.1:{port}");
-            var options = new BenchOptions();
-            await using var call = new SimulatedExotelCall("capacity-test", options, null);
-            await using var empty = new SimulatedExotelCall("capacity-test-empty", options, null);
-            var db = direct.GetDatabase();
-            var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
-            for (var seq = 2; seq < 602; seq++)
-            {
-                await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
-            }
-
-            var bytes = await probe.BytesPerAudioEntryAsync([call, empty]);
-
-            // A stream entry costs its payload plus listpack and allocator overhead: 1,947 B for 1,600 B on Redis 7.0.
-            Assert.NotNull(bytes);
-            Assert.InRange(bytes!.Value, 1600 * 1.05, 1600 * 1.5);
-            Assert.Null(await probe.BytesPerAudioEntryAsync([empty]));
+            await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
         }
-        finally
-        {
-            server.Kill();
-            await server.WaitForExitAsync();
-        }
+
+        var bytes = await probe.BytesPerAudioEntryAsync([call, empty]);
+
+        // A stream entry costs its payload plus listpack and allocator overhead: 1,947 B for 1,600 B on Redis 7.0.
+        Assert.NotNull(bytes);
+        Assert.InRange(bytes!.Value, 1600 * 1.05, 1600 * 1.5);
+        Assert.Null(await probe.BytesPerAudioEntryAsync([empty]));
     }
 
     [Fact]
@@ -59,44 +46,55 @@ public sealed class RedisProbeMemoryTests
             return; // tools/ensure-redis.sh installs it
         }
 
-        var port = FreePort();
-        using var server = Process.Start(new ProcessStartInfo("/usr/bin/redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no")
+        await using var server = OwnRedis.Start();
+        using var direct = await ConnectAsync(server.Endpoint);
+        await using var probe = await RedisProbe.ConnectAsync(server.Endpoint);
+        var options = new BenchOptions();
+        await using var call = new SimulatedExotelCall("commandstats-test", options, null);
+        var before = await probe.CommandMicrosecondsAsync();
+
+        // The system's writes (XADD), then the driver's counting (XLEN), many times so each is measurable in usec.
+        var db = direct.GetDatabase();
+        var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
+        for (var seq = 2; seq < 2002; seq++)
         {
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        })!;
-        try
-        {
-            using var direct = await ConnectAsync($"127.0.0.1:{port}");
-            await using var probe = await RedisProbe.ConnectAsync($"127.0.0.1:{port}");
-            var options = new BenchOptions();
-            await using var call = new SimulatedExotelCall("commandstats-test", options, null);
-            var before = await probe.CommandMicrosecondsAsync();
-
-            // The system's writes (XADD), then the driver's counting (XLEN), many times so each is measurable in usec.
-            var db = direct.GetDatabase();
-            var audio = SimulatedExotelCall.AudioOf(call.StreamSid, 1600);
-            for (var seq = 2; seq < 2002; seq++)
-            {
-                await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
-            }
-
-            for (var i = 0; i < 2000; i++)
-            {
-                Assert.Equal(2000, await probe.CountReadableAsync([call]));
-            }
-
-            var after = await probe.CommandMicrosecondsAsync();
-            long Spent(string command) => after.GetValueOrDefault(command) - before.GetValueOrDefault(command);
-            Assert.True(Spent("xadd") > 0, "the system's XADDs are counted");
-            Assert.True(Spent("xlen") > 0, "the driver's XLENs are counted");
-            Assert.Contains("xlen", RedisProbe.DriverCommands);
-            Assert.DoesNotContain("xadd", RedisProbe.DriverCommands);
+            await db.StreamAddAsync(RedisProbe.AudioKey(call.StreamSid), [new("seq", seq), new("ts", (seq - 2) * 100), new("audio", audio)]);
         }
-        finally
+
+        for (var i = 0; i < 2000; i++)
         {
-            server.Kill();
-            await server.WaitForExitAsync();
+            Assert.Equal(2000, await probe.CountReadableAsync([call]));
+        }
+
+        var after = await probe.CommandMicrosecondsAsync();
+        long Spent(string command) => after.GetValueOrDefault(command) - before.GetValueOrDefault(command);
+        Assert.True(Spent("xadd") > 0, "the system's XADDs are counted");
+        Assert.True(Spent("xlen") > 0, "the driver's XLENs are counted");
+        Assert.Contains("xlen", RedisProbe.DriverCommands);
+        Assert.DoesNotContain("xadd", RedisProbe.DriverCommands);
+    }
+
+    /// <summary>A redis-server of the test's own on a free loopback port, without persistence; killed on dispose.</summary>
+    private sealed class OwnRedis(Process process, int port) : IAsyncDisposable
+    {
+        public string Endpoint => $"127.0.0.1:{port}";
+
+        public static OwnRedis Start()
+        {
+            var port = FreePort();
+            var process = Process.Start(new ProcessStartInfo("/usr/bin/redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no")
+            {
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            })!;
+            return new OwnRedis(process, port);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+            process.Dispose();
         }
     }
 
