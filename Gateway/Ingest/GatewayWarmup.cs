@@ -145,7 +145,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         // Never more at once than this gateway lets one address (or anyone) have: its own calls are not refused either.
         var limits = _settings.Limits;
         var calls = Math.Min(limits.WarmupCalls, Math.Min(limits.MaxConnections, limits.MaxConnectionsPerAddress));
-        var payload = Convert.ToBase64String(Enumerable.Range(0, 1600).Select(i => (byte)(i * 37)).ToArray());
+        var payload = Payload(limits.MaxMessageBytes);
         double firstRoundJitMs = 0;
         var rounds = 0;
         var failed = 0;
@@ -225,7 +225,7 @@ public sealed partial class GatewayWarmup : BackgroundService
                     await Task.Delay(wait, token);
                 }
 
-                await SendAsync(socket, $$$"""{"event":"media","sequence_number":{{{chunk + 1}}},"stream_sid":"{{{id}}}","media":{"chunk":{{{chunk}}},"timestamp":"{{{chunk * 100}}}","payload":"{{{payload}}}"}}""", token);
+                await SendAsync(socket, MediaMessage(id, chunk, payload), token);
             }
 
             await SendAsync(socket, $$$"""{"event":"mark","sequence_number":"{{{FramesPerCall + 2}}}","stream_sid":"{{{id}}}","mark":{"name":"warmup"}}""", token);
@@ -258,6 +258,27 @@ public sealed partial class GatewayWarmup : BackgroundService
             return false;
         }
     }
+
+    /// <summary>
+    /// The audio of every warm-up frame, base64: 100 ms at 8 kHz (1,600 B), or the largest multiple of 320 B (Exotel's
+    /// chunk grid) whose media message fits in MAX_MESSAGE_BYTES, so a gateway set up for small frames does not refuse
+    /// its own warm-up with 1009.
+    /// </summary>
+    internal static string Payload(int maxMessageBytes)
+    {
+        var longestId = $"r{MaxRounds}c{1000}-{Guid.Empty:N}";
+        for (var bytes = 1600; ; bytes -= 320)
+        {
+            var payload = Convert.ToBase64String(Enumerable.Range(0, bytes).Select(i => (byte)(i * 37)).ToArray());
+            if (bytes == 320 || Encoding.UTF8.GetByteCount(MediaMessage(longestId, FramesPerCall, payload)) <= maxMessageBytes)
+            {
+                return payload;
+            }
+        }
+    }
+
+    private static string MediaMessage(string id, int chunk, string payload) =>
+        $$$"""{"event":"media","sequence_number":{{{chunk + 1}}},"stream_sid":"{{{id}}}","media":{"chunk":{{{chunk}}},"timestamp":"{{{chunk * 100}}}","payload":"{{{payload}}}"}}""";
 
     private static string StartMessage(string id) =>
         "{\"event\":\"start\",\"sequence_number\":\"1\",\"stream_sid\":\"" + id + "\",\"start\":{\"stream_sid\":\"" + id

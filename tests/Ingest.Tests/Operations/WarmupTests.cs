@@ -156,6 +156,18 @@ public sealed class WarmupReadinessTests
     }
 
     [Fact]
+    public async Task Under_the_smallest_MAX_MESSAGE_BYTES_the_warmup_sends_frames_that_fit_and_no_call_fails()
+    {
+        // 1,024 bytes is the least MAX_MESSAGE_BYTES allows, and right for 20 ms frames (320 B of PCM, ~0.6 KB of JSON).
+        // A 100 ms warm-up frame (1,600 B, ~2.3 KB of JSON) would be refused with 1009 on every call, leaving the
+        // gateway ready on cold code.
+        var logs = new CapturingLoggerProvider();
+        await using var cluster = await StartWarmedUpAsync(logs, calls: 8, redis: null, ("MAX_MESSAGE_BYTES", "1024"));
+        Assert.DoesNotContain(logs.Entries, e => e.Message.Contains("none of its calls got through", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 8 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
     [Trait("Category", "Slow")]
     public async Task On_a_Redis_Cluster_the_warmup_calls_write_and_copy_their_lifecycle_in_their_own_namespace()
     {
