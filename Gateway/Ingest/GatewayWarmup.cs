@@ -323,9 +323,15 @@ public sealed partial class GatewayWarmup : BackgroundService
     }
 
     /// <summary>ws://127.0.0.1:port/v1/ingest for the first HTTP address Kestrel listens on.</summary>
-    private Uri? LoopbackUri()
+    private Uri? LoopbackUri() => LoopbackUri(_server.Features.Get<IServerAddressesFeature>()?.Addresses ?? []);
+
+    /// <summary>
+    /// Where the gateway reaches itself: the first plain-HTTP address it listens on, a wildcard (or localhost) as
+    /// 127.0.0.1, IPv6 loopback as [::1] (a gateway bound to [::1] alone does not answer on 127.0.0.1); null without one.
+    /// </summary>
+    internal static Uri? LoopbackUri(IEnumerable<string> addresses)
     {
-        foreach (var address in _server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+        foreach (var address in addresses)
         {
             if (!Uri.TryCreate(address.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal), UriKind.Absolute, out var bound)
                 || bound.Scheme != Uri.UriSchemeHttp)
@@ -333,12 +339,10 @@ public sealed partial class GatewayWarmup : BackgroundService
                 continue;
             }
 
-            var host = bound.IsLoopback || bound.Host is "0.0.0.0" or "[::]" or "localhost" ? "127.0.0.1" : bound.Host;
-            if (host == "[::1]" || host == "::1")
-            {
-                host = "[::1]";
-            }
-
+            var host = bound.Host is "0.0.0.0" or "[::]" or "localhost" ? "127.0.0.1"
+                : bound.IsLoopback && bound.HostNameType == UriHostNameType.IPv6 ? "[::1]"
+                : bound.IsLoopback ? "127.0.0.1"
+                : bound.Host;
             return new Uri($"ws://{host}:{bound.Port}/v1/ingest");
         }
 

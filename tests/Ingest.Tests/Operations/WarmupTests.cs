@@ -215,3 +215,28 @@ public sealed class WarmupReadinessTests
         return cluster;
     }
 }
+
+/// <summary>Where the warm-up calls its own gateway, from the addresses Kestrel listens on.</summary>
+public sealed class WarmupAddressTests
+{
+    [Theory]
+    [InlineData("http://0.0.0.0:8080", "ws://127.0.0.1:8080/v1/ingest")]
+    [InlineData("http://[::]:8080", "ws://127.0.0.1:8080/v1/ingest")]
+    [InlineData("http://+:8080", "ws://127.0.0.1:8080/v1/ingest")]
+    [InlineData("http://*:8080", "ws://127.0.0.1:8080/v1/ingest")]
+    [InlineData("http://localhost:8080", "ws://127.0.0.1:8080/v1/ingest")]
+    [InlineData("http://127.0.0.1:5000", "ws://127.0.0.1:5000/v1/ingest")]
+    [InlineData("http://[::1]:5000", "ws://[::1]:5000/v1/ingest")]
+    [InlineData("http://10.1.2.3:8080", "ws://10.1.2.3:8080/v1/ingest")]
+    public void The_warmup_calls_the_first_plain_http_address_it_listens_on(string listening, string expected)
+    {
+        Assert.Equal(new Uri(expected), Ingest.Gateway.Ingest.GatewayWarmup.LoopbackUri(["https://0.0.0.0:8443", listening]));
+    }
+
+    [Fact]
+    public void A_gateway_listening_on_https_alone_has_no_address_to_warm_up_on()
+    {
+        Assert.Null(Ingest.Gateway.Ingest.GatewayWarmup.LoopbackUri(["https://0.0.0.0:8443"]));
+        Assert.Null(Ingest.Gateway.Ingest.GatewayWarmup.LoopbackUri([]));
+    }
+}
