@@ -264,9 +264,10 @@ public sealed partial class GatewayWarmup : BackgroundService
     /// chunk grid) whose media message fits in MAX_MESSAGE_BYTES, so a gateway set up for small frames does not refuse
     /// its own warm-up with 1009.
     /// </summary>
-    internal static string Payload(int maxMessageBytes)
+    private static string Payload(int maxMessageBytes)
     {
-        var longestId = $"r{MaxRounds}c{1000}-{Guid.Empty:N}";
+        // The longest stream id a warm-up call has: round ≤ MaxRounds, index < WARMUP_CALLS ≤ 1,000.
+        var longestId = $"r{MaxRounds}c1000-{Guid.Empty:N}";
         for (var bytes = 1600; ; bytes -= 320)
         {
             var payload = Convert.ToBase64String(Enumerable.Range(0, bytes).Select(i => (byte)(i * 37)).ToArray());
@@ -322,7 +323,7 @@ public sealed partial class GatewayWarmup : BackgroundService
         }
     }
 
-    /// <summary>ws://127.0.0.1:port/v1/ingest for the first HTTP address Kestrel listens on.</summary>
+    /// <summary>Where the warm-up calls this gateway, from the addresses Kestrel listens on.</summary>
     private Uri? LoopbackUri() => LoopbackUri(_server.Features.Get<IServerAddressesFeature>()?.Addresses ?? []);
 
     /// <summary>
