@@ -151,7 +151,7 @@ public sealed class WarmupReadinessTests
 
         // Rounds of 6 calls (the limit), none refused, and no refusal listed. (The refusal counters are not checked here:
         // in the test process they are shared by every test's gateway.)
-        Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 6 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+        AssertEveryRoundOk(logs, calls: 6);
         Assert.Empty(await cluster.RefusalsAsync());
     }
 
@@ -163,8 +163,7 @@ public sealed class WarmupReadinessTests
         // gateway ready on cold code.
         var logs = new CapturingLoggerProvider();
         await using var cluster = await StartWarmedUpAsync(logs, calls: 8, redis: null, ("MAX_MESSAGE_BYTES", "1024"));
-        Assert.DoesNotContain(logs.Entries, e => e.Message.Contains("none of its calls got through", StringComparison.Ordinal));
-        Assert.Contains(logs.Entries, e => e.Message.Contains(" round(s) of 8 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+        AssertEveryRoundOk(logs, calls: 8);
     }
 
     [Fact]
@@ -174,13 +173,29 @@ public sealed class WarmupReadinessTests
         await using var redis = await RedisClusterServer.StartAsync(masters: 3);
         var logs = new CapturingLoggerProvider();
         await using var cluster = await StartWarmedUpAsync(logs, calls: 8, redis.ConnectionString);
-        Assert.Contains(logs.Entries, e => e.Message.Contains("of 8 calls", StringComparison.Ordinal) && e.Message.Contains(", 0 call(s) failed", StringComparison.Ordinal));
+        AssertEveryRoundOk(logs, calls: 8);
 
         // The two-step write worked across slots: each call's start, mark and stop reached the warm-up's calls stream
         // (its own slot), which lives 10 s more; nothing reached ingest:calls.
         var db = cluster.Redis.GetDatabase();
         Assert.True(await db.StreamLengthAsync("ingest:warmup:calls") >= 3 * 8 * 2, "the warm-up's lifecycle entries were not copied");
         Assert.False(await db.KeyExistsAsync("ingest:calls"), "warm-up calls reached ingest:calls");
+    }
+
+    /// <summary>
+    /// Every round the warm-up finished had all its <paramref name="calls"/> calls end normally (its Debug round lines).
+    /// Not its "done" line: in the test process the JIT is shared with every other test running, so the warm-up's
+    /// "JIT gone quiet" end may not come before WARMUP_MAX_SECONDS, and it is then ready by that bound instead.
+    /// </summary>
+    private static void AssertEveryRoundOk(CapturingLoggerProvider logs, int calls)
+    {
+        var rounds = logs.Entries
+            .Select(e => System.Text.RegularExpressions.Regex.Match(e.Message, @"^Warm-up round (\d+): (\d+) of (\d+) calls ended normally"))
+            .Where(m => m.Success)
+            .ToList();
+        Assert.NotEmpty(rounds);
+        Assert.All(rounds, m => Assert.Equal((calls.ToString(System.Globalization.CultureInfo.InvariantCulture), calls.ToString(System.Globalization.CultureInfo.InvariantCulture)), (m.Groups[2].Value, m.Groups[3].Value)));
+        Assert.DoesNotContain(logs.Entries, e => e.Message.Contains("none of its calls got through", StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -191,7 +206,7 @@ public sealed class WarmupReadinessTests
     {
         var options = new IngestClusterOptions { Silos = 1, RedisConnectionString = redis, ConfigureHost = b => b.Logging.AddProvider(logs) };
         options.GatewaySettings["WARMUP_CALLS"] = calls.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Information";
+        options.GatewaySettings["Logging:LogLevel:Ingest.Gateway.Ingest.GatewayWarmup"] = "Debug";
         foreach (var (key, value) in settings)
         {
             options.GatewaySettings[key] = value;
