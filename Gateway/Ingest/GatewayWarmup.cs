@@ -189,7 +189,10 @@ public sealed partial class GatewayWarmup : BackgroundService
         ExpireWarmupLists();
     }
 
-    /// <summary>The warm-up's calls stream and open set have no expiry of their own (the calls' keys have theirs).</summary>
+    /// <summary>
+    /// The warm-up's calls stream and open set expire 10 s after its last call. Each copy of a warm-up call's lifecycle
+    /// renews that (Keyspace.ListsExpire in the grains); this covers silos older than that.
+    /// </summary>
     private void ExpireWarmupLists()
     {
         var db = _redis.GetDatabase();

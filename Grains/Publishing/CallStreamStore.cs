@@ -103,16 +103,17 @@ public sealed class StoreUnavailableException : Exception
 /// <summary>The key scheme of CONTRACT §7 (see <see cref="CallStreamStore"/>) under one namespace: real calls' or the warm-up's.</summary>
 internal sealed class Keyspace
 {
-    public static readonly Keyspace Live = new("ingest:");
+    public static readonly Keyspace Live = new("ingest:", listsExpire: false);
 
-    public static readonly Keyspace Warmup = new(WarmupCalls.KeyNamespace);
+    public static readonly Keyspace Warmup = new(WarmupCalls.KeyNamespace, listsExpire: true);
 
     private readonly string _prefix;
     private readonly string _callsTag;
 
-    private Keyspace(string prefix)
+    private Keyspace(string prefix, bool listsExpire)
     {
         _prefix = prefix;
+        ListsExpire = listsExpire;
         var calls = prefix + "calls";
         CallsKey = calls;
         _callsTag = "{" + calls + "}";
@@ -122,6 +123,12 @@ internal sealed class Keyspace
     public RedisKey CallsKey { get; }
 
     public RedisKey OpenKey { get; }
+
+    /// <summary>
+    /// Whether the calls stream and the open set expire like a call's keys (the warm-up's: every copy renews their
+    /// expiry, so an entry copied late cannot leave them behind without one) or live on (ingest:calls, trimmed by length).
+    /// </summary>
+    public bool ListsExpire { get; }
 
     public string Audio(string streamId) => _prefix + "audio:{" + streamId + "}";
 

@@ -52,7 +52,7 @@ public enum WriteOutcome
 public sealed class CallStreamWriter
 {
     private const int BatchFixedArgs = 7;
-    private const int CopyFixedArgs = 6;
+    private const int CopyFixedArgs = 7;
 
     // KEYS: audio stream, cursor hash, meta hash, lifecycle stream (one slot: the stream id is their hash tag).
     // ARGV: expected version, audio MAXLEN, TTL seconds of the call's keys (0: leave it), lifecycle MINID to trim below
@@ -141,12 +141,14 @@ public sealed class CallStreamWriter
 
     // KEYS: ingest:calls, {ingest:calls}:copied:<id>, {ingest:calls}:open (one slot).
     // ARGV: calls MAXLEN, TTL seconds, stream id, now (unix ms), close-at (the call is stopped and this is its last
-    //       lifecycle number: once copied that far it leaves the open set; 0: live), entry count M, then per entry:
-    //       its number n, F, F name/value pairs. Entry n is appended only if it is the next after the copied number.
+    //       lifecycle number: once copied that far it leaves the open set; 0: live), entry count M, expiry in seconds
+    //       of the calls stream and the open set themselves (0: none, as for ingest:calls; the warm-up's have one), then
+    //       per entry: its number n, F, F name/value pairs. Entry n is appended only if it is the next after the copied
+    //       number.
     // Returns the copied number after the script.
     private const string CopyScript = """
         local c = tonumber(redis.call('GET', KEYS[2]) or '0')
-        local i = 7
+        local i = 8
         for _ = 1, tonumber(ARGV[6]) do
           local n = tonumber(ARGV[i])
           local last = i + 1 + tonumber(ARGV[i + 1]) * 2
@@ -164,6 +166,11 @@ public sealed class CallStreamWriter
           redis.call('ZREM', KEYS[3], ARGV[3])
         else
           redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+        end
+        local keep = tonumber(ARGV[7])
+        if keep > 0 then
+          redis.call('EXPIRE', KEYS[1], keep)
+          redis.call('EXPIRE', KEYS[3], keep)
         end
         return c
         """;
@@ -613,6 +620,7 @@ public sealed class CallStreamWriter
                 args[a++] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 args[a++] = stopped ? Math.Max(1, lastNumber) : 0;
                 args[a++] = _uncopied.Count;
+                args[a++] = _keys.ListsExpire ? Math.Max(1, (long)options.StreamTtl.TotalSeconds) : 0;
                 foreach (var (number, pairs) in _uncopied)
                 {
                     args[a++] = number;

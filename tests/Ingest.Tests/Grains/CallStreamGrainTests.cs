@@ -29,6 +29,35 @@ public sealed class CallStreamGrainTests(GrainClusterFixture fixture)
     private static string NewStreamId() => Guid.NewGuid().ToString("N");
 
     [Fact]
+    public async Task A_warmup_calls_lifecycle_copy_renews_the_expiry_of_its_calls_stream_and_open_set_and_a_live_one_leaves_ingest_calls_without()
+    {
+        // The warm-up's calls stream and open set must expire like its calls' keys. They were given an expiry once, by
+        // the gateway at the end of its warm-up; an entry copied after that had run out (a call ended late) made them
+        // again without one, for good.
+        var db = fixture.Connection.GetDatabase();
+        var first = WarmupCalls.Prefix + NewStreamId();
+        await Grain(first).Start(ExotelStart(first));
+        Assert.InRange((await db.KeyTimeToLiveAsync(WarmupCalls.CallsKey))!.Value, TimeSpan.FromSeconds(1), WarmupCalls.Retention);
+
+        await db.KeyPersistAsync(WarmupCalls.CallsKey);
+        await db.KeyPersistAsync(WarmupCalls.OpenKey);
+        Assert.Null(await db.KeyTimeToLiveAsync(WarmupCalls.CallsKey));
+        var late = WarmupCalls.Prefix + NewStreamId();
+        await Grain(late).Start(ExotelStart(late));
+        Assert.InRange((await db.KeyTimeToLiveAsync(WarmupCalls.CallsKey))!.Value, TimeSpan.FromSeconds(1), WarmupCalls.Retention);
+        Assert.InRange((await db.KeyTimeToLiveAsync(WarmupCalls.OpenKey))!.Value, TimeSpan.FromSeconds(1), WarmupCalls.Retention);
+
+        // Real calls' lifecycle stream is trimmed by length and never expires (CONTRACT §8).
+        var live = NewStreamId();
+        await Grain(live).Start(ExotelStart(live));
+        Assert.True(await db.KeyExistsAsync("ingest:calls"));
+        Assert.Null(await db.KeyTimeToLiveAsync("ingest:calls"));
+        await Grain(first).Stop(new CallStop("callended", 2, "conn-1"));
+        await Grain(late).Stop(new CallStop("callended", 2, "conn-1"));
+        await Grain(live).Stop(new CallStop("callended", 2, "conn-1"));
+    }
+
+    [Fact]
     public async Task Frames_are_published_once_each_in_sequence_order()
     {
         var id = NewStreamId();
