@@ -41,7 +41,6 @@ public sealed partial class GatewayWarmup : BackgroundService
 
     private readonly GatewaySettings _settings;
     private readonly HealthCheckService _health;
-    private readonly IConnectionMultiplexer _redis;
     private readonly IServer _server;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<GatewayWarmup> _logger;
@@ -61,7 +60,6 @@ public sealed partial class GatewayWarmup : BackgroundService
     {
         _settings = settings;
         _health = health;
-        _redis = redis;
         _server = server;
         _lifetime = lifetime;
         _logger = logger;
@@ -83,6 +81,9 @@ public sealed partial class GatewayWarmup : BackgroundService
 
     /// <summary>What the warm-up's own calls run in.</summary>
     public SessionContext Sessions { get; }
+
+    /// <summary>Where a refused warm-up call is recorded: its own log, counted on the warm-up's unexported meter.</summary>
+    public RefusalLog Refusals { get; } = new(GatewayMetrics.Warmup);
 
     /// <summary>
     /// True for an upgrade of the warm-up's own: it carries this process's secret (never logged, gone once the warm-up
@@ -162,7 +163,6 @@ public sealed partial class GatewayWarmup : BackgroundService
                 {
                     // Not one call got through (an address it cannot reach itself on, a cluster that refuses): stop here.
                     LogNoCall(rounds, _lastFailure ?? "unknown");
-                    ExpireWarmupLists();
                     return;
                 }
 
@@ -184,21 +184,6 @@ public sealed partial class GatewayWarmup : BackgroundService
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
             LogOutOfTime(_settings.Limits.WarmupMax.TotalSeconds, rounds);
-        }
-
-        ExpireWarmupLists();
-    }
-
-    /// <summary>
-    /// The warm-up's calls stream and open set expire 10 s after its last call. Each copy of a warm-up call's lifecycle
-    /// renews that (Keyspace.ListsExpire in the grains); this covers silos older than that.
-    /// </summary>
-    private void ExpireWarmupLists()
-    {
-        var db = _redis.GetDatabase();
-        foreach (var key in new RedisKey[] { WarmupCalls.CallsKey, WarmupCalls.OpenKey })
-        {
-            _ = db.KeyExpireAsync(key, WarmupCalls.Retention, flags: CommandFlags.FireAndForget);
         }
     }
 

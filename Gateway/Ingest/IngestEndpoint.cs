@@ -42,6 +42,7 @@ public static partial class IngestEndpoint
         if (warming)
         {
             sessions = warmup.Sessions;
+            refusals = warmup.Refusals;
             loggers = sessions.LoggerFactory;
             logger = loggers.CreateLogger(typeof(IngestEndpoint));
         }
@@ -51,15 +52,12 @@ public static partial class IngestEndpoint
         if (registry.IsDraining)
         {
             http.Response.Headers.RetryAfter = "5";
-            if (!warming)
-            {
-                refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
-            }
-
+            refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
             await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, Draining);
             return;
         }
 
+        // Its calls count against a registry of their own; the drain above is the gateway's (its registry's).
         if (warming)
         {
             registry = sessions.Registry;
@@ -105,11 +103,7 @@ public static partial class IngestEndpoint
         if (!registry.TryOpenConnection(remote, out var refusal))
         {
             http.Response.Headers.RetryAfter = "1";
-            if (!warming)
-            {
-                refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
-            }
-
+            refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
             await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, refusal);
             return;
         }

@@ -34,9 +34,11 @@ public sealed record Refusal(long Number, DateTime At, IPAddress Remote, Refusal
 /// immutable entries written with one interlocked increment and no lock: a refusal storm (a guesser, a drain) costs the
 /// upgrade path nothing more than an allocation, and a reader never blocks a writer.
 /// </summary>
-public sealed class RefusalLog
+public sealed class RefusalLog(GatewayMetrics? metrics = null)
 {
     public const int Capacity = 256;
+
+    private readonly GatewayMetrics _metrics = metrics ?? GatewayMetrics.Live;
 
     private readonly Refusal?[] _ring = new Refusal?[Capacity];
     private long _count;
@@ -45,7 +47,7 @@ public sealed class RefusalLog
     {
         var number = Interlocked.Increment(ref _count);
         Volatile.Write(ref _ring[(number - 1) % Capacity], new Refusal(number, DateTime.UtcNow, remote, reason, status, protocol, detail));
-        GatewayMetrics.Live.Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason.Wire()));
+        _metrics.Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason.Wire()));
     }
 
     /// <summary>Newest first. An entry overwritten while this reads is left out rather than shown out of order.</summary>

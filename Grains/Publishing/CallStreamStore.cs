@@ -19,8 +19,6 @@ namespace Ingest.Grains.Publishing;
 /// </remarks>
 public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options)
 {
-    public const string CallsKey = "ingest:calls";
-
     // The warm-up's calls (WarmupCalls): the same scheme under their own namespace, kept for seconds, not minutes.
     private readonly IngestOptions _warmupOptions = options.Value.ForWarmup();
 
