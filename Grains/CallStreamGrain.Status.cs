@@ -18,10 +18,10 @@ public sealed partial class CallStreamGrain : ICallStatusGrain
             _streamId,
             _head.Protocol == "native" ? CallProtocol.Native : CallProtocol.Exotel,
             DateTimeOffset.FromUnixTimeMilliseconds(_head.StartedAt).UtcDateTime,
-            _written.Frames,
-            _written.Gaps,
-            _written.Missing,
-            _pending.Count,
+            _outbox.Written.Frames,
+            _outbox.Written.Gaps,
+            _outbox.Written.Missing,
+            _outbox.Count,
             _head.CallSid.Length > 0 ? _head.CallSid : null,
             RuntimeIdentity));
     }

@@ -25,6 +25,9 @@ internal sealed class GrainMetrics
         WriteLatency = meter.CreateHistogram<double>("ingest.silo.redis.write.latency", "s", "Time of one batch write to Redis.");
         NotReplicated = meter.CreateCounter<long>("ingest.silo.redis.not_replicated", "{write}", "Batch writes the replicas did not confirm within INGEST_REDIS_WAIT_TIMEOUT_MS (held and settled later).");
         Swept = meter.CreateCounter<long>("ingest.silo.lifecycle.swept", "{call}", "Calls whose grain the lifecycle sweeper woke because nobody had looked after them (their silo and gateway gone).");
+        EventsDropped = meter.CreateCounter<long>("ingest.silo.events.dropped", "{event}", "dtmf and mark events dropped past INGEST_MAX_EVENTS_PER_CALL.");
+        CopyFailures = meter.CreateCounter<long>("ingest.silo.lifecycle.copy_failures", "{attempt}", "Attempts to copy lifecycle entries to ingest:calls that made no progress (retried).");
+        LifecycleLost = meter.CreateCounter<long>("ingest.silo.lifecycle.lost", "{entry}", "Lifecycle entries that could no longer be copied to ingest:calls (the call's own keys had lost them).");
         Buffered = meter.CreateUpDownCounter<long>("ingest.silo.buffered", "{entry}", "Entries waiting for Redis.");
     }
 
@@ -50,13 +53,19 @@ internal sealed class GrainMetrics
 
     public Counter<long> Swept { get; }
 
+    public Counter<long> EventsDropped { get; }
+
+    public Counter<long> CopyFailures { get; }
+
+    public Counter<long> LifecycleLost { get; }
+
     public UpDownCounter<long> Buffered { get; }
 
     /// <summary>Touches every counter so a scrape finds each series at 0 from the start.</summary>
     public static void Initialize()
     {
         var live = Live;
-        foreach (var counter in new[] { live.FramesPublished, live.Duplicates, live.Gaps, live.MissingFrames, live.Overflowed, live.RedisFailures, live.Pushback, live.Malformed, live.NotReplicated, live.Swept })
+        foreach (var counter in new[] { live.FramesPublished, live.Duplicates, live.Gaps, live.MissingFrames, live.Overflowed, live.RedisFailures, live.Pushback, live.Malformed, live.NotReplicated, live.Swept, live.EventsDropped, live.CopyFailures, live.LifecycleLost })
         {
             counter.Add(0);
         }

@@ -1,5 +1,6 @@
 using Ingest.Grains.Publishing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Ingest.Grains;
 
@@ -14,6 +15,8 @@ public static class GrainServiceExtensions
             builder.Configure(configure);
         }
 
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<SiloBuffers>();
         services.AddSingleton<CallStreamStore>();
         services.AddHostedService<LifecycleSweeper>();
         services.AddHostedService<ZeroSeriesAtStart>();

@@ -3,30 +3,46 @@ namespace Ingest.Grains;
 /// <summary>How the per-call grains publish. Every default is sized for Exotel's ~100 ms frames.</summary>
 public sealed class IngestOptions
 {
-    /// <summary>Approximate cap on entries per <c>ingest:audio:{id}</c> stream (XADD MAXLEN ~). Default: one hour of 100 ms frames.</summary>
-    public int AudioStreamMaxLength { get; set; } = 36_000;
-
     /// <summary>Approximate cap on the shared <c>ingest:calls</c> lifecycle stream.</summary>
     public int CallsStreamMaxLength { get; set; } = 1_000_000;
 
-    /// <summary>Items a call may hold while Redis is unreachable; beyond it frames are counted and recorded as a gap. Default: 60 s of 100 ms frames.</summary>
+    /// <summary>Entries a call may hold unwritten; beyond it frames are counted and recorded as a gap while Redis is away, and everything else is pushed back. Default: 60 s of 100 ms frames.</summary>
     public int BufferLimit { get; set; } = 600;
 
-    /// <summary>Bytes of audio one call may hold unwritten; beyond it, like <see cref="BufferLimit"/> (bounds memory in bytes, CONTRACT §7).</summary>
+    /// <summary>Bytes one call may hold unwritten (audio, and an estimate for every other entry); beyond it, like <see cref="BufferLimit"/> (bounds memory in bytes, CONTRACT §7).</summary>
     public long BufferBytes { get; set; } = 16L * 1024 * 1024;
 
-    /// <summary>Bytes of audio all calls of this silo may hold unwritten together; beyond it, like <see cref="BufferLimit"/>.</summary>
+    /// <summary>Bytes all calls of this silo may hold unwritten together; beyond it, like <see cref="BufferLimit"/>.</summary>
     public long SiloBufferBytes { get; set; } = 384L * 1024 * 1024;
 
     /// <summary>Most entries written in one Redis round trip.</summary>
     public int MaxBatch { get; set; } = 256;
 
     /// <summary>
-    /// INGEST_AUDIO_TTL_SECONDS: a stream's keys (audio stream and cursor) expire this long after its stop, or after its
-    /// last write (or its gateway's last heartbeat) if it never stops. A live call keeps pushing it forward, so its
-    /// cursor outlives the call however long it is.
+    /// INGEST_AUDIO_TTL_SECONDS: a stream's keys expire this long after its stop, or after its last write (or its
+    /// gateway's last heartbeat) if it never stops. A live call pushes it forward every <see cref="ExpiryRefreshInterval"/>,
+    /// quiet stretches included, so its keys never expire while it is live. Live streams are not trimmed by length: a
+    /// long call keeps its head until its keys expire after the stop (docs/OPERATIONS.md "Retention").
     /// </summary>
     public TimeSpan StreamTtl { get; set; } = TimeSpan.FromSeconds(900);
+
+    /// <summary>
+    /// How often a live call pushes its keys' expiry forward (with its writes, or from its gateway's heartbeat while
+    /// quiet): a tenth of the retention time, 1 to 30 s. Each push is a script, so this sets how many a live call costs.
+    /// </summary>
+    public TimeSpan ExpiryRefreshInterval => TimeSpan.FromSeconds(Math.Clamp(Math.Floor(StreamTtl.TotalSeconds / 10), 1, 30));
+
+    /// <summary>The expiry a live call's keys get with each push: the retention plus the push interval.</summary>
+    public TimeSpan LiveExpiry => StreamTtl + ExpiryRefreshInterval;
+
+    /// <summary>How long a stopped call's cursor and lifecycle entries are kept while their copy to ingest:calls waits.</summary>
+    public TimeSpan ParkedRetention { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// INGEST_MAX_EVENTS_PER_CALL: a call's dtmf and mark entries together, and its gap entries, are each bounded by
+    /// this (CONTRACT §7); past it events are counted and dropped and missing frames only summed in the stop.
+    /// </summary>
+    public long MaxEventsPerCall { get; set; } = 10_000;
 
     /// <summary>
     /// Longest a grain waits for one batch write before it treats Redis as away and holds the batch (the write may still
@@ -37,9 +53,6 @@ public sealed class IngestOptions
 
     /// <summary>How often a call with buffered items retries Redis.</summary>
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);
-
-    /// <summary>How long another connection is refused a stream id that a live connection still owns.</summary>
-    public TimeSpan OwnerLease { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// A started call that hears nothing from its connection for this long is ended by the grain with reason

@@ -17,6 +17,7 @@ namespace Ingest.Grains;
 public sealed partial class LifecycleSweeper(
     IGrainFactory grains,
     CallStreamStore store,
+    TimeProvider time,
     IOptions<IngestOptions> options,
     ILogger<LifecycleSweeper> logger) : BackgroundService
 {
@@ -30,7 +31,7 @@ public sealed partial class LifecycleSweeper(
             var jitter = TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * interval.TotalMilliseconds / 2);
             try
             {
-                await Task.Delay(interval + jitter, stoppingToken);
+                await Task.Delay(interval + jitter, time, stoppingToken);
                 await SweepOnceAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -40,7 +41,7 @@ public sealed partial class LifecycleSweeper(
             catch (Exception ex)
             {
                 // Redis away, the silo not yet (or no longer) in the cluster: the next round tries again.
-                LogSweepFailed(ex.Message);
+                LogSweepFailed(ex);
             }
         }
     }
@@ -48,7 +49,7 @@ public sealed partial class LifecycleSweeper(
     /// <summary>One round: wakes the grain of every call silent past <see cref="IngestOptions.SweepAfter"/>. Returns how many.</summary>
     public async Task<int> SweepOnceAsync(CancellationToken cancellationToken)
     {
-        var stale = await store.StaleOpenCallsAsync(DateTimeOffset.UtcNow - options.Value.SweepAfter, BatchLimit);
+        var stale = await store.StaleOpenCallsAsync(time.GetUtcNow() - options.Value.SweepAfter, BatchLimit);
         if (stale.Count == 0)
         {
             return 0;
@@ -65,9 +66,9 @@ public sealed partial class LifecycleSweeper(
         return stale.Count;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Lifecycle sweeper: {Count} call(s) nobody looked after for a while (silo and gateway gone?); waking their grains")]
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Lifecycle sweeper: {Count} call(s) nobody looked after for a while (silo and gateway gone?); waking their grains")]
     private partial void LogSweeping(int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Lifecycle sweeper round failed ({Why}); trying again next round")]
-    private partial void LogSweepFailed(string why);
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Lifecycle sweeper round failed; trying again next round")]
+    private partial void LogSweepFailed(Exception exception);
 }

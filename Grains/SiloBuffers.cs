@@ -1,13 +1,16 @@
 namespace Ingest.Grains;
 
-/// <summary>Audio bytes all call grains of this silo hold unwritten (the silo-wide byte budget, CONTRACT §7).</summary>
-internal static class SiloBuffers
+/// <summary>
+/// Bytes all call grains of one silo hold unwritten (the silo-wide byte budget, CONTRACT §7). A service of the silo,
+/// not a static: two silos in one process (a test cluster) each have their own.
+/// </summary>
+public sealed class SiloBuffers
 {
-    private static long _bytes;
+    private long _bytes;
 
-    public static long Bytes => Interlocked.Read(ref _bytes);
+    public long Bytes => Interlocked.Read(ref _bytes);
 
-    public static void Add(long bytes)
+    public void Add(long bytes)
     {
         if (bytes != 0)
         {

@@ -9,14 +9,15 @@ namespace Ingest.Silo;
 /// </summary>
 public sealed class IngestSettingsOptions
 {
-    [ConfigurationKeyName("INGEST_AUDIO_MAXLEN")] public int AudioMaxLength { get; set; } = 36_000;
-
     [ConfigurationKeyName("INGEST_BUFFER_FRAMES")] public int BufferFrames { get; set; } = 600;
 
     /// <summary>The lower bound that matters is the gateways' heartbeat, checked by IngestOptionsValidator with the reason.</summary>
     [ConfigurationKeyName("INGEST_ORPHAN_SECONDS")] public int OrphanSeconds { get; set; } = 30;
 
+    /// <summary>At least 60 (CONTRACT §8): every retention the silo accepts keeps a live call whole.</summary>
     [ConfigurationKeyName("INGEST_AUDIO_TTL_SECONDS")] public int AudioTtlSeconds { get; set; } = 900;
+
+    [ConfigurationKeyName("INGEST_MAX_EVENTS_PER_CALL")] public long MaxEventsPerCall { get; set; } = 10_000;
 
     [ConfigurationKeyName("INGEST_BUFFER_BYTES")] public long BufferBytes { get; set; } = 16L * 1024 * 1024;
 
@@ -34,10 +35,10 @@ public sealed class IngestSettingsOptionsValidator : IValidateOptions<IngestSett
     public ValidateOptionsResult Validate(string? name, IngestSettingsOptions o)
     {
         var failures = new List<string>();
-        SettingRules.Range(failures, "INGEST_AUDIO_MAXLEN", o.AudioMaxLength, 100, int.MaxValue);
         SettingRules.Range(failures, "INGEST_BUFFER_FRAMES", o.BufferFrames, 1, 1_000_000);
         SettingRules.Range(failures, "INGEST_ORPHAN_SECONDS", o.OrphanSeconds, 1, 7 * 86_400);
-        SettingRules.Range(failures, "INGEST_AUDIO_TTL_SECONDS", o.AudioTtlSeconds, 1, 30 * 86_400);
+        SettingRules.Range(failures, "INGEST_AUDIO_TTL_SECONDS", o.AudioTtlSeconds, 60, 30 * 86_400);
+        SettingRules.Range(failures, "INGEST_MAX_EVENTS_PER_CALL", o.MaxEventsPerCall, 1, 100_000_000);
         SettingRules.Range(failures, "INGEST_BUFFER_BYTES", o.BufferBytes, 64 * 1024, 4L * 1024 * 1024 * 1024);
         SettingRules.Range(failures, "INGEST_SILO_BUFFER_BYTES", o.SiloBufferBytes, 1024 * 1024, 64L * 1024 * 1024 * 1024);
         SettingRules.Range(failures, "INGEST_REDIS_WAIT_REPLICAS", o.WaitReplicas, 0, 16);

@@ -53,7 +53,6 @@ public sealed record SiloSettings
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
             Ingest = o =>
             {
-                o.AudioStreamMaxLength = ingest.AudioMaxLength;
                 o.BufferLimit = ingest.BufferFrames;
                 o.OrphanTimeout = TimeSpan.FromSeconds(ingest.OrphanSeconds);
                 o.StreamTtl = TimeSpan.FromSeconds(ingest.AudioTtlSeconds);
@@ -61,6 +60,7 @@ public sealed record SiloSettings
                 o.SiloBufferBytes = ingest.SiloBufferBytes;
                 o.WaitReplicas = ingest.WaitReplicas;
                 o.WaitTimeout = TimeSpan.FromMilliseconds(ingest.WaitTimeoutMs);
+                o.MaxEventsPerCall = ingest.MaxEventsPerCall;
             },
         };
     }

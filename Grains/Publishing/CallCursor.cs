@@ -33,6 +33,12 @@ public sealed record CallCursor
 
     public long Missing { get; init; }
 
+    /// <summary>dtmf and mark entries written (bounded by <see cref="IngestOptions.MaxEventsPerCall"/>).</summary>
+    public long Events { get; init; }
+
+    /// <summary>dtmf and mark events dropped past that bound (the stop's <c>events_dropped</c>).</summary>
+    public long EventsDropped { get; init; }
+
     public string CallSid { get; init; } = string.Empty;
 
     public string Protocol { get; init; } = string.Empty;

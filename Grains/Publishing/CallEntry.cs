@@ -22,7 +22,7 @@ public sealed record StartEntry(
     string? To,
     IReadOnlyDictionary<string, string> Parameters) : CallEntry;
 
-public sealed record StopEntry(string Reason, long Frames, long Gaps, long Missing, long At, string? CallSid) : CallEntry;
+public sealed record StopEntry(string Reason, long Frames, long Gaps, long Missing, long EventsDropped, long At, string? CallSid) : CallEntry;
 
 public sealed record GapEntry(long FromSeq, long ToSeq, long Missing, string Reason) : CallEntry;
 

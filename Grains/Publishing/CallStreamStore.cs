@@ -17,7 +17,7 @@ namespace Ingest.Grains.Publishing;
 /// (the number of the call's last entry copied) and <c>{ingest:calls}:open</c> (calls whose lifecycle is not closed,
 /// scored by the last time their grain touched it). docs/OPERATIONS.md "Redis Cluster" tells the whole design.
 /// </remarks>
-public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options)
+public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options, TimeProvider time)
 {
     // The warm-up's calls (WarmupCalls): the same scheme under their own namespace, kept for seconds, not minutes.
     private readonly IngestOptions _warmupOptions = options.Value.ForWarmup();
@@ -27,6 +27,8 @@ public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Exte
     internal IDatabase Database { get; } = redis.GetDatabase();
 
     internal IngestOptions Options { get; } = options.Value;
+
+    internal TimeProvider Time { get; } = time;
 
     public bool IsConnected => Redis.IsConnected;
 
