@@ -480,7 +480,7 @@ public sealed partial class CallStreamGrain(
     {
         var outcome = await _outbox.RetryAsync();
         AfterFlush(outcome);
-        var parked = _head.Stopped && _outbox.Count == 0 && _outbox.CopyDue && _outbox.CopyFailingFor >= CopyPatience;
+        var parked = _outbox.MayPark(CopyPatience);
         if (parked)
         {
             await _outbox.ParkAsync();

@@ -72,8 +72,11 @@ public sealed partial class CallOutbox
     /// <summary>Nothing to write and nothing to copy: the retry timer may go.</summary>
     public bool Idle => _pending.Count == 0 && _dirty is null && !_copy.Due;
 
-    /// <summary>How long the lifecycle copy has been failing.</summary>
-    public TimeSpan CopyFailingFor => _copy.FailingFor;
+    /// <summary>
+    /// A stopped call whose copy has been failing this long, and which the lifecycle sweeper can find, may be parked
+    /// (<see cref="ParkAsync"/>) and deactivate; one the sweeper could not find keeps retrying.
+    /// </summary>
+    public bool MayPark(TimeSpan patience) => _written.Stopped && _pending.Count == 0 && _copy.Due && _copy.Registered && _copy.FailingFor >= patience;
 
     /// <summary>The gateway index up to which everything is settled, given the last index the grain took.</summary>
     public long SettledIndex(long lastIndex) => _pending.Count == 0 ? lastIndex : _pending[0].Index - 1;

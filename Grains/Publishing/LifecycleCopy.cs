@@ -37,6 +37,12 @@ internal sealed partial class LifecycleCopy(CallStreamWriter writer, GrainMetric
     /// <summary>A failed attempt is waiting for its backoff to pass.</summary>
     public bool Waiting => _nextAttempt > 0 && _time.GetTimestamp() < _nextAttempt;
 
+    /// <summary>
+    /// The call is known to be in the open-lifecycle set (a copy of this activation ran, or a former one's did): the
+    /// lifecycle sweeper can find it, so a stopped call whose copy waits may deactivate.
+    /// </summary>
+    public bool Registered { get; private set; }
+
     /// <summary>How long attempts have been failing (zero while they succeed).</summary>
     public TimeSpan FailingFor => _failingSince < 0 ? TimeSpan.Zero : _time.GetElapsedTime(_failingSince);
 
@@ -47,6 +53,7 @@ internal sealed partial class LifecycleCopy(CallStreamWriter writer, GrainMetric
         _copied = loaded.Copied ?? -1;
         _floor = loaded.Floor;
         _target = loaded.Cursor.Lifecycle;
+        Registered = loaded.Floor.Number > 0 || loaded.Copied > 0;
     }
 
     /// <summary>Entries the batch just wrote to the call's keys.</summary>
@@ -84,6 +91,7 @@ internal sealed partial class LifecycleCopy(CallStreamWriter writer, GrainMetric
                 var result = await writer.CopyAsync(await EntriesAsync(), _floor, _goneBelow, stopped ? Math.Max(1, _target) : 0)
                     .WaitAsync(writer.Options.WriteTimeout, _time);
                 _lastTouch = _time.GetTimestamp();
+                Registered = true;
                 if (!result.Replicated)
                 {
                     // On the master only: the entries are kept, and the fence makes the next attempt append nothing twice.

@@ -103,7 +103,7 @@ public sealed record BenchOptions
 
         if (options.CadenceMs is < 10 or > 1000 || options.Calls < 1 || options.Seconds is < 1 or > 3600 || options.MaxCalls < 1 || options.MaxFramesPerCall is < 1 or > 30_000)
         {
-            throw new ArgumentException("--cadence-ms 10..1000, --calls >= 1, --seconds 1..3600, --max-calls >= 1, --max-frames 1..30000 (audio streams are capped near 36000 entries)");
+            throw new ArgumentException("--cadence-ms 10..1000, --calls >= 1, --seconds 1..3600, --max-calls >= 1, --max-frames 1..30000");
         }
 
         return options;

@@ -1,4 +1,5 @@
 using Ingest.Grains;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Runtime;
 using Orleans.TestingHost;
 using StackExchange.Redis;
@@ -16,6 +17,7 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     private readonly int? _sweepSeconds;
 
     private readonly StackRedis _redis;
+    private IReadOnlyDictionary<string, string> _ingest = new Dictionary<string, string>();
 
     private IngestGrainCluster(StackRedis redis, string serviceId, int? orphanSeconds, int? sweepSeconds)
     {
@@ -50,19 +52,48 @@ public sealed class IngestGrainCluster : IAsyncDisposable
     /// </summary>
     public static async Task<IngestGrainCluster> StartAsync(int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null)
     {
-        return await StartCoreAsync(await StackRedis.OwnAsync(), silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+        return await StartCoreAsync(await StackRedis.OwnAsync(), silos, orphanSeconds, serviceIdPrefix, sweepSeconds, null);
     }
+
+    /// <summary>
+    /// Like <see cref="StartAsync"/>, with the grains' options set by name (<c>IngestOptions</c>' properties, e.g.
+    /// <c>["StreamTtl"] = "00:01:00"</c>, <c>["MaxEventsPerCall"] = "1000000"</c>).
+    /// </summary>
+    /// <param name="ingest">IngestOptions property names and their values.</param>
+    /// <param name="silos">How many silos.</param>
+    /// <param name="orphanSeconds">How long an idle call grain waits before it ends the call.</param>
+    /// <param name="redisConnectionString">A Redis the test owns (e.g. a Redis Cluster); null starts a redis-server of its own.</param>
+    /// <param name="time">The clock the grains tell time by (e.g. a fake one); their Orleans timers still run in real time.</param>
+    /// <param name="sweepSeconds">The lifecycle sweeper's round and staleness in seconds.</param>
+    public static async Task<IngestGrainCluster> StartWithAsync(
+        IReadOnlyDictionary<string, string> ingest, int silos = 1, int? orphanSeconds = null, string? redisConnectionString = null, TimeProvider? time = null, int? sweepSeconds = null)
+    {
+        var settings = new Dictionary<string, string>(ingest);
+        if (time is not null)
+        {
+            var clock = Guid.NewGuid().ToString("N");
+            IngestSiloConfigurator.Clocks[clock] = time;
+            settings[ClockSetting] = clock;
+        }
+
+        return await StartCoreAsync(
+            redisConnectionString is null ? await StackRedis.OwnAsync() : await StackRedis.OutsideAsync(redisConnectionString),
+            silos, orphanSeconds, "grains", sweepSeconds, settings);
+    }
+
+    private const string ClockSetting = "~clock";
 
     /// <summary>
     /// Like <see cref="StartAsync"/>, on a Redis the test owns and disposes itself, e.g. a <see cref="RedisClusterServer"/>'s
     /// <see cref="RedisClusterServer.ConnectionString"/>.
     /// </summary>
     public static async Task<IngestGrainCluster> StartOnAsync(string redisConnectionString, int silos = 2, int? orphanSeconds = null, string serviceIdPrefix = "grains", int? sweepSeconds = null) =>
-        await StartCoreAsync(await StackRedis.OutsideAsync(redisConnectionString), silos, orphanSeconds, serviceIdPrefix, sweepSeconds);
+        await StartCoreAsync(await StackRedis.OutsideAsync(redisConnectionString), silos, orphanSeconds, serviceIdPrefix, sweepSeconds, null);
 
-    private static async Task<IngestGrainCluster> StartCoreAsync(StackRedis redis, int silos, int? orphanSeconds, string serviceIdPrefix, int? sweepSeconds)
+    private static async Task<IngestGrainCluster> StartCoreAsync(StackRedis redis, int silos, int? orphanSeconds, string serviceIdPrefix, int? sweepSeconds, IReadOnlyDictionary<string, string>? ingest)
     {
         var cluster = new IngestGrainCluster(redis, serviceIdPrefix + "-" + Guid.NewGuid().ToString("N")[..8], orphanSeconds, sweepSeconds);
+        cluster._ingest = ingest ?? cluster._ingest;
         try
         {
             cluster.Cluster = await cluster.StartClusterAsync(silos);
@@ -92,6 +123,11 @@ public sealed class IngestGrainCluster : IAsyncDisposable
             builder.Properties[IngestSiloConfigurator.SweepSecondsProperty] = sweep.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
+        foreach (var (name, value) in _ingest)
+        {
+            builder.Properties[name == ClockSetting ? IngestSiloConfigurator.ClockProperty : IngestSiloConfigurator.IngestSection + ":" + name] = value;
+        }
+
         builder.AddSiloBuilderConfigurator<IngestSiloConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
@@ -109,6 +145,10 @@ public sealed class IngestGrainCluster : IAsyncDisposable
             .GroupBy(s => s.GrainId.Key.ToString()!)
             .ToDictionary(g => g.Key, g => g.First().SiloAddress, StringComparer.Ordinal);
     }
+
+    /// <summary>A service of silo <paramref name="index"/> (the silos run in this process), e.g. its byte budget.</summary>
+    public T SiloService<T>(int index = 0)
+        where T : notnull => ((InProcessSiloHandle)Cluster.Silos[index]).SiloHost.Services.GetRequiredService<T>();
 
     /// <summary>Stops every silo, then Redis.</summary>
     public async ValueTask DisposeAsync()

@@ -28,6 +28,15 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
     /// <summary>The builder property holding the lifecycle sweeper's round and staleness in seconds (default: production's 30 and 120).</summary>
     public const string SweepSecondsProperty = "SweepSeconds";
 
+    /// <summary>The builder property naming a clock of <see cref="Clocks"/> the grains tell time by (a test's fake clock).</summary>
+    public const string ClockProperty = "Clock";
+
+    /// <summary>Clocks by name, for <see cref="ClockProperty"/>: the silos of a test cluster run in the test's process.</summary>
+    public static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeProvider> Clocks = new(StringComparer.Ordinal);
+
+    /// <summary>The builder properties under this section set the grains' <see cref="IngestOptions"/> by name.</summary>
+    public const string IngestSection = "Ingest";
+
     /// <inheritdoc />
     public void Configure(IHostBuilder hostBuilder)
     {
@@ -50,6 +59,13 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
                     o.SweepAfter = TimeSpan.FromSeconds(s);
                 }
             });
+            if (context.Configuration[ClockProperty] is { } clock && Clocks.TryGetValue(clock, out var time))
+            {
+                services.AddSingleton(time);
+            }
+
+            // Any other IngestOptions property as "Ingest:<Name>" (e.g. Ingest:StreamTtl = 00:01:00).
+            services.Configure<IngestOptions>(context.Configuration.GetSection(IngestSection));
             services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
         });
         hostBuilder.UseOrleans((context, silo) =>

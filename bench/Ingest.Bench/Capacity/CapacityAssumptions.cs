@@ -58,9 +58,6 @@ public sealed record CapacityAssumptions
 
     public double CallSeconds { get; init; } = 180;
 
-    /// <summary>INGEST_AUDIO_MAXLEN: entries an audio stream is trimmed to.</summary>
-    public int AudioMaxLength { get; init; } = 36_000;
-
     /// <summary>Fallback when the results file has no measured bytes per audio entry (docs/OPERATIONS.md's model).</summary>
     public double RedisEntryOverheadRatio { get; init; } = 0.20;
 
@@ -130,7 +127,6 @@ public sealed record CapacityAssumptions
         ("--readers-per-stream", F(ReadersPerStream), "consumers reading each audio stream"),
         ("--ttl-seconds", F(TtlSeconds), "INGEST_AUDIO_TTL_SECONDS: an ended call's audio stays this long"),
         ("--call-seconds", F(CallSeconds), "mean call length (s)"),
-        ("--audio-maxlen", F(AudioMaxLength), "INGEST_AUDIO_MAXLEN: entries per audio stream at most"),
         ("--entry-overhead-ratio", F(RedisEntryOverheadRatio), "Redis bytes per audio entry beyond the PCM, share (used only when the file has no measurement)"),
         ("--entry-overhead-bytes", F(RedisEntryOverheadBytes), "... plus this many bytes per entry (likewise)"),
         ("--per-call-key-bytes", F(PerCallKeyBytes), "a call's cursor and meta hashes in Redis (bytes)"),
@@ -188,7 +184,6 @@ public sealed record CapacityAssumptions
                 "--readers-per-stream" => a with { ReadersPerStream = I() },
                 "--ttl-seconds" => a with { TtlSeconds = I() },
                 "--call-seconds" => a with { CallSeconds = D() },
-                "--audio-maxlen" => a with { AudioMaxLength = I() },
                 "--entry-overhead-ratio" => a with { RedisEntryOverheadRatio = D() },
                 "--entry-overhead-bytes" => a with { RedisEntryOverheadBytes = I() },
                 "--per-call-key-bytes" => a with { PerCallKeyBytes = I() },

@@ -176,13 +176,13 @@ public static class CapacityModel
 
     /// <summary>
     /// Audio entries in Redis at steady state: a live call is on average half-way through (L/2 of audio), and the calls
-    /// that ended within the TTL (calls / L per second, for TTL seconds) hold a whole call each; both capped at MAXLEN.
+    /// that ended within the TTL (calls / L per second, for TTL seconds) hold a whole call each (live streams are not trimmed).
     /// </summary>
     public static double AudioEntries(CapacityAssumptions a, int calls)
     {
         var framesPerSecond = 1000.0 / a.CadenceMs;
-        var live = calls * Math.Min(a.CallSeconds / 2 * framesPerSecond, a.AudioMaxLength);
-        var ended = calls / a.CallSeconds * a.TtlSeconds * Math.Min(a.CallSeconds * framesPerSecond, a.AudioMaxLength);
+        var live = calls * (a.CallSeconds / 2 * framesPerSecond);
+        var ended = calls / a.CallSeconds * a.TtlSeconds * (a.CallSeconds * framesPerSecond);
         return live + ended;
     }
 

@@ -132,6 +132,34 @@ public sealed class SettingsTests
     }
 
     [Fact]
+    public async Task A_retention_below_60_seconds_is_refused_at_start_in_one_line()
+    {
+        // CONTRACT §8: any retention the silo accepts keeps a live call whole; 59 s is refused, not run with.
+        await using var redis = await RedisServer.StartAsync();
+        var outcome = await HostRun.RunAsync(HostRun.SiloDll, new()
+        {
+            ["REDIS_URL"] = redis.ConnectionString,
+            ["SILO_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["SILO_HTTP_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+            ["INGEST_AUDIO_TTL_SECONDS"] = "59",
+        });
+        HostRun.AssertRefused(outcome, "INGEST_AUDIO_TTL_SECONDS");
+        Assert.Contains("from 60", outcome.Stderr[0], StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("ten")]
+    public void A_bound_on_a_calls_events_that_is_not_a_positive_number_is_refused(string value)
+    {
+        var ex = Assert.Throws<SettingException>(() => SiloSettings.From(Config(new() { ["INGEST_MAX_EVENTS_PER_CALL"] = value, ["SILO_ADVERTISED_IP"] = "127.0.0.1" })));
+        Assert.Equal("INGEST_MAX_EVENTS_PER_CALL", ex.Setting);
+    }
+
+    [Fact]
     public void The_heartbeat_the_orphan_validator_assumes_is_the_one_the_gateway_sends()
     {
         Assert.Equal(CallForwarder.HeartbeatInterval, Timing.GatewayHeartbeat);
