@@ -9,20 +9,20 @@ public sealed partial class CallStreamGrain : ICallStatusGrain
     {
         // Interleaved: reads fields only, never awaits, so it sees a consistent state between two turns of the call path.
         // Protocol, call sid and start time come from the cursor, so they survive a failover.
-        if (!_loaded || _warmup || !_head.Started || _head.Stopped || _head.Owner.Length == 0)
+        if (!_loaded || _warmup || !Head.Started || Head.Stopped || Head.Owner.Length == 0)
         {
             return ValueTask.FromResult<CallStatus?>(null);
         }
 
         return ValueTask.FromResult<CallStatus?>(new CallStatus(
             _streamId,
-            _head.Protocol == "native" ? CallProtocol.Native : CallProtocol.Exotel,
-            DateTimeOffset.FromUnixTimeMilliseconds(_head.StartedAt).UtcDateTime,
+            Head.Protocol == "native" ? CallProtocol.Native : CallProtocol.Exotel,
+            DateTimeOffset.FromUnixTimeMilliseconds(Head.StartedAt).UtcDateTime,
             _outbox.Written.Frames,
             _outbox.Written.Gaps,
             _outbox.Written.Missing,
             _outbox.Count,
-            _head.CallSid.Length > 0 ? _head.CallSid : null,
+            Head.CallSid.Length > 0 ? Head.CallSid : null,
             RuntimeIdentity));
     }
 }

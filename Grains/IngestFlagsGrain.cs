@@ -26,6 +26,7 @@ public sealed class IngestFlagsState
 /// </summary>
 public sealed partial class IngestFlagsGrain(
     [PersistentState("flags", IngestFlagsGrain.StorageName)] IPersistentState<IngestFlagsState> state,
+    TimeProvider time,
     ILogger<IngestFlagsGrain> logger) : Grain, IIngestFlagsGrain
 {
     public const string StorageName = "ingest";
@@ -60,7 +61,7 @@ public sealed partial class IngestFlagsGrain(
         state.State.SupportExotel = enabled;
         state.State.Version++;
         state.State.Source = source;
-        state.State.ChangedAt = DateTimeOffset.UtcNow;
+        state.State.ChangedAt = time.GetUtcNow();
         await state.WriteStateAsync();
         LogChanged(enabled ? "true" : "false", previous ? "true" : "false", source);
 
@@ -73,6 +74,6 @@ public sealed partial class IngestFlagsGrain(
     private IngestFlags Snapshot() =>
         new(state.State.SupportExotel, state.State.Version, state.State.Source, state.State.ChangedAt);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (was {Previous}; source: {Source})")]
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "supportExotel: {Enabled} (was {Previous}; source: {Source})")]
     private partial void LogChanged(string enabled, string previous, string source);
 }

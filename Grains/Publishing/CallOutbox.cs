@@ -261,17 +261,10 @@ public sealed partial class CallOutbox
             return;
         }
 
-        if (_written.Version > 0 && !_written.Stopped && (_lastExpiry < 0 || _time.GetElapsedTime(_lastExpiry) >= _options.ExpiryRefreshInterval))
+        if (_written.Version > 0 && !_written.Stopped && (_lastExpiry < 0 || _time.GetElapsedTime(_lastExpiry) >= _options.ExpiryRefreshInterval)
+            && await TryAsync(_writer.RefreshExpiryAsync(_options.LiveExpiry)))
         {
-            try
-            {
-                await _writer.RefreshExpiryAsync(_options.LiveExpiry).WaitAsync(_options.WriteTimeout, _time);
-                _lastExpiry = _time.GetTimestamp();
-            }
-            catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
-            {
-                _metrics.RedisFailures.Add(1);
-            }
+            _lastExpiry = _time.GetTimestamp();
         }
 
         await CopyAsync(force: false);
@@ -290,14 +283,7 @@ public sealed partial class CallOutbox
         {
             // A call finished by a later activation (the sweeper's): its keys were kept while the copy waited.
             _loadedStopped = false;
-            try
-            {
-                await _writer.RefreshExpiryAsync(_options.StreamTtl).WaitAsync(_options.WriteTimeout, _time);
-            }
-            catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
-            {
-                _metrics.RedisFailures.Add(1);
-            }
+            await TryAsync(_writer.RefreshExpiryAsync(_options.StreamTtl));
         }
 
         return done;
@@ -306,14 +292,9 @@ public sealed partial class CallOutbox
     /// <summary>A stopped call whose copy waits is about to deactivate: its keys are kept for the sweeper to finish it.</summary>
     public async Task ParkAsync()
     {
-        try
+        if (await TryAsync(_writer.ParkAsync(_options.ParkedRetention)))
         {
-            await _writer.ParkAsync(_options.ParkedRetention).WaitAsync(_options.WriteTimeout, _time);
             LogParked(_writer.StreamId, _options.ParkedRetention.TotalHours);
-        }
-        catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
-        {
-            _metrics.RedisFailures.Add(1);
         }
     }
 
@@ -325,15 +306,20 @@ public sealed partial class CallOutbox
     }
 
     /// <summary>Nothing of the call is in Redis any more: takes it off the open set.</summary>
-    public async Task ForgetAsync()
+    public Task ForgetAsync() => TryAsync(_writer.ForgetAsync());
+
+    /// <summary>A command besides the write path, bounded by the write timeout; a failure is counted, not thrown.</summary>
+    private async Task<bool> TryAsync(Task command)
     {
         try
         {
-            await _writer.ForgetAsync().WaitAsync(_options.WriteTimeout, _time);
+            await command.WaitAsync(_options.WriteTimeout, _time);
+            return true;
         }
         catch (Exception ex) when (ex is StoreUnavailableException or TimeoutException)
         {
             _metrics.RedisFailures.Add(1);
+            return false;
         }
     }
 
