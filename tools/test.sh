@@ -22,10 +22,27 @@ ensure_package chromium chromium
 results="TestResults/run-$$"
 rm -rf "$results"
 dotnet build Orleans.Ingest.sln -c Release -nologo -v quiet || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+# Everything the run prints (test lines, the logs of the processes and hosts the tests start) goes to one file; the
+# terminal gets a progress line per 100 tests, each failure with its message, stack and output (first 80 lines), and
+# the summary.
+log="$results/test-output.log"
+mkdir -p "$results"
+echo "running the tests; everything they print: $log"
+started=$SECONDS
 dotnet test Orleans.Ingest.sln -c Release --no-build -nologo \
   --logger "trx" --logger "console;verbosity=normal" \
-  --results-directory "$results" "$@"
-status=$?
+  --results-directory "$results" "$@" 2>&1 | tee "$log" | awk -v start="$started" -v log_file="$log" '
+  function progress() { printf "  %d tests done, %d failed\n", done, bad; fflush() }
+  /^  (Passed|Skipped) / { block = 0; done++; if (done % 100 == 0) progress(); next }
+  /^  Failed / { block = 1; shown = 0; done++; bad++; print; fflush(); next }
+  /^(Test Run |Total tests:|     Passed:|     Failed:|     Skipped:| Total time:)/ { block = 0; print; fflush(); next }
+  /^\[xUnit\.net/ || /^\{/ { next }
+  block == 1 {
+    if (shown < 80) print; else if (shown == 80) print "    ... (the rest in " log_file ")"
+    shown++; fflush()
+  }'
+status=${PIPESTATUS[0]}
+echo "the tests took $((SECONDS - started)) s"
 
 passed=0; failed=0
 for trx in "$results"/*.trx "$results"/**/*.trx; do
@@ -36,5 +53,8 @@ for trx in "$results"/*.trx "$results"/**/*.trx; do
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 done
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ "$failed" -gt 0 ]; then
+  echo "failed:"; grep -E '^  Failed ' "$log" | head -n 30
+fi
 echo "$passed passed, $failed failed"
 exit "$status"

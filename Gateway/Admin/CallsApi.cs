@@ -46,6 +46,7 @@ public static class CallsApi
         }
 
         var (management, silos) = answer;
+        Management.Remember(silos.Keys);
 
         var perSilo = await Task.WhenAll(silos.Keys.Select(async silo =>
         {

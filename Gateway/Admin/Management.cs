@@ -1,34 +1,76 @@
 using Orleans.Runtime;
+using Orleans.Runtime.Placement;
 
 namespace Ingest.Gateway.Admin;
 
 /// <summary>
 /// The management grain as the admin API reaches it. It is an ordinary activation: right after a kill -9 it may live on
-/// the dead silo, and a call to it hangs until the membership declares that silo dead (seconds). Another key is another
-/// activation, placed on a live silo, so each call is tried on up to three keys with a short timeout.
+/// the dead silo, and a call to it hangs until the membership declares that silo dead (seconds). So each question is
+/// asked at once of several activations, each placed (by Orleans' placement hint) on a different silo the last answer
+/// named, plus key 0 wherever it lives; the first answer wins. While any silo answers, the question is answered.
 /// </summary>
 internal static class Management
 {
-    private const int Attempts = 3;
-
     public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
 
-    /// <summary>The first answer of <paramref name="call"/> on management grain 0, 1 or 2; null if none answers.</summary>
+    /// <summary>The silos of the last answer that named them (empty until one did).</summary>
+    private static volatile SiloAddress[] s_known = [];
+
+    /// <summary>Records the cluster's silos, so the next question has one activation on each.</summary>
+    public static void Remember(IEnumerable<SiloAddress> silos) => s_known = silos.ToArray();
+
+    /// <summary>The first answer of <paramref name="call"/> from a management grain on any silo; null if none answers.</summary>
     public static async Task<(IManagementGrain Grain, T Result)?> AskAsync<T>(IClusterClient client, Func<IManagementGrain, Task<T>> call, CancellationToken aborted)
     {
-        for (var key = 0; key < Attempts; key++)
+        var attempts = new List<Task<(IManagementGrain Grain, T Result)?>> { AttemptAsync(client, 0, null, call, aborted) };
+        attempts.AddRange(s_known.Select(silo => AttemptAsync(client, KeyOf(silo), silo, call, aborted)));
+        while (attempts.Count > 0)
         {
-            var grain = client.GetGrain<IManagementGrain>(key);
-            try
+            var done = await Task.WhenAny(attempts);
+            attempts.Remove(done);
+            if (await done is { } answer)
             {
-                return (grain, await call(grain).WaitAsync(AttemptTimeout, aborted));
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
-            {
-                // Try the next activation.
+                return answer;
             }
         }
 
+        aborted.ThrowIfCancellationRequested();
         return null;
+    }
+
+    /// <summary>A key of its own per silo (never 0), stable for the silo's life.</summary>
+    private static long KeyOf(SiloAddress silo) => 1 + (uint)silo.GetConsistentHashCode();
+
+    private static async Task<(IManagementGrain Grain, T Result)?> AttemptAsync<T>(
+        IClusterClient client, long key, SiloAddress? placeOn, Func<IManagementGrain, Task<T>> call, CancellationToken aborted)
+    {
+        var grain = client.GetGrain<IManagementGrain>(key);
+        try
+        {
+            Task<T> asked;
+            if (placeOn is null)
+            {
+                asked = call(grain);
+            }
+            else
+            {
+                // The hint only matters when this call activates the grain; it stays in this attempt's own flow.
+                RequestContext.Set(IPlacementDirector.PlacementHintKey, placeOn);
+                try
+                {
+                    asked = call(grain);
+                }
+                finally
+                {
+                    RequestContext.Remove(IPlacementDirector.PlacementHintKey);
+                }
+            }
+
+            return (grain, await asked.WaitAsync(AttemptTimeout, aborted));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
+        {
+            return null;
+        }
     }
 }

@@ -30,6 +30,7 @@ public static class SilosApi
         }
 
         var hosts = answer.Result;
+        Management.Remember(hosts.Where(h => h.Status == SiloStatus.Active).Select(h => h.SiloAddress));
 
         return TypedResults.Ok(hosts
             .OrderBy(h => h.Status == SiloStatus.Active ? 0 : 1)
