@@ -17,6 +17,9 @@ public sealed record GatewaySettings
     /// <summary>Set when neither ASPNETCORE_URLS nor urls configuration is given.</summary>
     public int? Port { get; init; }
 
+    /// <summary>LISTEN_ADDRESS: where <see cref="Port"/> listens (default every interface).</summary>
+    public System.Net.IPAddress ListenAddress { get; init; } = System.Net.IPAddress.Any;
+
     public bool? SupportExotel { get; init; }
 
     public string? ExotelUser { get; init; }
@@ -74,6 +77,7 @@ public sealed record GatewaySettings
             ClusterId = Settings.ClusterId(configuration),
             ServiceId = Settings.ServiceId(configuration),
             Port = hasUrls && Settings.Text(configuration, "PORT") is null ? null : Settings.Port(configuration, "PORT", 8080),
+            ListenAddress = Settings.ListenAddress(configuration),
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
             ExotelUser = user,
             ExotelPassword = user is null ? null : pass,
@@ -102,7 +106,7 @@ public sealed record GatewaySettings
 
     /// <summary>Never the generated record printer: it would print the Exotel password and the JWT secrets.</summary>
     public override string ToString() =>
-        $"GatewaySettings {{ Redis = {RedisUrl.Describe(Redis)}, ClusterId = {ClusterId}, ServiceId = {ServiceId}, Port = {Port}, " +
+        $"GatewaySettings {{ Redis = {RedisUrl.Describe(Redis)}, ClusterId = {ClusterId}, ServiceId = {ServiceId}, Port = {Port}, ListenAddress = {ListenAddress}, " +
         $"SupportExotel = {SupportExotel}, ExotelUser = {ExotelUser}, ExotelPassword = {Redacted(ExotelPassword)}, " +
         $"JwtSecret = {Redacted(JwtSecret)}, AdminJwtSecret = {Redacted(AdminJwtSecret)}, JwtIssuer = {JwtIssuer}, JwtAudience = {JwtAudience}, Limits = {Limits} }}";
 

@@ -1,6 +1,7 @@
 using Ingest.Gateway.Admin;
 using Ingest.Gateway.Auth;
 using Ingest.Gateway.Flags;
+using Ingest.Gateway.Health;
 using Ingest.Gateway.Ingest;
 using Ingest.Grains.Interfaces;
 using Ingest.ServiceDefaults;
@@ -32,7 +33,7 @@ public static class GatewayHost
         if (settings.Port is { } port)
         {
             PortCheck.EnsureFree("PORT", port);
-            builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
+            builder.WebHost.UseUrls(Settings.ListenUrl(settings.ListenAddress, port));
         }
 
         builder.Services.AddSingleton<IValidateOptions<HostOptions>>(new DrainInsideShutdownValidator(settings.Limits.DrainGrace));
@@ -122,10 +123,15 @@ public static class GatewayHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayWarmup>());
 
         builder.AddServiceDefaults();
+        // CONTRACT §8: a gateway is ready once started (flags known, warm-up over) and while not draining; Redis and the
+        // silos only show beside it (Degraded is still 200), since a call that starts during their outage is kept.
+        builder.Services.AddSingleton(sp => new DependencyMonitor(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IClusterClient>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DependencyMonitor>());
         builder.Services.AddHealthChecks()
-            .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
-            .AddCheck<ClusterReadiness>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag])
-            .AddCheck<WarmupReadiness>(GatewayWarmup.CheckName, tags: [ServiceDefaultsExtensions.ReadyTag]);
+            .AddCheck<GatewayReadiness>("gateway", tags: [ServiceDefaultsExtensions.ReadyTag])
+            .AddCheck<WarmupReadiness>(GatewayWarmup.CheckName, tags: [ServiceDefaultsExtensions.ReadyTag])
+            .Add(DependencyCheck.Registration("redis", m => m.Redis))
+            .Add(DependencyCheck.Registration("orleans", m => m.Cluster));
 
         // Registered last so it stops first: calls drain while the Orleans client is still connected.
         builder.Services.AddHostedService<DrainOnShutdown>();
@@ -158,31 +164,14 @@ public static class GatewayHost
     }
 }
 
-/// <summary>Ready when a grain call round-trips through the cluster, and not while draining.</summary>
-internal sealed class ClusterReadiness(IClusterClient client, SessionRegistry registry, FlagCache flags) : IHealthCheck
+/// <summary>Started (it has reached the cluster and knows the flags) and not draining: CONTRACT §8's "send me calls".</summary>
+internal sealed class GatewayReadiness(SessionRegistry registry, FlagCache flags) : IHealthCheck
 {
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        if (registry.IsDraining)
-        {
-            return HealthCheckResult.Unhealthy("draining");
-        }
-
-        try
-        {
-            // Bounded again by ServiceDefaults (700 ms per check); this bound is the grain call's own.
-            await client.GetGrain<IIngestFlagsGrain>(IIngestFlagsGrain.Key).Get().AsTask().WaitAsync(TimeSpan.FromMilliseconds(650), cancellationToken);
-
-            // Until this gateway has its flags it refuses Exotel calls; a load balancer must not send them here yet.
-            return flags.Loaded.IsCompletedSuccessfully
-                ? HealthCheckResult.Healthy("cluster reachable")
-                : HealthCheckResult.Unhealthy("cluster flags not loaded yet");
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return HealthCheckResult.Unhealthy("Orleans cluster unreachable");
-        }
-    }
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(
+            registry.IsDraining ? HealthCheckResult.Unhealthy("draining")
+            : !flags.Loaded.IsCompletedSuccessfully ? HealthCheckResult.Unhealthy("starting: the cluster's flags are not known yet")
+            : HealthCheckResult.Healthy("started"));
 }
 
 /// <summary>A fresh gateway first runs its own calls through the path (GatewayWarmup), so the first real ones do not meet cold code.</summary>

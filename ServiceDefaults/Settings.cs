@@ -66,4 +66,31 @@ public static class Settings
             _ => throw new SettingException(name, "must be true or false"),
         };
     }
+
+    /// <summary>The setting that names the local address every port of the process listens on.</summary>
+    public const string ListenAddressSetting = "LISTEN_ADDRESS";
+
+    /// <summary>
+    /// CONTRACT §2: the address the process's ports listen on: <c>0.0.0.0</c> (every interface: containers, VMs) by
+    /// default; a local run (tools/run-local.sh, the QA kit) sets <c>127.0.0.1</c>. Written canonically, like every
+    /// address setting.
+    /// </summary>
+    public static System.Net.IPAddress ListenAddress(IConfiguration configuration)
+    {
+        var value = Text(configuration, ListenAddressSetting);
+        if (value is null)
+        {
+            return System.Net.IPAddress.Any;
+        }
+
+        return System.Net.IPAddress.TryParse(value, out var address) && address.ToString() == value
+            ? address
+            : throw new SettingException(ListenAddressSetting, "must be an IP address written canonically (0.0.0.0, 127.0.0.1, ::, ::1)");
+    }
+
+    /// <summary>An http:// URL Kestrel listens on: <paramref name="address"/> and <paramref name="port"/>.</summary>
+    public static string ListenUrl(System.Net.IPAddress address, int port) =>
+        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? $"http://[{address}]:{port.ToString(CultureInfo.InvariantCulture)}"
+            : $"http://{address}:{port.ToString(CultureInfo.InvariantCulture)}";
 }

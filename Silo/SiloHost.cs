@@ -39,7 +39,7 @@ public static class SiloHost
         builder.Services.AddSingleton<IConnectionMultiplexer>(redis);
         builder.Services.AddSingleton(settings);
 
-        builder.WebHost.UseUrls(settings.HttpPort == 0 ? "http://127.0.0.1:0" : $"http://0.0.0.0:{settings.HttpPort}");
+        builder.WebHost.UseUrls(settings.HttpPort == 0 ? "http://127.0.0.1:0" : Settings.ListenUrl(settings.ListenAddress, settings.HttpPort));
         // Orleans leaves the cluster gracefully inside this; past it the stop is ungraceful, and ShutdownWatchdog ends the
         // process 10 s later whatever is still waiting on Redis (CONTRACT §8: exit within 60 s of SIGTERM).
         builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = SiloShutdownTimeout);
@@ -51,7 +51,14 @@ public static class SiloHost
                 o.ClusterId = settings.ClusterId;
                 o.ServiceId = settings.ServiceId;
             });
-            silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: true);
+            silo.Configure<EndpointOptions>(o =>
+            {
+                o.AdvertisedIPAddress = settings.AdvertisedIp;
+                o.SiloPort = settings.SiloPort;
+                o.GatewayPort = settings.GatewayPort;
+                o.SiloListeningEndpoint = new System.Net.IPEndPoint(settings.ListenAddress, settings.SiloPort);
+                o.GatewayListeningEndpoint = new System.Net.IPEndPoint(settings.ListenAddress, settings.GatewayPort);
+            });
             silo.UseRedisClustering(o =>
             {
                 o.ConfigurationOptions = settings.Redis;

@@ -30,6 +30,9 @@ public sealed record SiloSettings
 
     public required IPAddress AdvertisedIp { get; init; }
 
+    /// <summary>LISTEN_ADDRESS: where the silo, gateway and HTTP ports listen (default every interface).</summary>
+    public required IPAddress ListenAddress { get; init; }
+
     /// <summary>SUPPORT_EXOTEL when explicitly set at start; null leaves the persisted value alone.</summary>
     public bool? SupportExotel { get; init; }
 
@@ -50,6 +53,7 @@ public sealed record SiloSettings
                 ? DefaultHttpPortFor(siloPort)
                 : Settings.PositiveInt(configuration, "SILO_HTTP_PORT", DefaultHttpPort, 0, 65535),
             AdvertisedIp = AdvertisedAddress(configuration),
+            ListenAddress = Settings.ListenAddress(configuration),
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
             Ingest = o =>
             {
@@ -80,7 +84,7 @@ public sealed record SiloSettings
     /// <summary>Never the generated record printer: REDIS_URL may carry a password.</summary>
     public override string ToString() =>
         $"SiloSettings {{ Redis = {RedisUrl.Describe(Redis)}, ClusterId = {ClusterId}, ServiceId = {ServiceId}, SiloPort = {SiloPort}, " +
-        $"GatewayPort = {GatewayPort}, HttpPort = {HttpPort}, AdvertisedIp = {AdvertisedIp}, SupportExotel = {SupportExotel} }}";
+        $"GatewayPort = {GatewayPort}, HttpPort = {HttpPort}, AdvertisedIp = {AdvertisedIp}, ListenAddress = {ListenAddress}, SupportExotel = {SupportExotel} }}";
 
     private static IPAddress AdvertisedAddress(IConfiguration configuration)
     {

@@ -22,6 +22,8 @@ export EXOTEL_BASIC_AUTH_USER="${EXOTEL_BASIC_AUTH_USER:-exotel}"
 export EXOTEL_BASIC_AUTH_PASS="${EXOTEL_BASIC_AUTH_PASS:-local-exotel-secret}"
 export JWT_SECRET="${JWT_SECRET:-local-development-secret-at-least-32-bytes}"
 export SILO_ADVERTISED_IP="${SILO_ADVERTISED_IP:-127.0.0.1}"
+# CONTRACT §2: a local run listens on loopback only (its secrets are public defaults); LISTEN_ADDRESS=0.0.0.0 opens it.
+export LISTEN_ADDRESS="${LISTEN_ADDRESS:-127.0.0.1}"
 export PORT SILO_PORT GATEWAY_PORT DRAIN_GRACE_SECONDS
 [[ -n "${SILO_HTTP_PORT:-}" ]] && export SILO_HTTP_PORT
 

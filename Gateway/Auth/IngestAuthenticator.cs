@@ -69,6 +69,13 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
 
         LogExotelUpgrade(remote, usesBasic ? "basic" : "ip");
 
+        // CONTRACT §3, §8: until this gateway has reached the cluster once it does not know the flag, and says so with a
+        // 503 and Retry-After, never with a 401 that tells Exotel its credentials are wrong.
+        if (!flags.Loaded.IsCompletedSuccessfully)
+        {
+            return AuthDecision.Refuse(RefusalReason.Starting, CallerKind.Exotel, "starting: the gateway does not know the cluster's flags yet");
+        }
+
         if (!flags.SupportExotel)
         {
             return AuthDecision.Refuse(RefusalReason.ExotelDisabled, CallerKind.Exotel, "Exotel support is off (SUPPORT_EXOTEL=false)");

@@ -81,6 +81,14 @@ public static partial class IngestEndpoint
                 }
             }
 
+            if (decision.Refusal == RefusalReason.Starting)
+            {
+                http.Response.Headers.RetryAfter = "2";
+                refusals.Record(remote, decision.Refusal, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Attempted), decision.Reason);
+                await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, decision.Reason);
+                return;
+            }
+
             http.Response.Headers.WWWAuthenticate = Challenge;
             refusals.Record(remote, decision.Refusal, StatusCodes.Status401Unauthorized, ProtocolName(decision.Attempted), decision.Reason);
             await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status401Unauthorized, decision.Reason);

@@ -13,12 +13,13 @@ public enum RefusalReason
     RateLimited,
     Draining,
     OverCapacity,
+    Starting,
 }
 
 public static class RefusalReasons
 {
     private static readonly string[] Names =
-        ["exotel_disabled", "no_credentials", "bad_credentials", "not_allowlisted", "bad_token", "rate_limited", "draining", "over_capacity"];
+        ["exotel_disabled", "no_credentials", "bad_credentials", "not_allowlisted", "bad_token", "rate_limited", "draining", "over_capacity", "starting"];
 
     /// <summary>The name operators see in <c>/v1/admin/refusals</c> and on the <c>reason</c> label of <c>ingest_refusals_total</c>.</summary>
     public static string Wire(this RefusalReason reason) => Names[(int)reason];

@@ -69,6 +69,7 @@ public sealed class IngestStack : IAsyncDisposable
             ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["SILO_HTTP_PORT"] = "0",
             ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+            ["LISTEN_ADDRESS"] = "127.0.0.1",
             ["Logging:LogLevel:Default"] = "Warning",
         };
         Merge(settings, extra);
@@ -94,6 +95,7 @@ public sealed class IngestStack : IAsyncDisposable
             ["CLUSTER_ID"] = ClusterId,
             ["SERVICE_ID"] = ClusterId,
             ["PORT"] = RedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["LISTEN_ADDRESS"] = "127.0.0.1",
             ["EXOTEL_BASIC_AUTH_USER"] = ExotelUser,
             ["EXOTEL_BASIC_AUTH_PASS"] = ExotelPassword,
             ["JWT_SECRET"] = JwtSecret,

@@ -56,7 +56,7 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
     private const string WrongPassword = "wrong-pa55word-never-shown";
 
     private static readonly string[] ContractReasons =
-        ["exotel_disabled", "no_credentials", "bad_credentials", "not_allowlisted", "bad_token", "rate_limited", "draining", "over_capacity"];
+        ["exotel_disabled", "no_credentials", "bad_credentials", "not_allowlisted", "bad_token", "rate_limited", "draining", "over_capacity", "starting"];
 
     private static Dictionary<string, string> From(string address, string? authorization = null)
     {

@@ -79,6 +79,7 @@ public sealed class ProcessCluster : IAsyncDisposable
                 ["GATEWAY_PORT"] = RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
                 ["SILO_HTTP_PORT"] = http.ToString(CultureInfo.InvariantCulture),
                 ["SILO_ADVERTISED_IP"] = "127.0.0.1",
+                ["LISTEN_ADDRESS"] = "127.0.0.1",
                 ["SUPPORT_EXOTEL"] = "true",
                 ["Logging__LogLevel__Default"] = "Warning",
             };
@@ -139,6 +140,7 @@ public sealed class ProcessCluster : IAsyncDisposable
                 ["CLUSTER_ID"] = ClusterId,
                 ["SERVICE_ID"] = ClusterId,
                 ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+                ["LISTEN_ADDRESS"] = "127.0.0.1",
                 ["SUPPORT_EXOTEL"] = "true",
                 ["EXOTEL_BASIC_AUTH_USER"] = IngestStack.ExotelUser,
                 ["EXOTEL_BASIC_AUTH_PASS"] = IngestStack.ExotelPassword,

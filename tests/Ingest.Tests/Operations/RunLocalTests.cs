@@ -13,6 +13,34 @@ namespace Ingest.Tests.Operations;
 [Trait("Category", "Slow")]
 public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    /// <summary>Every listening TCP socket of the machine (/proc/net/tcp and tcp6: state 0A), by local address and port.</summary>
+    private static IEnumerable<(System.Net.IPAddress Address, int Port)> ListeningSockets()
+    {
+        foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            if (!File.Exists(file))
+            {
+                continue;
+            }
+
+            foreach (var line in File.ReadLines(file).Skip(1))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length < 4 || fields[3] != "0A")
+                {
+                    continue;
+                }
+
+                var (hex, port) = (fields[1][..fields[1].IndexOf(':', StringComparison.Ordinal)], Convert.ToInt32(fields[1][(fields[1].IndexOf(':', StringComparison.Ordinal) + 1)..], 16));
+                // The kernel prints each 32-bit word of the address in host (little-endian) order.
+                var bytes = Enumerable.Range(0, hex.Length / 8)
+                    .SelectMany(w => Enumerable.Range(0, 4).Select(b => Convert.ToByte(hex.Substring((w * 8) + ((3 - b) * 2), 2), 16)))
+                    .ToArray();
+                yield return (new System.Net.IPAddress(bytes), port);
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1, false)]
     [InlineData(2, false)]
@@ -83,6 +111,13 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
         {
             await running.Task.WaitAsync(TimeSpan.FromSeconds(90));
             Assert.True(Leftovers(marker, redisPort).Count >= 3, "expected redis, silo and gateway running\n" + seen);
+
+            // CONTRACT §2: a local run offers nothing to the machine's network: every port it opened listens on loopback.
+            var ports = new[] { "PORT", "SILO_PORT", "GATEWAY_PORT", "SILO_HTTP_PORT", "REDIS_PORT" }.Select(k => int.Parse(env[k], CultureInfo.InvariantCulture)).ToHashSet();
+            var listening = ListeningSockets().Where(l => ports.Contains(l.Port)).ToList();
+            output.WriteLine("listening: " + string.Join(", ", listening.Select(l => $"{l.Address}:{l.Port}")));
+            Assert.Equal(ports.Order(), listening.Select(l => l.Port).Distinct().Order());
+            Assert.All(listening, l => Assert.True(System.Net.IPAddress.IsLoopback(l.Address), $"{l.Address}:{l.Port} is not loopback"));
 
             var clock = Stopwatch.StartNew();
             for (var press = 0; press < presses; press++)

@@ -22,6 +22,8 @@ public sealed class SettingsTests
     [InlineData("EXOTEL_IP_ALLOWLIST", "203.0.113.7, 2130706433")] // a single number
     [InlineData("TRUSTED_PROXIES", "127.0.0.010")]
     [InlineData("TRUSTED_PROXIES", "10.1")]
+    [InlineData("LISTEN_ADDRESS", "127.0.0.010")]
+    [InlineData("LISTEN_ADDRESS", "localhost")]
     [InlineData("TRUSTED_PROXIES", "0x7f.0.0.1")]
     [InlineData("TRUSTED_PROXIES", "010.244.0.0/16")]
     public void A_non_canonical_IPv4_form_is_refused_naming_the_setting(string setting, string value)
@@ -41,6 +43,17 @@ public sealed class SettingsTests
     {
         var settings = GatewaySettings.From(Config(new() { ["EXOTEL_IP_ALLOWLIST"] = value, ["TRUSTED_PROXIES"] = value }));
         Assert.False(settings.ExotelAllowList.IsEmpty);
+    }
+
+    [Theory]
+    [InlineData(null, "0.0.0.0")]
+    [InlineData("127.0.0.1", "127.0.0.1")]
+    [InlineData("::1", "::1")]
+    public void LISTEN_ADDRESS_is_every_interface_unless_set(string? value, string expected)
+    {
+        var config = Config(value is null ? new() : new() { ["LISTEN_ADDRESS"] = value });
+        Assert.Equal(expected, GatewaySettings.From(config).ListenAddress.ToString());
+        Assert.Equal(expected, SiloSettings.From(config).ListenAddress.ToString());
     }
 
     [Fact]

@@ -72,6 +72,71 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task A_gateway_that_has_not_reached_the_cluster_answers_an_Exotel_upgrade_503_starting_with_Retry_After_never_401()
+    {
+        // A real Redis, but no silo: the gateway's Orleans client never finds the cluster, so it never learns the flags.
+        await using var redis = await RedisServer.StartAsync();
+        var port = RedisServer.FreePort();
+        using var gateway = HostRun.Start(HostRun.GatewayDll, new()
+        {
+            ["REDIS_URL"] = redis.ConnectionString,
+            ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+            ["SUPPORT_EXOTEL"] = "true",
+            ["EXOTEL_BASIC_AUTH_USER"] = IngestStack.ExotelUser,
+            ["EXOTEL_BASIC_AUTH_PASS"] = IngestStack.ExotelPassword,
+            ["JWT_SECRET"] = IngestStack.JwtSecret,
+            ["WARMUP_CALLS"] = "0",
+        });
+        gateway.OutputDataReceived += (_, _) => { };
+        gateway.ErrorDataReceived += (_, _) => { };
+        gateway.BeginOutputReadLine();
+        gateway.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            HttpStatusCode? health = null;
+            while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !gateway.HasExited)
+            {
+                try
+                {
+                    health = (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode;
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            Assert.Equal(HttpStatusCode.OK, health);
+            using var ready = await http.GetAsync($"http://127.0.0.1:{port}/readyz");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("starting", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            using var socket = Ingest.Testing.ExotelClient.NewSocket(new Dictionary<string, string>
+            {
+                ["Authorization"] = Ingest.Testing.ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword),
+            });
+            await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/v1/ingest"), CancellationToken.None));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, socket.HttpStatusCode);
+            var headers = socket.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>();
+            Assert.True(headers.TryGetValue("Retry-After", out var retryAfter), "no Retry-After: " + string.Join(", ", headers.Keys));
+            Assert.True(int.Parse(retryAfter.Single(), CultureInfo.InvariantCulture) >= 1);
+            Assert.False(headers.ContainsKey("WWW-Authenticate"), "a 503 starting must not challenge for credentials");
+
+            using var refusals = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/v1/admin/refusals");
+            refusals.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", IngestCluster.AdminToken());
+            var listed = await (await http.SendAsync(refusals)).Content.ReadAsStringAsync();
+            Assert.Contains("\"reason\":\"starting\"", listed, StringComparison.Ordinal);
+        }
+        finally
+        {
+            gateway.Kill(entireProcessTree: true);
+            await gateway.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_silo_that_cannot_reach_Redis_at_start_exits_1_with_one_line_and_no_stack_trace()
     {
         var outcome = await HostRun.RunAsync(HostRun.SiloDll, new()
