@@ -23,7 +23,8 @@ public sealed record CallStart(
     [property: Id(7)] int SampleRate,
     [property: Id(8)] long? StartSequence,
     [property: Id(9)] ImmutableDictionary<string, string> Parameters,
-    [property: Id(10)] string ConnectionId);
+    [property: Id(10)] string ConnectionId,
+    [property: Id(11)] string? SourceEncoding = null);
 
 [GenerateSerializer]
 public enum CallItemKind

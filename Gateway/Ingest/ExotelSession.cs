@@ -21,6 +21,9 @@ public sealed partial class ExotelSession(
 
     private long _lastSeq;
 
+    // What the start declared the payloads to be: G.711 payloads are expanded to PCM16LE before they are forwarded.
+    private SourceEncoding _encoding;
+
     protected override async Task ReceiveLoopAsync()
     {
         while (true)
@@ -129,6 +132,7 @@ public sealed partial class ExotelSession(
 
         LogStartReceived(streamSid, message.CallSid ?? string.Empty);
         _lastSeq = message.SequenceNumber ?? 0;
+        _encoding = message.SourceEncoding;
         var start = new CallStart(
             CallProtocol.Exotel,
             streamSid,
@@ -140,7 +144,8 @@ public sealed partial class ExotelSession(
             SampleRate: urlSampleRate ?? message.SampleRate ?? 8000,
             StartSequence: message.SequenceNumber,
             Parameters: message.CustomParameters?.ToImmutableDictionary() ?? ImmutableDictionary<string, string>.Empty,
-            ConnectionId: ConnectionId);
+            ConnectionId: ConnectionId,
+            SourceEncoding: _encoding == SourceEncoding.Pcm16 ? null : Truncate(message.Encoding ?? string.Empty));
         return BeginCall(start);
     }
 
@@ -170,12 +175,14 @@ public sealed partial class ExotelSession(
                 return Forwarder!.EnqueueAsync(CallItemKind.Malformed, seq, message.Chunk, message.Timestamp ?? ElapsedMs, null);
             case ExotelEventKind.Media:
                 FrameReceived();
-                if (message.Payload.Length % 2 != 0)
+                if (_encoding == SourceEncoding.Pcm16 && message.Payload.Length % 2 != 0)
                 {
                     Context.Metrics.OddLength.Add(1);
                 }
 
-                return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, message.Payload);
+                // CONTRACT §5, §7: consumers read one format; μ-law and A-law are expanded to PCM16LE (G.711).
+                var audio = _encoding == SourceEncoding.Pcm16 ? message.Payload : G711.ToPcm16(message.Payload, _encoding);
+                return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, audio);
             case ExotelEventKind.Dtmf:
                 return Forwarder!.EnqueueAsync(CallItemKind.Dtmf, seq, null, ElapsedMs, null, digit: message.Digit, durationMs: message.DurationMs);
             default:

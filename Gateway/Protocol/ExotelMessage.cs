@@ -33,6 +33,9 @@ public sealed class ExotelMessage
 
     public string? Encoding { get; init; }
 
+    /// <summary>What <see cref="Encoding"/> declares the payloads to be (PCM16 when absent or unknown).</summary>
+    public SourceEncoding SourceEncoding { get; init; }
+
     /// <summary>8000, 16000 or 24000 when present; anything else is rejected by the parser.</summary>
     public int? SampleRate { get; init; }
 
@@ -41,6 +44,12 @@ public sealed class ExotelMessage
 
     // media
     public long? Chunk { get; init; }
+
+    /// <summary>The media's <c>track</c> (inside <c>media</c> or at the top level), classified; None when absent.</summary>
+    public AudioTrack Track { get; init; }
+
+    /// <summary>The <c>track</c> value as sent (to count values that are neither inbound nor outbound).</summary>
+    public string? TrackName { get; init; }
 
     /// <summary>Milliseconds since the stream started.</summary>
     public long? Timestamp { get; init; }

@@ -166,6 +166,11 @@ public static class ExotelMessageParser
                 reader.Read();
                 ok = ProtocolJson.ReadOptionalText(ref reader, "account_sid", out d.TopAccountSid, ref d.UnknownFieldCount);
             }
+            else if (kind == ExotelEventKind.Media && reader.ValueTextEquals("track"u8))
+            {
+                reader.Read();
+                ok = ProtocolJson.ReadOptionalText(ref reader, "track", out d.TopTrack, ref d.UnknownFieldCount);
+            }
             else if (kind == ExotelEventKind.Start && reader.ValueTextEquals("start"u8))
             {
                 reader.Read();
@@ -221,6 +226,24 @@ public static class ExotelMessageParser
                 return false;
         }
 
+        // CONTRACT §5: the declared encoding decides how the payload decodes; a ";rate=N" suffix is a rate too (the
+        // media_format's sample_rate, when present, wins), and only 8000, 16000 and 24000 exist.
+        var encoding = AudioEncodings.Classify(d.Encoding, out var suffixRate);
+        int? encodingRate = null;
+        if (kind == ExotelEventKind.Start && d.SampleRate is null && suffixRate is { } hz)
+        {
+            if (!IsSupportedSampleRate(hz))
+            {
+                error = new(ProtocolErrorKind.UnsupportedSampleRate, $"start.media_format.encoding rate {hz} Hz is not 8000, 16000 or 24000");
+                return false;
+            }
+
+            encodingRate = (int)hz;
+        }
+
+        var trackName = d.Track ?? d.TopTrack;
+        var track = kind == ExotelEventKind.Media ? AudioTracks.Classify(trackName) : AudioTrack.None;
+
         message = new ExotelMessage
         {
             Kind = kind,
@@ -233,9 +256,12 @@ public static class ExotelMessageParser
             To = d.To,
             CustomParameters = d.CustomParameters,
             Encoding = d.Encoding,
-            SampleRate = d.SampleRate,
+            SourceEncoding = encoding,
+            SampleRate = d.SampleRate ?? encodingRate,
             BitRate = d.BitRate,
             Chunk = d.Chunk,
+            Track = track,
+            TrackName = trackName,
             Timestamp = d.Timestamp,
             Payload = d.Payload,
             PayloadError = d.PayloadError,
@@ -383,6 +409,11 @@ public static class ExotelMessageParser
             {
                 reader.Read();
                 ok = ProtocolJson.TryReadNonNegative(ref reader, "media.chunk", out d.Chunk, out error);
+            }
+            else if (reader.ValueTextEquals("track"u8))
+            {
+                reader.Read();
+                ok = ProtocolJson.ReadOptionalText(ref reader, "media.track", out d.Track, ref d.UnknownFieldCount);
             }
             else if (reader.ValueTextEquals("timestamp"u8))
             {
@@ -561,6 +592,8 @@ public static class ExotelMessageParser
         public int? SampleRate;
         public int? BitRate;
         public long? Chunk;
+        public string? Track;
+        public string? TopTrack;
         public long? Timestamp;
         public byte[]? Payload;
         public string? PayloadError;

@@ -20,7 +20,8 @@ public sealed record StartEntry(
     string? AccountSid,
     string? From,
     string? To,
-    IReadOnlyDictionary<string, string> Parameters) : CallEntry;
+    IReadOnlyDictionary<string, string> Parameters,
+    string? SourceEncoding = null) : CallEntry;
 
 public sealed record StopEntry(string Reason, long Frames, long Gaps, long Missing, long EventsDropped, long At, string? CallSid) : CallEntry;
 

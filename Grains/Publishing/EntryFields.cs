@@ -45,6 +45,7 @@ internal static class EntryFields
                 Add(StreamIdField, streamId);
                 Add("protocol", s.Protocol);
                 Add("encoding", s.Encoding);
+                AddIf("source_encoding", s.SourceEncoding);
                 Add("sample_rate", s.SampleRate);
                 Add("at", s.At);
                 AddIf("call_sid", s.CallSid);

@@ -83,7 +83,7 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
             StartedAt = startedAt,
         };
         LastIndex = 0;
-        Enqueue(new StartEntry(Head.Protocol, start.Encoding, start.SampleRate, startedAt, start.CallSid, start.AccountSid, start.From, start.To, start.Parameters), 0);
+        Enqueue(new StartEntry(Head.Protocol, start.Encoding, start.SampleRate, startedAt, start.CallSid, start.AccountSid, start.From, start.To, start.Parameters, start.SourceEncoding), 0);
     }
 
     /// <summary>Sequences one item and hands what it becomes to the outbox; false when there is no room for it.</summary>
