@@ -42,21 +42,7 @@ public sealed class StartupTests
             // CONTRACT §8: both answer within a second whatever Redis does; a platform's liveness probe must not restart
             // a gateway that starts before its Redis (hosting starts while the Orleans client still looks for silos).
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-            HttpStatusCode? health = null;
-            while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !gateway.HasExited)
-            {
-                try
-                {
-                    health = (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode;
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-                {
-                    await Task.Delay(100);
-                }
-            }
-
-            Assert.Equal(HttpStatusCode.OK, health);
+            Assert.Equal(HttpStatusCode.OK, await HealthOnceServingAsync(http, gateway, port));
             for (var i = 0; i < 3; i++)
             {
                 Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode);
@@ -94,21 +80,7 @@ public sealed class StartupTests
         try
         {
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-            HttpStatusCode? health = null;
-            while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !gateway.HasExited)
-            {
-                try
-                {
-                    health = (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode;
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-                {
-                    await Task.Delay(100);
-                }
-            }
-
-            Assert.Equal(HttpStatusCode.OK, health);
+            Assert.Equal(HttpStatusCode.OK, await HealthOnceServingAsync(http, gateway, port));
             using var ready = await http.GetAsync($"http://127.0.0.1:{port}/readyz");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
             Assert.Contains("starting", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -134,6 +106,26 @@ public sealed class StartupTests
             gateway.Kill(entireProcessTree: true);
             await gateway.WaitForExitAsync();
         }
+    }
+
+    /// <summary>The first <c>/healthz</c> answer of a process that is starting (within 20 s; null if none came or it exited).</summary>
+    private static async Task<HttpStatusCode?> HealthOnceServingAsync(HttpClient http, System.Diagnostics.Process process, int port)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        HttpStatusCode? health = null;
+        while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !process.HasExited)
+        {
+            try
+            {
+                health = (await http.GetAsync($"http://127.0.0.1:{port}/healthz")).StatusCode;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        return health;
     }
 
     [Fact]
