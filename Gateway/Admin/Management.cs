@@ -22,6 +22,34 @@ internal static class Management
     /// <summary>The first answer of <paramref name="call"/> from a management grain on any silo; null if none answers.</summary>
     public static async Task<(IManagementGrain Grain, T Result)?> AskAsync<T>(IClusterClient client, Func<IManagementGrain, Task<T>> call, CancellationToken aborted)
     {
+        // Right after a kill -9 the client still counts the dead silo among its gateways: a message routed through it
+        // fails at once (its connection is gone) until the client drops that gateway, a moment later. So a round in
+        // which every attempt failed is asked again after a pause, until the budget is spent.
+        var deadline = DateTime.UtcNow + AskBudget;
+        while (true)
+        {
+            if (await AskOnceAsync(client, call, aborted) is { } answer)
+            {
+                return answer;
+            }
+
+            aborted.ThrowIfCancellationRequested();
+            if (DateTime.UtcNow + RetryPause >= deadline)
+            {
+                return null;
+            }
+
+            await Task.Delay(RetryPause, aborted);
+        }
+    }
+
+    /// <summary>How long a question is asked again while no attempt answers, before the cluster counts as unreachable.</summary>
+    public static readonly TimeSpan AskBudget = TimeSpan.FromSeconds(6);
+
+    private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(250);
+
+    private static async Task<(IManagementGrain Grain, T Result)?> AskOnceAsync<T>(IClusterClient client, Func<IManagementGrain, Task<T>> call, CancellationToken aborted)
+    {
         var attempts = new List<Task<(IManagementGrain Grain, T Result)?>> { AttemptAsync(client, 0, null, call, aborted) };
         attempts.AddRange(s_known.Select(silo => AttemptAsync(client, KeyOf(silo), silo, call, aborted)));
         while (attempts.Count > 0)
@@ -34,7 +62,6 @@ internal static class Management
             }
         }
 
-        aborted.ThrowIfCancellationRequested();
         return null;
     }
 
