@@ -29,6 +29,7 @@ public sealed class GatewayMetrics
         Pushback = meter.CreateCounter<long>("ingest.forward.pushback", "{batch}", "Batches a grain did not take because Redis was slow (kept and sent again).");
         Malformed = meter.CreateCounter<long>("ingest.messages.malformed", "{message}", "Messages refused as malformed or out of protocol.");
         UnknownEvents = meter.CreateCounter<long>("ingest.messages.unknown", "{message}", "Unknown events and fields ignored.");
+        UnknownTracks = meter.CreateCounter<long>("ingest.messages.unknown_track", "{message}", "Media messages whose track is neither inbound nor outbound, taken as the inbound track.");
         Rejected = meter.CreateCounter<long>("ingest.upgrades.rejected", "{request}", "Upgrade requests refused (by status code).");
         Refusals = meter.CreateCounter<long>("ingest.refusals", "{request}", "Refused WebSocket upgrades, by reason (CONTRACT §8's list).");
         Resends = meter.CreateCounter<long>("ingest.forward.retries", "{attempt}", "Grain calls retried after a failure (silo loss, timeout).");
@@ -60,6 +61,8 @@ public sealed class GatewayMetrics
 
     public Counter<long> UnknownEvents { get; }
 
+    public Counter<long> UnknownTracks { get; }
+
     public Counter<long> Rejected { get; }
 
     public Counter<long> Refusals { get; }
@@ -83,7 +86,7 @@ public sealed class GatewayMetrics
             }
         }
 
-        foreach (var counter in new[] { live.FramesPublished, live.Duplicates, live.Gaps, live.MissingFrames, live.Overflowed, live.Malformed, live.UnknownEvents, live.Resends, live.OddLength, live.Pushback })
+        foreach (var counter in new[] { live.FramesPublished, live.Duplicates, live.Gaps, live.MissingFrames, live.Overflowed, live.Malformed, live.UnknownEvents, live.UnknownTracks, live.Resends, live.OddLength, live.Pushback })
         {
             counter.Add(0);
         }

@@ -44,9 +44,23 @@ public enum CallItemKind
 }
 
 /// <summary>
+/// Which audio track a media item belongs to (CONTRACT §5). Untracked is the classic single-track call (no <c>track</c>
+/// field); Inbound and Outbound are the two tracks of Exotel's track selection, each its own audio stream, sequenced on
+/// its own by <c>chunk</c>.
+/// </summary>
+[GenerateSerializer]
+public enum CallTrack
+{
+    Untracked = 0,
+    Inbound = 1,
+    Outbound = 2,
+}
+
+/// <summary>
 /// One sequenced message of a call, in the order the gateway received it.
 /// <see cref="Index"/> is the gateway's own position counter (1, 2, ...) used to acknowledge and resend;
-/// <see cref="Seq"/> is the protocol's sequence number that lands in Redis.
+/// <see cref="Seq"/> is the protocol's sequence number that lands in Redis. An overflow item of a track that numbers its
+/// chunks covers chunks <see cref="Chunk"/>..<see cref="ToChunk"/>.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record CallItem(
@@ -60,10 +74,25 @@ public sealed record CallItem(
     [property: Id(7)] long? DurationMs,
     [property: Id(8)] string? MarkName,
     [property: Id(9)] long ToSeq = 0,
-    [property: Id(10)] long Count = 0)
+    [property: Id(10)] long Count = 0,
+    [property: Id(11)] CallTrack Track = CallTrack.Untracked,
+    [property: Id(12)] long? ToChunk = null)
 {
     /// <summary>Bytes of audio this item holds, for the byte budgets.</summary>
     public int Bytes => Audio?.Length ?? 0;
+
+    // The items a session makes; the forwarder gives each its index when it queues it.
+    public static CallItem Media(long seq, long? chunk, long timestampMs, byte[] audio, CallTrack track = CallTrack.Untracked) =>
+        new(0, CallItemKind.Media, seq, chunk, timestampMs, audio, null, null, null, Track: track);
+
+    public static CallItem MalformedMedia(long seq, long? chunk, long timestampMs, CallTrack track = CallTrack.Untracked) =>
+        new(0, CallItemKind.Malformed, seq, chunk, timestampMs, null, null, null, null, Track: track);
+
+    public static CallItem Dtmf(long seq, long timestampMs, string? digit, long? durationMs) =>
+        new(0, CallItemKind.Dtmf, seq, null, timestampMs, null, digit, durationMs, null);
+
+    public static CallItem Mark(long seq, long timestampMs, string? name) =>
+        new(0, CallItemKind.Mark, seq, null, timestampMs, null, null, null, name);
 }
 
 /// <summary>How a call ended.</summary>

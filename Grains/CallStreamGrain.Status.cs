@@ -1,4 +1,5 @@
 using Ingest.Grains.Interfaces;
+using Ingest.Grains.Publishing;
 
 namespace Ingest.Grains;
 
@@ -23,6 +24,7 @@ public sealed partial class CallStreamGrain : ICallStatusGrain
             _outbox.Written.Missing,
             _outbox.Count,
             Head.CallSid.Length > 0 ? Head.CallSid : null,
-            RuntimeIdentity));
+            RuntimeIdentity,
+            Head.Tracks.HasFlag(CallTracks.Outbound) ? _outbox.Written.FramesOutbound : null));
     }
 }

@@ -29,7 +29,8 @@ public static class CallsApi
         [property: JsonPropertyName("missing")] long Missing,
         [property: JsonPropertyName("buffered")] int Buffered,
         [property: JsonPropertyName("call_sid"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CallSid,
-        [property: JsonPropertyName("silo")] string Silo);
+        [property: JsonPropertyName("silo")] string Silo,
+        [property: JsonPropertyName("frames_outbound"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FramesOutbound);
 
     public static RouteGroupBuilder MapCallsApi(this IEndpointRouteBuilder routes)
     {
@@ -85,7 +86,8 @@ public static class CallsApi
                 s.Missing,
                 s.Buffered,
                 s.CallSid,
-                s.Silo))
+                s.Silo,
+                s.FramesOutbound))
             .ToArray());
     }
 

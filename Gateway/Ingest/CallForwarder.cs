@@ -138,9 +138,10 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// most <see cref="BackpressureLimit"/>, after which media frames that do not fit become one counted
     /// buffer_overflow gap until room returns. dtmf/mark events are small and always kept.
     /// </summary>
-    public async ValueTask EnqueueAsync(CallItemKind kind, long seq, long? chunk, long timestampMs, byte[]? audio, string? digit = null, long? durationMs = null, string? markName = null)
+    public async ValueTask EnqueueAsync(CallItem item)
     {
-        var bytes = audio?.Length ?? 0;
+        var kind = item.Kind;
+        var bytes = item.Bytes;
         if (kind == CallItemKind.Media && !_overflowing && !HasRoom(bytes))
         {
             await WaitForRoomAsync(bytes);
@@ -161,11 +162,11 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 if (!_overflowing)
                 {
                     _overflowing = true;
-                    LogOverflowStarted(_start.StreamId, seq, _limits.MaxCallBufferBytes);
+                    LogOverflowStarted(_start.StreamId, item.Seq, _limits.MaxCallBufferBytes);
                 }
 
                 _metrics.Overflowed.Add(1);
-                AddOverflow(seq);
+                AddOverflow(item.Seq, item.Chunk, item.Track);
                 Wake();
                 return;
             }
@@ -175,8 +176,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 _overflowing = false;
             }
 
-            var item = new CallItem(++_nextIndex, kind, seq, chunk, timestampMs, audio, digit, durationMs, markName);
-            _unsent.Add(new Queued(item, Stopwatch.GetTimestamp()));
+            _unsent.Add(new Queued(item with { Index = ++_nextIndex }, Stopwatch.GetTimestamp()));
             AddBytes(bytes);
         }
 
@@ -203,7 +203,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             }
 
             _metrics.Overflowed.Add(1);
-            AddOverflow(seq);
+            AddOverflow(seq, null, CallTrack.Untracked);
         }
 
         Wake();
@@ -327,11 +327,24 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
     }
 
-    /// <summary>One more frame that did not fit: grows the overflow item at the end of the queue, or starts one.</summary>
-    private void AddOverflow(long seq)
+    /// <summary>
+    /// One more frame that did not fit: grows this track's overflow item at the end of the queue (the last, or the one
+    /// before it when the other track's is last: two interleaved tracks overflow together), or starts one.
+    /// </summary>
+    private void AddOverflow(long seq, long? chunk, CallTrack track)
     {
-        if (_unsent.Count > 0 && _unsent[^1].Item is { Kind: CallItemKind.Overflow } open)
+        for (var back = 1; back <= Math.Min(2, _unsent.Count); back++)
         {
+            if (_unsent[^back].Item is not { Kind: CallItemKind.Overflow } open)
+            {
+                break;
+            }
+
+            if (open.Track != track)
+            {
+                continue;
+            }
+
             if (seq - open.ToSeq > SequenceRules.MaxJump)
             {
                 // An absurd number (CONTRACT §5) must not stretch the gap over numbers that never came: malformed.
@@ -339,11 +352,16 @@ public sealed partial class CallForwarder : IAsyncDisposable
                 return;
             }
 
-            _unsent[^1] = _unsent[^1] with { Item = open with { ToSeq = Math.Max(open.ToSeq, seq), Count = open.Count + 1 } };
+            // A track's chunks are kept only while every frame of the range had one.
+            var toChunk = open.ToChunk is { } last && chunk is { } c ? Math.Max(last, c) : (long?)null;
+            _unsent[^back] = _unsent[^back] with
+            {
+                Item = open with { ToSeq = Math.Max(open.ToSeq, seq), Count = open.Count + 1, Chunk = toChunk is null ? null : open.Chunk, ToChunk = toChunk },
+            };
             return;
         }
 
-        var item = new CallItem(++_nextIndex, CallItemKind.Overflow, seq, null, 0, null, null, null, null, ToSeq: seq, Count: 1);
+        var item = new CallItem(++_nextIndex, CallItemKind.Overflow, seq, chunk, 0, null, null, null, null, ToSeq: seq, Count: 1, Track: track, ToChunk: chunk);
         _unsent.Add(new Queued(item, Stopwatch.GetTimestamp()));
     }
 

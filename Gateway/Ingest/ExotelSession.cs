@@ -24,6 +24,8 @@ public sealed partial class ExotelSession(
     // What the start declared the payloads to be: G.711 payloads are expanded to PCM16LE before they are forwarded.
     private SourceEncoding _encoding;
 
+    private bool _unknownTrackLogged;
+
     protected override async Task ReceiveLoopAsync()
     {
         while (true)
@@ -166,13 +168,14 @@ public sealed partial class ExotelSession(
             _lastSeq = Math.Max(_lastSeq, seq);
         }
 
+        var track = TrackOf(message);
         switch (message.Kind)
         {
             case ExotelEventKind.Media when message.Payload is null:
                 // Received but unusable: it keeps its number, and the grain records it as a malformed gap.
                 FrameReceived();
                 Malformed("media", message.PayloadError ?? "payload unusable");
-                return Forwarder!.EnqueueAsync(CallItemKind.Malformed, seq, message.Chunk, message.Timestamp ?? ElapsedMs, null);
+                return Forwarder!.EnqueueAsync(CallItem.MalformedMedia(seq, message.Chunk, message.Timestamp ?? ElapsedMs, track));
             case ExotelEventKind.Media:
                 FrameReceived();
                 if (_encoding == SourceEncoding.Pcm16 && message.Payload.Length % 2 != 0)
@@ -182,18 +185,45 @@ public sealed partial class ExotelSession(
 
                 // CONTRACT §5, §7: consumers read one format; μ-law and A-law are expanded to PCM16LE (G.711).
                 var audio = _encoding == SourceEncoding.Pcm16 ? message.Payload : G711.ToPcm16(message.Payload, _encoding);
-                return Forwarder!.EnqueueAsync(CallItemKind.Media, seq, message.Chunk, message.Timestamp ?? ElapsedMs, audio);
+                return Forwarder!.EnqueueAsync(CallItem.Media(seq, message.Chunk, message.Timestamp ?? ElapsedMs, audio, track));
             case ExotelEventKind.Dtmf:
-                return Forwarder!.EnqueueAsync(CallItemKind.Dtmf, seq, null, ElapsedMs, null, digit: message.Digit, durationMs: message.DurationMs);
+                return Forwarder!.EnqueueAsync(CallItem.Dtmf(seq, ElapsedMs, message.Digit, message.DurationMs));
             default:
-                return Forwarder!.EnqueueAsync(CallItemKind.Mark, seq, null, ElapsedMs, null, markName: message.MarkName);
+                return Forwarder!.EnqueueAsync(CallItem.Mark(seq, ElapsedMs, message.MarkName));
         }
+    }
+
+    /// <summary>
+    /// The track of a media message (CONTRACT §5): none (the classic call), inbound, or outbound; a value that names
+    /// neither is counted and taken as inbound.
+    /// </summary>
+    private CallTrack TrackOf(ExotelMessage message)
+    {
+        if (message.Track != AudioTrack.None && !AudioTracks.IsKnown(message.TrackName))
+        {
+            Context.Metrics.UnknownTracks.Add(1);
+            if (!_unknownTrackLogged)
+            {
+                _unknownTrackLogged = true;
+                LogUnknownTrack(StreamId ?? "(none)", Truncate(message.TrackName ?? string.Empty));
+            }
+        }
+
+        return message.Track switch
+        {
+            AudioTrack.Outbound => CallTrack.Outbound,
+            AudioTrack.Inbound => CallTrack.Inbound,
+            _ => CallTrack.Untracked,
+        };
     }
 
     private static string Truncate(string text) => text.Length <= 120 ? text : text[..120];
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Start event received: {{ stream_sid: {StreamSid}, call_sid: {CallSid} }}")]
     private partial void LogStartReceived(string streamSid, string callSid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: media track '{Track}' is neither inbound nor outbound; taken as the inbound track (counted in ingest.messages.unknown_track)")]
+    private partial void LogUnknownTrack(string streamId, string track);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Stream {StreamId}: ignored unknown event {EventName}")]
     private partial void LogUnknownEvent(string streamId, string eventName);

@@ -52,7 +52,7 @@ public sealed partial class NativeSession(
                 // nothing would otherwise allocate (and collect) every frame it sends.
                 if (!Forwarder.TryOverflow(seq, message.Data.Length))
                 {
-                    await Forwarder.EnqueueAsync(CallItemKind.Media, seq, null, ElapsedMs, message.Data.ToArray());
+                    await Forwarder.EnqueueAsync(CallItem.Media(seq, null, ElapsedMs, message.Data.ToArray()));
                 }
                 continue;
             }

@@ -22,12 +22,23 @@ public sealed record CallCursor
 
     public bool Stopped { get; init; }
 
+    /// <summary>The inbound track's position (the only track of a classic call).</summary>
     public SequenceState Sequence { get; init; }
+
+    /// <summary>The outbound track's position (its media number and chunk only).</summary>
+    public SequenceState Outbound { get; init; }
+
+    /// <summary>What the call has shown of tracks (CONTRACT §5): media with a <c>track</c> field, an outbound track.</summary>
+    public CallTracks Tracks { get; init; }
 
     /// <summary>Lifecycle entries of the stream so far: the number of the last one (each is numbered 1, 2, ... for the copy to <c>ingest:calls</c>).</summary>
     public long Lifecycle { get; init; }
 
+    /// <summary>Audio frames of the inbound (or only) track in Redis: the frame number of the stream's last entry.</summary>
     public long Frames { get; init; }
+
+    /// <summary>Audio frames of the outbound track in Redis.</summary>
+    public long FramesOutbound { get; init; }
 
     public long Gaps { get; init; }
 
@@ -50,4 +61,17 @@ public sealed record CallCursor
 
     /// <summary>Equal in everything Redis holds but the version (an attempt of ours that landed has the same content).</summary>
     public bool SameContent(CallCursor other) => this with { Version = 0 } == other with { Version = 0 };
+}
+
+/// <summary>What a call has shown of Exotel's tracks.</summary>
+[Flags]
+public enum CallTracks
+{
+    None = 0,
+
+    /// <summary>Media carried a <c>track</c> field: tracks are sequenced by chunk, and the stop's number tells nothing of one track.</summary>
+    Tracked = 1,
+
+    /// <summary>The call has an outbound track (its stop says <c>frames_outbound</c>).</summary>
+    Outbound = 2,
 }

@@ -127,16 +127,19 @@ public sealed partial class CallOutbox
         _dirty = null;
     }
 
-    /// <summary>Grows the last pending gap entry when it has this reason and ends just before <paramref name="from"/>.</summary>
-    public bool TryExtendGap(string reason, long from, long to, long count, CallCursor after, long index)
+    /// <summary>
+    /// Grows the last pending entry by <paramref name="next"/> when it is an open gap that <paramref name="next"/>
+    /// continues (same reason and track, the next number on); only the last, so the cursors stay in order.
+    /// </summary>
+    public bool TryExtendGap(GapEntry next, CallCursor after, long index)
     {
-        if (_openGap is not { Entry: GapEntry open } gap || open.Reason != reason || open.ToSeq + 1 != from
+        if (_openGap is not { Entry: GapEntry open } gap || !open.ContinuedBy(next)
             || _pending.Count == 0 || !ReferenceEquals(_pending[^1], gap))
         {
             return false;
         }
 
-        gap.Entry = open with { ToSeq = to, Missing = open.Missing + count };
+        gap.Entry = open.Join(next);
         gap.CursorAfter = after;
         gap.Index = index;
         return true;

@@ -132,6 +132,9 @@ internal sealed class Keyspace
 
     public string Audio(string streamId) => _prefix + "audio:{" + streamId + "}";
 
+    /// <summary>The outbound track of a tracked call (CONTRACT §7): the inbound stream's name and <c>:outbound</c>.</summary>
+    public string AudioOutbound(string streamId) => Audio(streamId) + ":outbound";
+
     public string Cursor(string streamId) => _prefix + "cursor:{" + streamId + "}";
 
     public string Meta(string streamId) => _prefix + "meta:{" + streamId + "}";

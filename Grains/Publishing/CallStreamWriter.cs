@@ -58,7 +58,7 @@ public sealed class CallStreamWriter
     private const int BatchFixedArgs = 5;
     private const int CopyFixedArgs = 10;
 
-    private static readonly RedisValue AudioTarget = CursorCodec.Bytes("a"), LifecycleTarget = CursorCodec.Bytes("l"), LifecycleMetaTarget = CursorCodec.Bytes("L");
+    private static readonly RedisValue AudioTarget = CursorCodec.Bytes("a"), OutboundTarget = CursorCodec.Bytes("o"), LifecycleTarget = CursorCodec.Bytes("l"), LifecycleMetaTarget = CursorCodec.Bytes("L");
 
     private readonly CallStreamStore _store;
     private readonly IDatabase _db;
@@ -88,7 +88,7 @@ public sealed class CallStreamWriter
         _audio = KeyBytes(keys.Audio(streamId));
         _cursor = KeyBytes(keys.Cursor(streamId));
         _lifecycle = KeyBytes(keys.Lifecycle(streamId));
-        _batchKeys = [_audio, _cursor, KeyBytes(keys.Meta(streamId)), _lifecycle];
+        _batchKeys = [_audio, _cursor, KeyBytes(keys.Meta(streamId)), _lifecycle, KeyBytes(keys.AudioOutbound(streamId))];
         _copyKeys = [keys.CallsKey, KeyBytes(keys.Copied(streamId)), keys.OpenKey];
     }
 
@@ -144,7 +144,7 @@ public sealed class CallStreamWriter
     public async Task<WriteResult> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
     {
         if (ttlSeconds == 0 && _fenced && _time.GetElapsedTime(_epochAt) < EpochLease
-            && AllAudio(entries, count) && CursorCodec.OnlyPositionChanged(cursorAfter, written))
+            && AllInboundAudio(entries, count) && CursorCodec.OnlyPositionChanged(cursorAfter, written))
         {
             return new(await AppendAsync(entries, count), null);
         }
@@ -186,19 +186,23 @@ public sealed class CallStreamWriter
             args[a++] = value;
         }
 
-        // Audio first (see the script), in order; then the lifecycle entries, in order.
-        for (var e = 0; e < count; e++)
+        // The inbound track's audio first (see the script), in order; then the outbound track's, in order; then the
+        // lifecycle entries, in order. Each goes to its own stream, so only the order within each matters.
+        foreach (var outbound in (ReadOnlySpan<bool>)[false, true])
         {
-            if (entries[e].Entry is AudioEntry audio)
+            for (var e = 0; e < count; e++)
             {
-                var after = entries[e].CursorAfter;
-                args[a++] = AudioTarget;
-                args[a++] = after.Frames;
-                args[a++] = EntryFields.AudioFieldCount;
-                foreach (var field in EntryFields.Audio(audio, after))
+                if (entries[e].Entry is AudioEntry audio && audio.Outbound == outbound)
                 {
-                    args[a++] = field.Name;
-                    args[a++] = field.Value;
+                    var after = entries[e].CursorAfter;
+                    args[a++] = outbound ? OutboundTarget : AudioTarget;
+                    args[a++] = outbound ? after.FramesOutbound : after.Frames;
+                    args[a++] = EntryFields.AudioFieldCount;
+                    foreach (var field in EntryFields.Audio(audio, after))
+                    {
+                        args[a++] = field.Name;
+                        args[a++] = field.Value;
+                    }
                 }
             }
         }
@@ -424,11 +428,12 @@ public sealed class CallStreamWriter
         }
     }
 
-    private static bool AllAudio(IReadOnlyList<PendingEntry> entries, int count)
+    /// <summary>Only the inbound track's audio: the outbound track is written by the script alone, so its cursor never lags.</summary>
+    private static bool AllInboundAudio(IReadOnlyList<PendingEntry> entries, int count)
     {
         for (var e = 0; e < count; e++)
         {
-            if (entries[e].Entry is not AudioEntry)
+            if (entries[e].Entry is not AudioEntry { Outbound: false })
             {
                 return false;
             }

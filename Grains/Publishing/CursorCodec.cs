@@ -8,7 +8,7 @@ namespace Ingest.Grains.Publishing;
 internal static class CursorCodec
 {
     // "v" first (always written). Position: what a bare append may move (the hash lags the stream by those, so every
-    // script writes them). "ep" (the epoch) is the script's own; "cp"/"cpid" the copy's floor (LifecycleCopy).
+    // script writes them). The outbound track's ("o_…") is written by scripts only, so it never lags. "ep" (the epoch) is the script's own; "cp"/"cpid" the copy's floor (LifecycleCopy).
     private static readonly (RedisValue Name, Func<CallCursor, RedisValue> Value, bool Position)[] Fields =
     [
         (Bytes("v"), c => c.Version, false),
@@ -21,6 +21,10 @@ internal static class CursorCodec
         (Bytes("chunk"), c => c.Sequence.Chunk is { } n ? n : RedisValue.EmptyString, true),
         (Bytes("ev_n"), c => c.Sequence.EventsAbove, false),
         (Bytes("ev_max"), c => c.Sequence.EventMax, false),
+        (Bytes("o_seq"), c => c.Outbound.MediaSeq is { } m ? m : RedisValue.EmptyString, false),
+        (Bytes("o_chunk"), c => c.Outbound.Chunk is { } n ? n : RedisValue.EmptyString, false),
+        (Bytes("o_frames"), c => c.FramesOutbound, false),
+        (Bytes("tracks"), c => (int)c.Tracks, false),
         (Bytes("life"), c => c.Lifecycle, false),
         (Bytes("frames"), c => c.Frames, true),
         (Bytes("gaps"), c => c.Gaps, false),
@@ -96,6 +100,9 @@ internal static class CursorCodec
                 Long(map, "chunk"),
                 Long(map, "ev_n") ?? 0,
                 Long(map, "ev_max") ?? 0),
+            Outbound = new SequenceState(null, Long(map, "o_seq"), Long(map, "o_chunk"), 0, 0),
+            FramesOutbound = Long(map, "o_frames") ?? 0,
+            Tracks = (CallTracks)(Long(map, "tracks") ?? 0),
             Lifecycle = Long(map, "life") ?? 0,
             Frames = Long(map, "frames") ?? 0,
             Gaps = Long(map, "gaps") ?? 0,

@@ -22,9 +22,9 @@ internal static class EntryFields
 
     /// <summary>An audio entry: CONTRACT §7's <c>seq</c>, <c>ts</c>, <c>audio</c>, and our <c>i</c> (gateway index, and the chunk after a colon).</summary>
     public static NameValueEntry[] Audio(AudioEntry audio, CallCursor after) =>
-        [new(Seq, audio.Seq), new(Ts, audio.TimestampMs), new(AudioField, audio.Audio), new(PositionField, Position(after))];
+        [new(Seq, audio.Seq), new(Ts, audio.TimestampMs), new(AudioField, audio.Audio), new(PositionField, Position(after, audio.Outbound))];
 
-    private static RedisValue Position(CallCursor after) => after.Sequence.Chunk is { } chunk
+    private static RedisValue Position(CallCursor after, bool outbound) => (outbound ? after.Outbound : after.Sequence).Chunk is { } chunk
         ? after.Index.ToString(CultureInfo.InvariantCulture) + ":" + chunk.ToString(CultureInfo.InvariantCulture)
         : after.Index.ToString(CultureInfo.InvariantCulture);
 
@@ -66,6 +66,11 @@ internal static class EntryFields
                 Add("gaps", s.Gaps);
                 Add("missing", s.Missing);
                 Add("events_dropped", s.EventsDropped);
+                if (s.FramesOutbound is { } outbound)
+                {
+                    Add("frames_outbound", outbound);
+                }
+
                 Add("at", s.At);
                 AddIf("call_sid", string.IsNullOrEmpty(s.CallSid) ? null : s.CallSid);
                 break;
@@ -87,10 +92,20 @@ internal static class EntryFields
             case GapEntry g:
                 Add(EventField, "gap");
                 Add(StreamIdField, streamId);
-                Add("from_seq", g.FromSeq);
-                Add("to_seq", g.ToSeq);
+                if (g.ByChunk)
+                {
+                    Add("from_chunk", g.FromChunk!.Value);
+                    Add("to_chunk", g.ToChunk ?? g.FromChunk.Value);
+                }
+                else if (g.Track is null || g.FromSeq > 0 || g.ToSeq > 0)
+                {
+                    Add("from_seq", g.FromSeq);
+                    Add("to_seq", g.ToSeq);
+                }
+
                 Add("missing", g.Missing);
                 Add("reason", g.Reason);
+                AddIf("track", g.Track);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(entry), entry.GetType().Name, "not a lifecycle entry");
@@ -113,6 +128,7 @@ internal static class EntryFields
         StartEntry s => s.CallSid is { } callSid
             ? [StreamIdField, streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At, "call_sid", callSid]
             : [StreamIdField, streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At],
+        StopEntry { FramesOutbound: { } outbound } s => ["stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "frames_outbound", outbound, "gaps", s.Gaps, "missing", s.Missing, "events_dropped", s.EventsDropped],
         StopEntry s => ["stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "gaps", s.Gaps, "missing", s.Missing, "events_dropped", s.EventsDropped],
         _ => null,
     };

@@ -49,10 +49,15 @@ public struct ItemTally
 /// Turns a call's items, in the order its gateway received them, into the entries the outbox writes: resends dropped,
 /// gaps recorded (missing, malformed, buffer_overflow, after_stop), CONTRACT §7's per-call bounds applied. It keeps the
 /// head cursor (the call once everything accepted is in Redis), and each entry it hands on carries the cursor it leads to.
+/// A tracked call (CONTRACT §5) has two positions, one per track: media of each track are judged by their own
+/// <c>chunk</c>, land in their own stream, and leave gap entries that name the track.
 /// </summary>
 internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions options, string streamId, ILogger logger)
 {
+    // The inbound (or only) track; dtmf/mark are numbered among its messages.
     private readonly SequenceTracker _tracker = new();
+
+    private readonly SequenceTracker _outbound = new();
 
     /// <summary>The call once everything accepted is in Redis.</summary>
     public CallCursor Head { get; private set; } = CallCursor.Empty;
@@ -66,6 +71,7 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
         Head = cursor with { Lifecycle = lifecycleFloor };
         outbox.SetCursor(Head);
         _tracker.Restore(cursor.Sequence);
+        _outbound.Restore(cursor.Outbound);
         LastIndex = cursor.Index;
     }
 
@@ -99,9 +105,14 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
 
         LastIndex = item.Index;
         var gapBefore = SequenceDecision.New;
+        var tracked = item.Track != CallTrack.Untracked && !isEvent;
+        var outbound = tracked && item.Track == CallTrack.Outbound;
+        var tracker = outbound ? _outbound : _tracker;
         var decision = item.Kind switch
         {
+            CallItemKind.Media or CallItemKind.Malformed when tracked => tracker.OnTrackedMedia(item.Seq, item.Chunk),
             CallItemKind.Media or CallItemKind.Malformed => _tracker.OnMedia(item.Seq, item.Chunk),
+            CallItemKind.Overflow when tracked => tracker.OnTrackedRange(item.ToSeq, item.Chunk, item.ToChunk, item.Count, out gapBefore),
             CallItemKind.Overflow => _tracker.OnMediaRange(item.Seq, item.ToSeq, out gapBefore),
             _ => _tracker.OnEvent(item.Seq),
         };
@@ -119,32 +130,37 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
             return true;
         }
 
+        if (tracked)
+        {
+            Head = Head with { Tracks = Head.Tracks | CallTracks.Tracked | (outbound ? CallTracks.Outbound : CallTracks.None) };
+        }
+
         switch (item.Kind)
         {
             case CallItemKind.Media:
-                tally.Gaps += RecordMissing(decision, item.Index - 1, ref tally.Missing);
+                tally.Gaps += RecordMissing(decision, item, item.Index - 1, ref tally.Missing);
                 if (!fits)
                 {
                     // Only a real outage (no connection) drops frames; a slow Redis pushes back instead (see above).
                     tally.Overflowed++;
-                    tally.Gaps += AddToGap("buffer_overflow", item.Seq, item.Seq, 1, item.Index);
+                    tally.Gaps += AddToGap(ItsOwnGap("buffer_overflow", item), item.Index);
                     break;
                 }
 
-                Head = Head with { Frames = Head.Frames + 1 };
-                Enqueue(new AudioEntry(item.Seq, item.TimestampMs, item.Audio ?? []), item.Index);
+                Head = outbound ? Head with { FramesOutbound = Head.FramesOutbound + 1 } : Head with { Frames = Head.Frames + 1 };
+                Enqueue(new AudioEntry(item.Seq, item.TimestampMs, item.Audio ?? [], outbound), item.Index);
                 break;
             case CallItemKind.Malformed:
-                tally.Gaps += RecordMissing(decision, item.Index - 1, ref tally.Missing);
-                tally.Gaps += AddToGap("malformed", item.Seq, item.Seq, 1, item.Index);
+                tally.Gaps += RecordMissing(decision, item, item.Index - 1, ref tally.Missing);
+                tally.Gaps += AddToGap(ItsOwnGap("malformed", item), item.Index);
                 break;
             case CallItemKind.Overflow:
                 // The gateway could not keep these frames; they take their numbers as one buffer_overflow gap. The
                 // range may hold dtmf/mark numbers too; the item counts the frames themselves.
-                tally.Gaps += RecordMissing(gapBefore, item.Index - 1, ref tally.Missing);
+                tally.Gaps += RecordMissing(gapBefore, item, item.Index - 1, ref tally.Missing);
                 var frames = item.Count > 0 ? Math.Min(item.Count, decision.Missing) : decision.Missing;
                 tally.Overflowed += (int)Math.Min(int.MaxValue, frames);
-                tally.Gaps += AddToGap("buffer_overflow", decision.MissingFrom, decision.MissingTo, frames, item.Index);
+                tally.Gaps += AddToGap(Gap("buffer_overflow", decision, frames, item), item.Index);
                 break;
             default:
                 if (Head.Events >= options.MaxEventsPerCall)
@@ -175,8 +191,14 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
     /// <summary>Numbers missing just before the stop (its own sequence number tells). Returns the frames missing.</summary>
     public long MissingBeforeStop(long? seq)
     {
+        // A tracked call numbers both tracks' messages: the stop's number cannot tell which track lost what.
+        if (Head.Tracks.HasFlag(CallTracks.Tracked))
+        {
+            return 0;
+        }
+
         long missing = 0;
-        RecordMissing(_tracker.OnStop(seq), LastIndex, ref missing);
+        RecordMissing(_tracker.OnStop(seq), null, LastIndex, ref missing);
         return missing;
     }
 
@@ -184,7 +206,8 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
     public void Stop(string reason, long at)
     {
         Head = Head with { Stopped = true };
-        Enqueue(new StopEntry(reason, Head.Frames, Head.Gaps, Head.Missing, Head.EventsDropped, at, Head.CallSid), LastIndex);
+        var framesOutbound = Head.Tracks.HasFlag(CallTracks.Outbound) ? Head.FramesOutbound : (long?)null;
+        Enqueue(new StopEntry(reason, Head.Frames, Head.Gaps, Head.Missing, Head.EventsDropped, at, Head.CallSid, framesOutbound), LastIndex);
     }
 
     /// <summary>
@@ -210,11 +233,14 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
             }
         }
 
-        return (count, from, to, count > 0 ? AddToGap("after_stop", from, to, count, LastIndex) : 0);
+        return (count, from, to, count > 0 ? AddToGap(new GapEntry(from, to, count, "after_stop"), LastIndex) : 0);
     }
 
-    /// <summary>A gap entry for numbers no item took, written together with the item that revealed them. Returns gaps added.</summary>
-    private int RecordMissing(SequenceDecision decision, long settledIndex, ref long missing)
+    /// <summary>
+    /// A gap entry for numbers no item took, written together with <paramref name="item"/>, which revealed them (null:
+    /// the stop). Returns gaps added.
+    /// </summary>
+    private int RecordMissing(SequenceDecision decision, CallItem? item, long settledIndex, ref long missing)
     {
         if (decision.Missing <= 0)
         {
@@ -222,7 +248,16 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
         }
 
         missing += decision.Missing;
-        LogGap(streamId, decision.MissingFrom, decision.MissingTo, decision.Missing);
+        var gap = Gap("missing", decision, decision.Missing, item);
+        if (gap.ByChunk)
+        {
+            LogTrackGap(streamId, gap.Track!, decision.MissingFrom, decision.MissingTo, decision.Missing);
+        }
+        else
+        {
+            LogGap(streamId, decision.MissingFrom, decision.MissingTo, decision.Missing);
+        }
+
         if (Head.Gaps >= options.MaxEventsPerCall)
         {
             // Past the bound only the stop's missing says it (CONTRACT §7).
@@ -231,15 +266,39 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
         }
 
         Head = Head with { Gaps = Head.Gaps + 1, Missing = Head.Missing + decision.Missing };
-        Enqueue(new GapEntry(decision.MissingFrom, decision.MissingTo, decision.Missing, "missing"), settledIndex, joinNext: true);
+        Enqueue(gap, settledIndex, joinNext: true);
         return 1;
     }
 
-    /// <summary>Adds frames to a gap of one reason, growing the last pending gap when it is contiguous. Returns gaps added.</summary>
-    private int AddToGap(string reason, long from, long to, long count, long index)
+    /// <summary>
+    /// The gap of <paramref name="count"/> frames a decision found before <paramref name="item"/> or made of it: in
+    /// sequence numbers for a classic call, in chunks (or with no range, for a track without chunks) for a tracked one.
+    /// </summary>
+    private static GapEntry Gap(string reason, SequenceDecision decision, long count, CallItem? item)
     {
-        Head = Head with { Missing = Head.Missing + count };
-        if (outbox.TryExtendGap(reason, from, to, count, Snapshot(index), index))
+        if (item is not { Track: not CallTrack.Untracked } || item.Kind is CallItemKind.Dtmf or CallItemKind.Mark)
+        {
+            return new GapEntry(decision.MissingFrom, decision.MissingTo, count, reason);
+        }
+
+        var track = TrackName(item.Track);
+        return decision.MissingFrom > 0 || decision.MissingTo > 0
+            ? new GapEntry(0, 0, count, reason, track, decision.MissingFrom, decision.MissingTo)
+            : new GapEntry(0, 0, count, reason, track);
+    }
+
+    /// <summary>The gap of one frame that was received but not kept (malformed, no room): its own number, and its chunk.</summary>
+    private static GapEntry ItsOwnGap(string reason, CallItem item) => item.Track == CallTrack.Untracked
+        ? new GapEntry(item.Seq, item.Seq, 1, reason)
+        : new GapEntry(item.Seq, item.Seq, 1, reason, TrackName(item.Track), item.Chunk, item.Chunk);
+
+    private static string TrackName(CallTrack track) => track == CallTrack.Outbound ? "outbound" : "inbound";
+
+    /// <summary>Adds frames to a gap of one reason, growing the last pending gap when it is contiguous. Returns gaps added.</summary>
+    private int AddToGap(GapEntry gap, long index)
+    {
+        Head = Head with { Missing = Head.Missing + gap.Missing };
+        if (outbox.TryExtendGap(gap, Snapshot(index), index))
         {
             Head = Snapshot(index);
             return 0;
@@ -250,17 +309,17 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
             return 0;
         }
 
-        if (reason == "buffer_overflow")
+        if (gap.Reason == "buffer_overflow")
         {
-            LogOverflowStarted(streamId, options.BufferLimit, from);
+            LogOverflowStarted(streamId, options.BufferLimit, gap.FromSeq);
         }
 
         Head = Snapshot(index) with { Gaps = Head.Gaps + 1, Lifecycle = Head.Lifecycle + 1 };
-        outbox.Add(new GapEntry(from, to, count, reason), Head, index, openGap: true);
+        outbox.Add(gap, Head, index, openGap: true);
         return 1;
     }
 
-    private CallCursor Snapshot(long index) => Head with { Sequence = _tracker.Position, Index = index };
+    private CallCursor Snapshot(long index) => Head with { Sequence = _tracker.Position, Outbound = _outbound.Position, Index = index };
 
     /// <summary>Adds an entry to write; a lifecycle entry takes the call's next lifecycle number (for the copy to ingest:calls).</summary>
     private void Enqueue(CallEntry entry, long index, bool joinNext = false)
@@ -280,6 +339,9 @@ internal sealed partial class CallItemSequencer(CallOutbox outbox, IngestOptions
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Gap in stream {StreamId}: sequence {From}..{To}, {Missing} frame(s) missing")]
     private partial void LogGap(string streamId, long from, long to, long missing);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Information, Message = "Gap in the {Track} track of stream {StreamId}: chunk {From}..{To}, {Missing} frame(s) missing")]
+    private partial void LogTrackGap(string streamId, string track, long from, long to, long missing);
 
     [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Stream {StreamId}: sequence number {Seq} is more than 100000 beyond the stream's highest ({Highest}); dropped as malformed, the stream's position is unchanged")]
     private partial void LogSequenceJump(string streamId, long seq, long highest);

@@ -187,6 +187,84 @@ public sealed class SequenceTracker
         return SequenceDecision.New;
     }
 
+    /// <summary>
+    /// A media frame of one track of a tracked call (CONTRACT §5): <c>sequence_number</c> counts the messages of both
+    /// tracks, so only <c>chunk</c> (counted per track) tells duplicates and gaps; the decision's MissingFrom/MissingTo
+    /// are chunk numbers. Without a chunk the frame is a duplicate when its number is not above the track's last, and
+    /// nothing is ever missing.
+    /// </summary>
+    public SequenceDecision OnTrackedMedia(long seq, long? chunk)
+    {
+        if (chunk is not { } c)
+        {
+            if (HasMedia && seq <= LastMediaSeq)
+            {
+                return SequenceDecision.Duplicate;
+            }
+
+            if (IsJump(seq))
+            {
+                return SequenceDecision.Malformed;
+            }
+
+            MoveTo(seq);
+            return SequenceDecision.New;
+        }
+
+        var lastChunk = LastChunk ?? 0;
+        if (LastChunk.HasValue && c <= lastChunk)
+        {
+            return SequenceDecision.Duplicate;
+        }
+
+        if (IsJump(seq) || (LastChunk.HasValue && c - lastChunk > SequenceRules.MaxJump))
+        {
+            return SequenceDecision.Malformed;
+        }
+
+        MoveTo(Math.Max(seq, HasMedia ? LastMediaSeq : seq));
+        LastChunk = c;
+
+        // A first chunk far from 1 is a sender's own numbering, not a run of lost frames.
+        var missing = lastChunk == 0 && c > SequenceRules.MaxJump ? 0 : c - lastChunk - 1;
+        return missing > 0 ? new SequenceDecision(SequenceVerdict.Accept, missing, lastChunk + 1, c - 1) : SequenceDecision.New;
+    }
+
+    /// <summary>
+    /// Frames of one track that the gateway could not keep, chunks <paramref name="fromChunk"/>..<paramref name="toChunk"/>
+    /// (numbered) or <paramref name="count"/> frames (unnumbered); like <see cref="OnMediaRange"/>, in chunk numbers.
+    /// </summary>
+    public SequenceDecision OnTrackedRange(long toSeq, long? fromChunk, long? toChunk, long count, out SequenceDecision gapBefore)
+    {
+        gapBefore = SequenceDecision.New;
+        if (fromChunk is not { } from || toChunk is not { } to)
+        {
+            MoveTo(Math.Max(toSeq, HasMedia ? LastMediaSeq : toSeq));
+            return new SequenceDecision(SequenceVerdict.Accept, count, 0, 0);
+        }
+
+        var lastChunk = LastChunk ?? 0;
+        if (LastChunk.HasValue && to <= lastChunk)
+        {
+            return SequenceDecision.Duplicate;
+        }
+
+        from = Math.Max(from, lastChunk + 1);
+        if (from - lastChunk > SequenceRules.MaxJump)
+        {
+            return SequenceDecision.Malformed;
+        }
+
+        if (from - lastChunk - 1 is var missing and > 0)
+        {
+            gapBefore = new SequenceDecision(SequenceVerdict.Accept, missing, lastChunk + 1, from - 1);
+        }
+
+        MoveTo(Math.Max(toSeq, HasMedia ? LastMediaSeq : toSeq));
+        LastChunk = to;
+        return new SequenceDecision(SequenceVerdict.Accept, to - from + 1, from, to);
+    }
+
     /// <summary>The numbers missing between the last item and a stop numbered <paramref name="stopSeq"/>.</summary>
     public SequenceDecision OnStop(long? stopSeq)
     {

@@ -93,6 +93,23 @@ public sealed class ExotelClient : IAsyncDisposable
         media = new { chunk = chunk.ToString(System.Globalization.CultureInfo.InvariantCulture), timestamp = (chunk * 100).ToString(System.Globalization.CultureInfo.InvariantCulture), payload = Convert.ToBase64String(audio) },
     });
 
+    /// <summary>A media message of one track (CONTRACT §5): <c>track</c> inside <c>media</c>, and <c>chunk</c> when given.</summary>
+    public Task TrackMediaAsync(string streamSid, long seq, long? chunk, string track, byte[] audio) => SendJsonAsync(chunk is { } c
+        ? new
+        {
+            @event = "media",
+            sequence_number = seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            stream_sid = streamSid,
+            media = (object)new { track, chunk = c.ToString(System.Globalization.CultureInfo.InvariantCulture), timestamp = (c * 100).ToString(System.Globalization.CultureInfo.InvariantCulture), payload = Convert.ToBase64String(audio) },
+        }
+        : new
+        {
+            @event = "media",
+            sequence_number = seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            stream_sid = streamSid,
+            media = (object)new { track, payload = Convert.ToBase64String(audio) },
+        });
+
     public Task DtmfAsync(string streamSid, long seq, string digit) => SendJsonAsync(new
     {
         @event = "dtmf",

@@ -11,9 +11,10 @@ public static class RedisStreams
 {
     public sealed record AudioEntry(long Seq, long Ts, byte[] Audio);
 
-    public static async Task<IReadOnlyList<AudioEntry>> ReadAudioAsync(IConnectionMultiplexer redis, string streamId)
+    /// <summary>The call's audio stream: the inbound (or only) track, or with <paramref name="outbound"/> the outbound one.</summary>
+    public static async Task<IReadOnlyList<AudioEntry>> ReadAudioAsync(IConnectionMultiplexer redis, string streamId, bool outbound = false)
     {
-        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + streamId + "}");
+        var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + streamId + "}" + (outbound ? ":outbound" : ""));
         return entries.Select(e => new AudioEntry(
             long.Parse(e["seq"].ToString(), CultureInfo.InvariantCulture),
             long.Parse(e["ts"].ToString(), CultureInfo.InvariantCulture),

@@ -53,63 +53,49 @@ internal static class DumpCommand
                 await Console.Error.WriteLineAsync($"ingestctl: warning: no start entry for '{streamId}' in ingest:calls; writing at {sampleRate} Hz");
             }
 
-            var frames = audio.Select(e => (Seq: long.Parse(e.Fields["seq"]!, CultureInfo.InvariantCulture), Audio: (byte[])e.Raw["audio"]!)).ToList();
-            var frameBytes = frames.Count == 0 ? sampleRate / 10 * 2 : Median(frames.Select(f => f.Audio.Length));
-            frameBytes -= frameBytes & 1;
-
-            var gaps = lifecycle.Where(e => e.Fields.GetValueOrDefault("event") == "gap")
-                .Select(e =>
-                {
-                    var from = Long(e.Fields.GetValueOrDefault("from_seq"));
-                    var to = Long(e.Fields.GetValueOrDefault("to_seq"));
-                    var missing = Long(e.Fields.GetValueOrDefault("missing")) ?? (from is { } f && to is { } t ? t - f + 1 : 0);
-                    return new Gap(e.Id, from ?? 0, to ?? from ?? 0, missing, e.Fields.GetValueOrDefault("reason") ?? "");
-                })
-                .OrderBy(g => g.FromSeq)
-                .ToList();
-
-            using var pcm = new MemoryStream();
-            var gapIndex = 0;
-            void FillUpTo(long seq)
+            // A call with an outbound track (CONTRACT §7: ingest:audio:{id}:outbound) dumps as two channels: caller, agent.
+            var outboundKey = (RedisKey)(key.ToString() + ":outbound");
+            var outboundAudio = await db.KeyExistsAsync(outboundKey) ? await ReadAllAsync(db, outboundKey, null, "outbound audio", ct) : [];
+            Common.ProgressDone();
+            var allGaps = lifecycle.Where(e => e.Fields.GetValueOrDefault("event") == "gap").ToList();
+            var inbound = BuildTrack(audio, allGaps.Where(e => e.Fields.GetValueOrDefault("track") is null or "inbound"), sampleRate);
+            var outbound = outboundAudio.Count > 0 ? BuildTrack(outboundAudio, allGaps.Where(e => e.Fields.GetValueOrDefault("track") == "outbound"), sampleRate) : null;
+            if (outbound is null)
             {
-                while (gapIndex < gaps.Count && gaps[gapIndex].FromSeq < seq)
-                {
-                    var g = gaps[gapIndex++];
-                    g.AtSample = pcm.Length / 2;
-                    g.SilenceSamples = g.Missing * frameBytes / 2;
-                    pcm.Write(new byte[g.Missing * frameBytes]);
-                }
+                Wav.Write(path, sampleRate, inbound.Pcm);
+            }
+            else
+            {
+                Wav.WriteStereo(path, sampleRate, inbound.Pcm, outbound.Pcm);
             }
 
-            foreach (var (seq, bytes) in frames)
-            {
-                FillUpTo(seq);
-                pcm.Write(bytes);
-            }
-
-            FillUpTo(long.MaxValue);
-            Wav.Write(path, sampleRate, pcm.GetBuffer().AsSpan(0, (int)pcm.Length));
-
+            var samplesWritten = Math.Max(inbound.Pcm.Length, outbound?.Pcm.Length ?? 0) / 2;
+            object Describe(Track t) => t.Gaps.Select(g => new { id = g.Id, track = g.TrackName, from_seq = g.FromSeq, to_seq = g.ToSeq, from_chunk = g.FromChunk, to_chunk = g.ToChunk, missing = g.Missing, reason = g.Reason, at_sample = g.AtSample, silence_samples = g.SilenceSamples });
             var sidecar = new
             {
                 stream_id = streamId,
                 key = key.ToString(),
                 sample_rate = sampleRate,
-                frames = frames.Count,
-                frame_bytes = frameBytes,
-                audio_bytes = frames.Sum(f => (long)f.Audio.Length),
-                samples = pcm.Length / 2,
-                duration_seconds = Math.Round(pcm.Length / 2.0 / sampleRate, 3),
-                gaps = gaps.Select(g => new { id = g.Id, from_seq = g.FromSeq, to_seq = g.ToSeq, missing = g.Missing, reason = g.Reason, at_sample = g.AtSample, silence_samples = g.SilenceSamples }),
+                channels = outbound is null ? 1 : 2,
+                frames = inbound.Frames,
+                frames_outbound = outbound?.Frames,
+                frame_bytes = inbound.FrameBytes,
+                audio_bytes = inbound.AudioBytes + (outbound?.AudioBytes ?? 0),
+                samples = samplesWritten,
+                duration_seconds = Math.Round(samplesWritten / (double)sampleRate, 3),
+                gaps = Describe(inbound),
+                gaps_outbound = outbound is null ? null : Describe(outbound),
                 lifecycle = lifecycle.Select(e => new Dictionary<string, string?>(e.Fields) { ["id"] = e.Id }),
             };
             await File.WriteAllTextAsync(path + ".json", JsonSerializer.Serialize(sidecar, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }), ct);
 
             var stop = lifecycle.LastOrDefault(e => e.Fields.GetValueOrDefault("event") == "stop");
-            Console.WriteLine($"{path}: {frames.Count} frames, {pcm.Length / 2.0 / sampleRate:F2} s at {sampleRate} Hz, {gaps.Count} gap(s){(stop is null ? ", no stop yet (live or cut off)" : $", stopped: {stop.Fields.GetValueOrDefault("reason")}")}");
-            foreach (var g in gaps)
+            var tracks = outbound is null ? "" : $" (caller), {outbound.Frames} frames (agent), two channels";
+            Console.WriteLine($"{path}: {inbound.Frames} frames{tracks}, {samplesWritten / (double)sampleRate:F2} s at {sampleRate} Hz, {inbound.Gaps.Count + (outbound?.Gaps.Count ?? 0)} gap(s){(stop is null ? ", no stop yet (live or cut off)" : $", stopped: {stop.Fields.GetValueOrDefault("reason")}")}");
+            foreach (var g in inbound.Gaps.Concat(outbound?.Gaps ?? []))
             {
-                Console.WriteLine($"  gap seq {g.FromSeq}-{g.ToSeq}: {g.Missing} missing ({g.Reason}), {g.SilenceSamples} samples of silence at {g.AtSample / (double)sampleRate:F2} s");
+                var where = g.FromChunk is { } fc ? $"chunk {fc}-{g.ToChunk}" : $"seq {g.FromSeq}-{g.ToSeq}";
+                Console.WriteLine($"  gap{(g.TrackName is { } tn ? " " + tn : "")} {where}: {g.Missing} missing ({g.Reason}), {g.SilenceSamples} samples of silence at {g.AtSample / (double)sampleRate:F2} s");
             }
 
             Console.WriteLine($"{path}.json: {lifecycle.Count} lifecycle entries and the gaps");
@@ -118,22 +104,82 @@ internal static class DumpCommand
         return command;
     }
 
-    private sealed class Gap(string id, long fromSeq, long toSeq, long missing, string reason)
+    /// <summary>A gap entry of one track, and where its silence went.</summary>
+    private sealed class Gap(string id, string? track, long fromSeq, long toSeq, long? fromChunk, long? toChunk, long missing, string reason)
     {
         public string Id { get; } = id;
+
+        public string? TrackName { get; } = track;
 
         public long FromSeq { get; } = fromSeq;
 
         public long ToSeq { get; } = toSeq;
 
+        public long? FromChunk { get; } = fromChunk;
+
+        public long? ToChunk { get; } = toChunk;
+
         public long Missing { get; } = missing;
 
         public string Reason { get; } = reason;
+
+        /// <summary>Where it falls among the track's frames: its first chunk when judged by chunk, else its first sequence number.</summary>
+        public long Position => FromChunk ?? FromSeq;
 
         public long AtSample { get; set; }
 
         public long SilenceSamples { get; set; }
     }
+
+    private sealed record Track(byte[] Pcm, int Frames, int FrameBytes, long AudioBytes, List<Gap> Gaps);
+
+    /// <summary>
+    /// One track's frames in order, each gap filled with its frames' worth of silence where it falls: by sequence number,
+    /// or by chunk for a gap judged by chunk (the frame's chunk is in its <c>i</c> field, after the colon).
+    /// </summary>
+    private static Track BuildTrack(List<Entry> audio, IEnumerable<Entry> gapEntries, int sampleRate)
+    {
+        var frames = audio.Select(e => (Seq: long.Parse(e.Fields["seq"]!, CultureInfo.InvariantCulture), Chunk: ChunkOf(e.Fields.GetValueOrDefault("i")), Audio: (byte[])e.Raw["audio"]!)).ToList();
+        var frameBytes = frames.Count == 0 ? sampleRate / 10 * 2 : Median(frames.Select(f => f.Audio.Length));
+        frameBytes -= frameBytes & 1;
+        var gaps = gapEntries
+            .Select(e =>
+            {
+                var from = Long(e.Fields.GetValueOrDefault("from_seq"));
+                var to = Long(e.Fields.GetValueOrDefault("to_seq"));
+                var fromChunk = Long(e.Fields.GetValueOrDefault("from_chunk"));
+                var toChunk = Long(e.Fields.GetValueOrDefault("to_chunk"));
+                var missing = Long(e.Fields.GetValueOrDefault("missing")) ?? (from is { } f && to is { } t ? t - f + 1 : 0);
+                return new Gap(e.Id, e.Fields.GetValueOrDefault("track"), from ?? 0, to ?? from ?? 0, fromChunk, toChunk ?? fromChunk, missing, e.Fields.GetValueOrDefault("reason") ?? "");
+            })
+            .OrderBy(g => g.Position)
+            .ToList();
+
+        using var pcm = new MemoryStream();
+        var gapIndex = 0;
+        void FillUpTo(long seq, long? chunk)
+        {
+            while (gapIndex < gaps.Count && gaps[gapIndex].Position < (gaps[gapIndex].FromChunk is null ? seq : chunk ?? long.MaxValue))
+            {
+                var g = gaps[gapIndex++];
+                g.AtSample = pcm.Length / 2;
+                g.SilenceSamples = g.Missing * frameBytes / 2;
+                pcm.Write(new byte[g.Missing * frameBytes]);
+            }
+        }
+
+        foreach (var (seq, chunk, bytes) in frames)
+        {
+            FillUpTo(seq, chunk);
+            pcm.Write(bytes);
+        }
+
+        FillUpTo(long.MaxValue, long.MaxValue);
+        return new Track(pcm.ToArray(), frames.Count, frameBytes, frames.Sum(f => (long)f.Audio.Length), gaps);
+    }
+
+    private static long? ChunkOf(string? position) =>
+        position?.IndexOf(':', StringComparison.Ordinal) is int colon and >= 0 ? Long(position[(colon + 1)..]) : null;
 
     public sealed record Entry(string Id, Dictionary<string, string?> Fields, Dictionary<string, RedisValue> Raw);
 

@@ -10,9 +10,23 @@ namespace Ingest.Ctl;
 /// <summary>Plays calls into the gateway: Exotel (Basic auth, JSON events, base64 media) or native (JWT, binary frames).</summary>
 internal static class SimulateCommand
 {
+    /// <summary>What to play. <see cref="Tracks"/> are the Exotel tracks sent per frame (null: no track field, the classic call).</summary>
     private sealed record Plan(
         Uri Url, string Protocol, string? Basic, string? Bearer, int Rate, byte[] Pcm, int FrameBytes, int CadenceMs,
-        int? Duplicate, int? Drop, (string Digit, int After)? Dtmf);
+        int? Duplicate, int? Drop, (string Digit, int After)? Dtmf, string Encoding, string?[] Tracks, byte[]? AgentPcm)
+    {
+        public byte[] Source(string? track) => track == "outbound" ? AgentPcm ?? Pcm : Pcm;
+
+        public int FrameCount => Tracks.Max(t => (Source(t).Length + FrameBytes - 1) / FrameBytes);
+
+        /// <summary>What the start declares (CONTRACT §5): PCM16, or G.711 with its rate.</summary>
+        public string DeclaredEncoding => Encoding switch
+        {
+            "mulaw" => "audio/x-mulaw;rate=" + Rate.ToString(CultureInfo.InvariantCulture),
+            "alaw" => "audio/x-alaw;rate=" + Rate.ToString(CultureInfo.InvariantCulture),
+            _ => "audio/x-raw",
+        };
+    }
 
     private sealed record Result(string Sid, int Sent, WebSocketCloseStatus? Status, string? Description, string? Problem);
 
@@ -24,7 +38,12 @@ internal static class SimulateCommand
         var user = new Option<string?>("--user") { Description = "Exotel Basic user (env EXOTEL_BASIC_AUTH_USER)", DefaultValueFactory = _ => Common.Env("EXOTEL_BASIC_AUTH_USER") };
         var pass = new Option<string?>("--pass") { Description = "Exotel Basic password (env EXOTEL_BASIC_AUTH_PASS)", DefaultValueFactory = _ => Common.Env("EXOTEL_BASIC_AUTH_PASS") };
         var token = new Option<string?>("--token") { Description = "native: the JWT (default: one minted for 1h from JWT_SECRET)" };
-        var wav = new Option<FileInfo?>("--wav") { Description = "a PCM16 mono WAV at 8000, 16000 or 24000 Hz to play (default: a tone)" };
+        var wav = new Option<FileInfo?>("--wav") { Description = "a PCM16 WAV at 8000, 16000 or 24000 Hz to play (default: a tone); two channels play as caller (inbound) and agent (outbound)" };
+        var agentWav = new Option<FileInfo?>("--agent-wav") { Description = "exotel: a PCM16 mono WAV played as the outbound track (the agent), beside --wav as the caller" };
+        var encoding = new Option<string>("--encoding") { Description = "exotel: the media encoding sent, pcm16 (audio/x-raw), mulaw (audio/x-mulaw) or alaw (audio/x-alaw)", DefaultValueFactory = _ => "pcm16" };
+        encoding.AcceptOnlyFromAmong("pcm16", "mulaw", "alaw");
+        var tracks = new Option<string?>("--tracks") { Description = "exotel: none (no track field, the classic applet), inbound, outbound or both (default: both for a stereo WAV or --agent-wav, else none)" };
+        tracks.AcceptOnlyFromAmong("none", "inbound", "outbound", "both");
         var tone = Common.IntOption("--tone", "tone frequency in Hz when no --wav is given", 440, 20, 12_000);
         var frames = Common.IntOption("--frames", "tone: frames to send", 50, 1, 1_000_000);
         var rate = Common.IntOption("--rate", "tone: sample rate, 8000, 16000 or 24000", 8000, 8000, 24_000);
@@ -38,7 +57,7 @@ internal static class SimulateCommand
         var sidPrefix = new Option<string>("--sid-prefix") { Description = "prefix of the fresh stream ids chosen without --sid", DefaultValueFactory = _ => "demo-" };
         var command = new Command("simulate", "Play a WAV file or a tone as one or more Exotel or native calls; prints the stream ids and how the server closed each")
         {
-            url, protocol, user, pass, token, wav, tone, frames, rate, frameMs, cadence, calls, duplicate, drop, dtmf, sid, sidPrefix,
+            url, protocol, user, pass, token, wav, agentWav, encoding, tracks, tone, frames, rate, frameMs, cadence, calls, duplicate, drop, dtmf, sid, sidPrefix,
         };
         command.SetAction(async (p, ct) =>
         {
@@ -66,8 +85,14 @@ internal static class SimulateCommand
                 throw CtlException.Usage("--duplicate, --drop and --dtmf need --protocol exotel: a native frame's sequence number is its position, so it cannot be resent, skipped or carry a dtmf");
             }
 
+            if (proto == "native" && (p.GetResult(encoding) is { Implicit: false } || p.GetValue(tracks) is not null || p.GetValue(agentWav) is not null))
+            {
+                throw CtlException.Usage("--encoding, --tracks and --agent-wav need --protocol exotel: native calls are PCM16 with one track (CONTRACT §6)");
+            }
+
             int sampleRate;
             byte[] pcm;
+            byte[]? agent = null;
             if (p.GetValue(wav) is { } file)
             {
                 var audio = Wav.Read(file.FullName);
@@ -76,13 +101,44 @@ internal static class SimulateCommand
                     throw CtlException.Usage($"--rate {p.GetValue(rate)} differs from the WAV's {audio.SampleRate} Hz; resampling is not done here (sox in.wav -r {p.GetValue(rate)} out.wav)");
                 }
 
-                (sampleRate, pcm) = (audio.SampleRate, audio.Pcm);
+                (sampleRate, pcm, agent) = (audio.SampleRate, audio.Pcm, audio.Second);
             }
             else
             {
                 sampleRate = p.GetValue(rate);
                 pcm = Tone(p.GetValue(tone), sampleRate, sampleRate * p.GetValue(frameMs) / 1000 * p.GetValue(frames));
             }
+
+            if (p.GetValue(agentWav) is { } agentFile)
+            {
+                var second = Wav.Read(agentFile.FullName);
+                if (second.SampleRate != sampleRate || second.Second is not null)
+                {
+                    throw CtlException.Usage($"--agent-wav must be mono at the caller's {sampleRate} Hz, not {(second.Second is null ? "mono" : "two channels")} at {second.SampleRate} Hz");
+                }
+
+                agent = second.Pcm;
+            }
+
+            if (proto == "native" && agent is not null)
+            {
+                throw CtlException.Usage("a two-channel WAV plays as two Exotel tracks: it needs --protocol exotel (native calls have one track, CONTRACT §6)");
+            }
+
+            var trackChoice = p.GetValue(tracks) ?? (agent is not null ? "both" : "none");
+            if (trackChoice is "both" && agent is null)
+            {
+                // A tone call with both tracks: the agent's tone a fifth above the caller's.
+                agent = Tone(p.GetValue(tone) * 3 / 2, sampleRate, pcm.Length / 2);
+            }
+
+            string?[] trackList = trackChoice switch
+            {
+                "both" => ["inbound", "outbound"],
+                "inbound" => ["inbound"],
+                "outbound" => ["outbound"],
+                _ => [null],
+            };
 
             if (sampleRate is not (8000 or 16000 or 24000))
             {
@@ -110,11 +166,13 @@ internal static class SimulateCommand
 
             uri = new UriBuilder(uri) { UserName = "", Password = "" }.Uri;
             var frameBytes = Math.Max(2, sampleRate * p.GetValue(frameMs) / 1000 * 2);
-            var plan = new Plan(uri, proto, basic, bearer, sampleRate, pcm, frameBytes, p.GetValue(cadence), p.GetValue(duplicate), p.GetValue(drop), dtmfAt);
+            var plan = new Plan(uri, proto, basic, bearer, sampleRate, pcm, frameBytes, p.GetValue(cadence), p.GetValue(duplicate), p.GetValue(drop), dtmfAt,
+                p.GetValue(encoding)!, trackList, agent);
             var count = p.GetValue(calls);
             var sids = Enumerable.Range(1, count).Select(i => p.GetValue(sid) is { } s ? (count == 1 ? s : $"{s}-{i}") : p.GetValue(sidPrefix) + Guid.NewGuid().ToString("N")[..8]).ToArray();
-            var totalFrames = (pcm.Length + frameBytes - 1) / frameBytes;
-            Console.WriteLine($"playing {count} {proto} call(s) to {uri}: {totalFrames} frames of {p.GetValue(frameMs)} ms at {sampleRate} Hz, cadence {plan.CadenceMs} ms");
+            var totalFrames = plan.FrameCount;
+            var what = proto == "exotel" ? $", {plan.DeclaredEncoding}, tracks {trackChoice}" : "";
+            Console.WriteLine($"playing {count} {proto} call(s) to {uri}: {totalFrames} frames of {p.GetValue(frameMs)} ms at {sampleRate} Hz{what}, cadence {plan.CadenceMs} ms");
             foreach (var s in sids)
             {
                 Console.WriteLine($"stream_id {s}");
@@ -221,7 +279,7 @@ internal static class SimulateCommand
                         from = "+919876543210",
                         to = "+918047491899",
                         custom_parameters = new { },
-                        media_format = new { encoding = "audio/x-raw", sample_rate = plan.Rate.ToString(CultureInfo.InvariantCulture), bit_rate = "128kbps" },
+                        media_format = new { encoding = plan.DeclaredEncoding, sample_rate = plan.Rate.ToString(CultureInfo.InvariantCulture), bit_rate = plan.Encoding == "pcm16" ? "128kbps" : "64kbps" },
                     },
                 }, ct);
             }
@@ -230,7 +288,7 @@ internal static class SimulateCommand
                 await SendJsonAsync(socket, new { @event = "start", stream_id = sid, sample_rate = plan.Rate, encoding = "pcm16le", channels = 1, metadata = new { source = "ingestctl" } }, ct);
             }
 
-            var frameCount = (plan.Pcm.Length + plan.FrameBytes - 1) / plan.FrameBytes;
+            var frameCount = plan.FrameCount;
             var next = Stopwatch.GetTimestamp();
             for (var chunk = 1; chunk <= frameCount; chunk++)
             {
@@ -240,22 +298,40 @@ internal static class SimulateCommand
                 }
 
                 var offset = (chunk - 1) * plan.FrameBytes;
-                var frame = plan.Pcm.AsMemory(offset, Math.Min(plan.FrameBytes, plan.Pcm.Length - offset));
                 if (plan.Protocol == "exotel")
                 {
-                    seq++;
-                    if (chunk != plan.Drop)
+                    // One message per track (track selection both interleaves them); --drop and --duplicate act on the first.
+                    foreach (var track in plan.Tracks)
                     {
+                        var source = plan.Source(track);
+                        if (offset >= source.Length)
+                        {
+                            continue;
+                        }
+
+                        seq++;
+                        var first = track == plan.Tracks[0];
+                        if (first && chunk == plan.Drop)
+                        {
+                            continue;
+                        }
+
+                        var pcm = source.AsSpan(offset, Math.Min(plan.FrameBytes, source.Length - offset));
+                        var payload = Convert.ToBase64String(plan.Encoding == "pcm16" ? pcm : G711.Encode(pcm, plan.Encoding));
+                        var chunkText = chunk.ToString(CultureInfo.InvariantCulture);
+                        var timestamp = ((long)offset * 500 / plan.Rate).ToString(CultureInfo.InvariantCulture);
                         var message = JsonSerializer.SerializeToUtf8Bytes(new
                         {
                             @event = "media",
                             sequence_number = seq.ToString(CultureInfo.InvariantCulture),
                             stream_sid = sid,
-                            media = new { chunk = chunk.ToString(CultureInfo.InvariantCulture), timestamp = ((long)offset * 500 / plan.Rate).ToString(CultureInfo.InvariantCulture), payload = Convert.ToBase64String(frame.Span) },
+                            media = track is null
+                                ? (object)new { chunk = chunkText, timestamp, payload }
+                                : new { track, chunk = chunkText, timestamp, payload },
                         });
                         await socket.SendAsync(message, WebSocketMessageType.Text, true, ct);
                         sent++;
-                        if (chunk == plan.Duplicate)
+                        if (first && chunk == plan.Duplicate)
                         {
                             await socket.SendAsync(message, WebSocketMessageType.Text, true, ct);
                         }
@@ -268,7 +344,7 @@ internal static class SimulateCommand
                 }
                 else
                 {
-                    await socket.SendAsync(frame, WebSocketMessageType.Binary, true, ct);
+                    await socket.SendAsync(plan.Pcm.AsMemory(offset, Math.Min(plan.FrameBytes, plan.Pcm.Length - offset)), WebSocketMessageType.Binary, true, ct);
                     sent++;
                 }
 

@@ -5,7 +5,10 @@ using StackExchange.Redis;
 
 namespace Ingest.Ctl;
 
-/// <summary>Follows a live stream: per second its frames, level (RMS dBFS) and gaps; ends at its stop entry or Ctrl+C.</summary>
+/// <summary>
+/// Follows a live stream: per second its frames, level (RMS dBFS) and gaps, and the same of its outbound track when it
+/// has one (CONTRACT §7); ends at its stop entry or Ctrl+C.
+/// </summary>
 internal static class TailCommand
 {
     public static Command Build()
@@ -43,29 +46,16 @@ internal static class TailCommand
             // Two readers, one per key: on a Redis Cluster the audio stream and ingest:calls are in different slots,
             // where one XREAD naming both is refused (CROSSSLOT).
             var audio = await StreamFollower.StartAsync(db, audioKey, fromStart ? "0-0" : "$");
+            var agentAudio = await StreamFollower.StartAsync(db, audioKey + ":outbound", fromStart ? "0-0" : "$");
             var calls = await StreamFollower.StartAsync(db, "ingest:calls", callsFrom);
 
             Console.WriteLine($"following {audioKey} (Ctrl+C to stop)");
             var limit = p.GetValue(timeout) is { } t ? TimeSpan.FromSeconds(t) : (TimeSpan?)null;
             var clock = Stopwatch.StartNew();
             var second = Stopwatch.StartNew();
-            long frames = 0, total = 0, gaps = 0, sumSq = 0, samples = 0;
-
-            void Count(StreamEntry[] entries)
-            {
-                foreach (var entry in entries)
-                {
-                    frames++;
-                    total++;
-                    var pcm = (byte[]?)entry["audio"];
-                    for (var i = 0; i + 1 < (pcm?.Length ?? 0); i += 2)
-                    {
-                        long s = (short)(pcm![i] | (pcm[i + 1] << 8));
-                        sumSq += s * s;
-                        samples++;
-                    }
-                }
-            }
+            long gaps = 0;
+            var caller = new Level();
+            var agent = new Level();
 
             while (!ct.IsCancellationRequested)
             {
@@ -76,8 +66,10 @@ internal static class TailCommand
 
                 // Audio first, then the lifecycle: what a frame's writer put before a stop is counted before the stop.
                 var audioEntries = await audio.ReadAsync();
+                var agentEntries = await agentAudio.ReadAsync();
                 var callEntries = await calls.ReadAsync();
-                Count(audioEntries);
+                caller.Count(audioEntries);
+                agent.Count(agentEntries);
                 foreach (var entry in callEntries)
                 {
                     if (entry["stream_id"] != streamId)
@@ -90,7 +82,8 @@ internal static class TailCommand
                     {
                         case "gap":
                             gaps++;
-                            Console.WriteLine($"  gap seq {entry["from_seq"]}-{entry["to_seq"]}: {entry["missing"]} missing ({entry["reason"]})");
+                            var where = entry["from_chunk"].HasValue ? $"chunk {entry["from_chunk"]}-{entry["to_chunk"]}" : $"seq {entry["from_seq"]}-{entry["to_seq"]}";
+                            Console.WriteLine($"  gap{(entry["track"].HasValue ? " " + entry["track"] : "")} {where}: {entry["missing"]} missing ({entry["reason"]})");
                             break;
                         case "start":
                             Console.WriteLine($"  start: {entry["sample_rate"]} Hz {entry["encoding"]}");
@@ -102,29 +95,36 @@ internal static class TailCommand
                             // The two reads are not one snapshot: frames written between them are read now.
                             for (var more = await audio.ReadAsync(); more.Length > 0; more = await audio.ReadAsync())
                             {
-                                Count(more);
+                                caller.Count(more);
                             }
 
-                            Report(ref frames, ref sumSq, ref samples, total, gaps, second);
-                            Console.WriteLine($"  stop: {entry["reason"]}, {entry["frames"]} frames published; {total} seen, {gaps} gap(s)");
+                            for (var more = await agentAudio.ReadAsync(); more.Length > 0; more = await agentAudio.ReadAsync())
+                            {
+                                agent.Count(more);
+                            }
+
+                            Report(caller, agent, gaps, second);
+                            var outboundFrames = entry["frames_outbound"].HasValue ? $" + {entry["frames_outbound"]} outbound" : "";
+                            var seen = agent.Total > 0 ? $"{caller.Total} + {agent.Total} outbound" : caller.Total.ToString(CultureInfo.InvariantCulture);
+                            Console.WriteLine($"  stop: {entry["reason"]}, {entry["frames"]}{outboundFrames} frames published; {seen} seen, {gaps} gap(s)");
                             return Program.Ok;
                         default:
                             break;
                     }
                 }
 
-                if (audioEntries.Length == 0 && callEntries.Length == 0)
+                if (audioEntries.Length == 0 && agentEntries.Length == 0 && callEntries.Length == 0)
                 {
                     await Task.Delay(100, CancellationToken.None);
                 }
 
                 if (second.Elapsed >= TimeSpan.FromSeconds(1))
                 {
-                    Report(ref frames, ref sumSq, ref samples, total, gaps, second);
+                    Report(caller, agent, gaps, second);
                 }
             }
 
-            Console.WriteLine($"interrupted; {total} frames seen, {gaps} gap(s)");
+            Console.WriteLine($"interrupted; {caller.Total + agent.Total} frames seen, {gaps} gap(s)");
             return Program.Interrupted;
         });
         return command;
@@ -169,12 +169,46 @@ internal static class TailCommand
         }
     }
 
-    private static void Report(ref long frames, ref long sumSq, ref long samples, long total, long gaps, Stopwatch second)
+    /// <summary>One track's frames and level since the last report, and its frames in all.</summary>
+    private sealed class Level
     {
-        var rate = frames / Math.Max(0.001, second.Elapsed.TotalSeconds);
-        var level = samples == 0 ? "   -" : $"{(sumSq == 0 ? -120 : 20 * Math.Log10(Math.Sqrt(sumSq / (double)samples) / 32768.0)),6:F1} dBFS";
-        Console.WriteLine($"{DateTime.Now:HH:mm:ss}  {rate,6:F1} frames/s  level {level}  total {total}  gaps {gaps}");
-        frames = sumSq = samples = 0;
+        public long Frames { get; private set; }
+
+        public long Total { get; private set; }
+
+        private long _sumSq;
+        private long _samples;
+
+        public void Count(StreamEntry[] entries)
+        {
+            foreach (var entry in entries)
+            {
+                Frames++;
+                Total++;
+                var pcm = (byte[]?)entry["audio"];
+                for (var i = 0; i + 1 < (pcm?.Length ?? 0); i += 2)
+                {
+                    long s = (short)(pcm![i] | (pcm[i + 1] << 8));
+                    _sumSq += s * s;
+                    _samples++;
+                }
+            }
+        }
+
+        public string Describe(double seconds)
+        {
+            var level = _samples == 0 ? "   -" : $"{(_sumSq == 0 ? -120 : 20 * Math.Log10(Math.Sqrt(_sumSq / (double)_samples) / 32768.0)),6:F1} dBFS";
+            var text = $"{Frames / Math.Max(0.001, seconds),6:F1} frames/s  level {level}  total {Total}";
+            Frames = _sumSq = _samples = 0;
+            return text;
+        }
+    }
+
+    private static void Report(Level caller, Level agent, long gaps, Stopwatch second)
+    {
+        var seconds = second.Elapsed.TotalSeconds;
+        var outbound = agent.Total > 0 ? "  | outbound " + agent.Describe(seconds) : "";
+        Console.WriteLine($"{DateTime.Now:HH:mm:ss}  {caller.Describe(seconds)}{outbound}  gaps {gaps}");
         second.Restart();
     }
 }

@@ -3,10 +3,14 @@ using System.Text;
 
 namespace Ingest.Ctl;
 
-/// <summary>PCM16 mono WAV files: read (any chunk order, plain PCM or WAVE_FORMAT_EXTENSIBLE PCM), write (44-byte header).</summary>
+/// <summary>
+/// PCM16 WAV files, mono or two channels (caller and agent): read (any chunk order, plain PCM or WAVE_FORMAT_EXTENSIBLE
+/// PCM), write (44-byte header).
+/// </summary>
 public static class Wav
 {
-    public sealed record Audio(int SampleRate, byte[] Pcm);
+    /// <summary>The audio of a WAV; <see cref="Pcm"/> holds the first channel, <see cref="Second"/> the second of a stereo file.</summary>
+    public sealed record Audio(int SampleRate, byte[] Pcm, byte[]? Second = null);
 
     public static Audio Read(string path)
     {
@@ -26,6 +30,7 @@ public static class Wav
         }
 
         int? rate = null;
+        var channelCount = 1;
         byte[]? data = null;
         for (var at = 12; at + 8 <= bytes.Length;)
         {
@@ -43,12 +48,13 @@ public static class Wav
                     format = BinaryPrimitives.ReadUInt16LittleEndian(body[24..]);
                 }
 
-                if (format != 1 || channels != 1 || bits != 16)
+                if (format != 1 || channels is not (1 or 2) || bits != 16)
                 {
-                    throw CtlException.Usage($"{path} is {Describe(format, channels, bits)} at {sampleRate} Hz; simulate plays PCM16 mono only (convert: sox in.wav -r 8000 -b 16 -c 1 -e signed-integer out.wav)");
+                    throw CtlException.Usage($"{path} is {Describe(format, channels, bits)} at {sampleRate} Hz; simulate plays PCM16 mono, or two channels as caller and agent (convert: sox in.wav -r 8000 -b 16 -c 1 -e signed-integer out.wav)");
                 }
 
                 rate = sampleRate;
+                channelCount = channels;
             }
             else if (id == "data")
             {
@@ -63,13 +69,47 @@ public static class Wav
             throw CtlException.Usage($"{path} has no {(rate is null ? "fmt" : "data")} chunk");
         }
 
-        return new Audio(rate.Value, data);
+        if (channelCount == 1)
+        {
+            return new Audio(rate.Value, data);
+        }
+
+        var frames = data.Length / 4;
+        var (left, right) = (new byte[frames * 2], new byte[frames * 2]);
+        for (var i = 0; i < frames; i++)
+        {
+            data.AsSpan(4 * i, 2).CopyTo(left.AsSpan(2 * i));
+            data.AsSpan((4 * i) + 2, 2).CopyTo(right.AsSpan(2 * i));
+        }
+
+        return new Audio(rate.Value, left, right);
     }
 
     private static string Describe(int format, int channels, int bits) =>
         $"{(format == 1 ? "PCM" : format == 3 ? "float" : $"format {format}")} {bits}-bit {(channels == 1 ? "mono" : $"{channels} channels")}";
 
-    public static void Write(string path, int sampleRate, ReadOnlySpan<byte> pcm)
+    /// <summary>A two-channel WAV of two mono PCM16 tracks (the shorter padded with silence).</summary>
+    public static void WriteStereo(string path, int sampleRate, ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
+    {
+        var samples = Math.Max(left.Length, right.Length) / 2;
+        var interleaved = new byte[samples * 4];
+        for (var i = 0; i < samples; i++)
+        {
+            if ((2 * i) + 1 < left.Length)
+            {
+                left.Slice(2 * i, 2).CopyTo(interleaved.AsSpan(4 * i));
+            }
+
+            if ((2 * i) + 1 < right.Length)
+            {
+                right.Slice(2 * i, 2).CopyTo(interleaved.AsSpan((4 * i) + 2));
+            }
+        }
+
+        Write(path, sampleRate, interleaved, channels: 2);
+    }
+
+    public static void Write(string path, int sampleRate, ReadOnlySpan<byte> pcm, int channels = 1)
     {
         using var file = File.Create(path);
         Span<byte> header = stackalloc byte[44];
@@ -78,10 +118,10 @@ public static class Wav
         Encoding.ASCII.GetBytes("WAVEfmt ", header[8..]);
         BinaryPrimitives.WriteUInt32LittleEndian(header[16..], 16);
         BinaryPrimitives.WriteUInt16LittleEndian(header[20..], 1);
-        BinaryPrimitives.WriteUInt16LittleEndian(header[22..], 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[22..], (ushort)channels);
         BinaryPrimitives.WriteUInt32LittleEndian(header[24..], (uint)sampleRate);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], (uint)(sampleRate * 2));
-        BinaryPrimitives.WriteUInt16LittleEndian(header[32..], 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], (uint)(sampleRate * 2 * channels));
+        BinaryPrimitives.WriteUInt16LittleEndian(header[32..], (ushort)(2 * channels));
         BinaryPrimitives.WriteUInt16LittleEndian(header[34..], 16);
         Encoding.ASCII.GetBytes("data", header[36..]);
         BinaryPrimitives.WriteUInt32LittleEndian(header[40..], (uint)pcm.Length);

@@ -82,6 +82,35 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Kill_9_of_a_silo_during_two_track_calls_lands_both_tracks_exactly_once()
+    {
+        await using var cluster = await ProcessCluster.StartAsync();
+        try
+        {
+            var silos = new[] { await cluster.StartSiloAsync("silo-a"), await cluster.StartSiloAsync("silo-b") };
+            var gateway = await cluster.StartGatewayAsync("gateway");
+            var calls = await Task.WhenAll(Enumerable.Range(1, 8).Select(n => LiveCall.StartAsync(gateway.IngestUri, n, bothTracks: true)));
+            var sending = calls.Select(c => c.SendAsync(80)).ToArray();
+            await Task.Delay(TimeSpan.FromSeconds(3));
+
+            var published = await Task.WhenAll(silos.Select(s => s.MetricAsync("ingest_frames_published_total")));
+            var victim = published[0] >= published[1] ? silos[0] : silos[1];
+            output.WriteLine($"frames published so far: {silos[0].Name} {published[0]}, {silos[1].Name} {published[1]}; kill -9 {victim.Name}");
+            victim.Kill();
+
+            await Task.WhenAll(sending);
+            await Task.WhenAll(calls.Select(c => c.FinishAsync()));
+            var problems = (await Task.WhenAll(calls.Select(c => c.VerifyAsync(cluster.Connection, LandTimeout)))).OfType<string>().ToList();
+            Assert.True(problems.Count == 0, string.Join('\n', problems) + "\n" + string.Join('\n', cluster.Children.Select(c => c.Tail(20))));
+        }
+        catch
+        {
+            DumpLogs(cluster);
+            throw;
+        }
+    }
+
+    [Fact]
     public async Task Silo_added_under_load_takes_calls_and_a_silo_terminated_hands_them_over_without_loss()
     {
         await using var cluster = await ProcessCluster.StartAsync();

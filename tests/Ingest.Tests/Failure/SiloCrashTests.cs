@@ -38,7 +38,7 @@ public sealed class SiloCrashTests(ITestOutputHelper output)
             {
                 for (var n = 0; n < Calls; n++)
                 {
-                    await forwarders[n].EnqueueAsync(CallItemKind.Media, chunk + 1, chunk, chunk * 100, ExotelClient.Pcm(n, chunk));
+                    await forwarders[n].EnqueueAsync(CallItem.Media(chunk + 1, chunk, chunk * 100, ExotelClient.Pcm(n, chunk)));
                 }
 
                 await Task.Delay(20);

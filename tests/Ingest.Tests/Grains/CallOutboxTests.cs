@@ -318,7 +318,7 @@ public sealed class CallOutboxTests : IAsyncLifetime
         public bool OverflowGap(long seq)
         {
             _head = _head with { Index = ++_index, Missing = _head.Missing + 1 };
-            if (Outbox.TryExtendGap("buffer_overflow", seq, seq, 1, _head, _index))
+            if (Outbox.TryExtendGap(new GapEntry(seq, seq, 1, "buffer_overflow"), _head, _index))
             {
                 return false;
             }

@@ -7,18 +7,23 @@ namespace Ingest.Tests.Infrastructure;
 /// <summary>
 /// One Exotel call sent at real-time cadence (one media frame every <see cref="Interval"/>), like a phone call does:
 /// start (sequence 1), media frames with sequence 2.. and chunk 1.., then stop. The audio of frame n is
-/// <see cref="ExotelClient.Pcm"/>(Number, n), so what lands can be checked byte for byte.
+/// <see cref="ExotelClient.Pcm"/>(Number, n), so what lands can be checked byte for byte. A call with
+/// <see cref="BothTracks"/> sends each frame as Exotel's track selection <c>both</c> does (CONTRACT §5): an inbound and
+/// an outbound message (sequence 2n and 2n+1, both chunk n; the outbound audio is Pcm(Number + 1000, n)).
 /// </summary>
 public sealed class LiveCall
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
 
-    private LiveCall(int number, string streamSid, ExotelClient client)
+    private LiveCall(int number, string streamSid, ExotelClient client, bool bothTracks)
     {
         Number = number;
         StreamSid = streamSid;
         Client = client;
+        BothTracks = bothTracks;
     }
+
+    public bool BothTracks { get; }
 
     public int Number { get; }
 
@@ -29,13 +34,13 @@ public sealed class LiveCall
     /// <summary>Media frames sent so far.</summary>
     public int Sent { get; private set; }
 
-    public static async Task<LiveCall> StartAsync(Uri ingest, int number, string? streamSid = null)
+    public static async Task<LiveCall> StartAsync(Uri ingest, int number, string? streamSid = null, bool bothTracks = false)
     {
         var sid = streamSid ?? "fail-" + number.ToString(CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..10];
         var client = await ExotelClient.ConnectAsync(ingest);
         await client.ConnectedAsync();
         await client.StartAsync(sid, "call-" + sid);
-        return new LiveCall(number, sid, client);
+        return new LiveCall(number, sid, client, bothTracks);
     }
 
     /// <summary>Sends <paramref name="frames"/> more frames at real-time cadence (no drift: paced by a clock).</summary>
@@ -52,11 +57,19 @@ public sealed class LiveCall
             }
 
             Sent++;
-            await Client.MediaAsync(StreamSid, Sent + 1, Sent, ExotelClient.Pcm(Number, Sent));
+            if (BothTracks)
+            {
+                await Client.TrackMediaAsync(StreamSid, 2L * Sent, Sent, "inbound", ExotelClient.Pcm(Number, Sent));
+                await Client.TrackMediaAsync(StreamSid, (2L * Sent) + 1, Sent, "outbound", ExotelClient.Pcm(Number + 1000, Sent));
+            }
+            else
+            {
+                await Client.MediaAsync(StreamSid, Sent + 1, Sent, ExotelClient.Pcm(Number, Sent));
+            }
         }
     }
 
-    public Task StopAsync(string reason = "callended") => Client.StopAsync(StreamSid, Sent + 2, reason);
+    public Task StopAsync(string reason = "callended") => Client.StopAsync(StreamSid, BothTracks ? (2L * Sent) + 2 : Sent + 2, reason);
 
     /// <summary>Sends stop and closes the socket the way Exotel does.</summary>
     public async Task FinishAsync()
@@ -76,22 +89,26 @@ public sealed class LiveCall
         await RedisStreams.WaitUntilAsync(
             async () => (await RedisStreams.ReadLifecycleAsync(redis, StreamSid)).Any(e => e["event"] == "stop"),
             wait);
-        var audio = await RedisStreams.ReadAudioAsync(redis, StreamSid);
-        var seqs = audio.Select(a => a.Seq).ToList();
-        var expected = Enumerable.Range(2, Sent).Select(i => (long)i).ToList();
-        if (!seqs.SequenceEqual(expected))
+        foreach (var outbound in BothTracks ? new[] { false, true } : [false])
         {
-            var duplicates = seqs.Count - seqs.Distinct().Count();
-            var missing = expected.Except(seqs).Count();
-            var outOfOrder = seqs.Zip(seqs.Skip(1)).Count(p => p.Second <= p.First);
-            return $"{StreamSid}: {seqs.Count} entries for {Sent} frames (duplicates {duplicates}, missing {missing}, out of order {outOfOrder})";
-        }
-
-        for (var i = 0; i < audio.Count; i++)
-        {
-            if (!audio[i].Audio.AsSpan().SequenceEqual(ExotelClient.Pcm(Number, i + 1)))
+            var track = BothTracks ? (outbound ? " outbound" : " inbound") : "";
+            var audio = await RedisStreams.ReadAudioAsync(redis, StreamSid, outbound);
+            var seqs = audio.Select(a => a.Seq).ToList();
+            var expected = Enumerable.Range(1, Sent).Select(n => BothTracks ? (2L * n) + (outbound ? 1 : 0) : n + 1L).ToList();
+            if (!seqs.SequenceEqual(expected))
             {
-                return $"{StreamSid}: audio of frame {i + 1} differs";
+                var duplicates = seqs.Count - seqs.Distinct().Count();
+                var missing = expected.Except(seqs).Count();
+                var outOfOrder = seqs.Zip(seqs.Skip(1)).Count(p => p.Second <= p.First);
+                return $"{StreamSid}{track}: {seqs.Count} entries for {Sent} frames (duplicates {duplicates}, missing {missing}, out of order {outOfOrder})";
+            }
+
+            for (var i = 0; i < audio.Count; i++)
+            {
+                if (!audio[i].Audio.AsSpan().SequenceEqual(ExotelClient.Pcm(Number + (outbound ? 1000 : 0), i + 1)))
+                {
+                    return $"{StreamSid}{track}: audio of frame {i + 1} differs";
+                }
             }
         }
 
@@ -102,9 +119,10 @@ public sealed class LiveCall
             return $"{StreamSid}: lifecycle {events}";
         }
 
-        if (lifecycle[1]["reason"] != stopReason || lifecycle[1]["frames"] != Sent.ToString(CultureInfo.InvariantCulture))
+        if (lifecycle[1]["reason"] != stopReason || lifecycle[1]["frames"] != Sent.ToString(CultureInfo.InvariantCulture)
+            || (BothTracks && lifecycle[1].GetValueOrDefault("frames_outbound") != Sent.ToString(CultureInfo.InvariantCulture)))
         {
-            return $"{StreamSid}: stop reason {lifecycle[1]["reason"]}, frames {lifecycle[1]["frames"]} (sent {Sent})";
+            return $"{StreamSid}: stop reason {lifecycle[1]["reason"]}, frames {lifecycle[1]["frames"]}, frames_outbound {lifecycle[1].GetValueOrDefault("frames_outbound")} (sent {Sent})";
         }
 
         return null;

@@ -82,7 +82,7 @@ public sealed class IngestCtlCommandLineTests
     }
 
     [Theory]
-    [InlineData("stereo.wav", "-r 8000 -b 16 -c 2", "PCM16 mono")]
+    [InlineData("quad.wav", "-r 8000 -b 16 -c 4", "PCM16 mono")]
     [InlineData("float.wav", "-r 8000 -b 32 -c 1 -e floating-point", "PCM16 mono")]
     [InlineData("cd.wav", "-r 44100 -b 16 -c 1", "8000, 16000 or 24000")]
     public async Task A_wav_simulate_cannot_play_is_refused_before_calling_anyone_in_one_line(string name, string format, string expected)
@@ -267,6 +267,77 @@ public sealed class IngestCtlStackTests(CtlStackFixture f, Xunit.Abstractions.IT
         Assert.Empty(sidecar.RootElement.GetProperty("gaps").EnumerateArray());
         var events = sidecar.RootElement.GetProperty("lifecycle").EnumerateArray().Select(e => e.GetProperty("event").GetString()).ToArray();
         Assert.Equal("start,dtmf,stop", string.Join(",", events));
+    }
+
+    /// <summary>
+    /// CONTRACT §5, §7: a stereo WAV (caller left, agent right) played as a two-track G.711 call comes back from dump as
+    /// the same two channels. The WAV's samples are decoded G.711 codes, so simulate's encoder, the gateway's decoder,
+    /// the two streams and dump's interleaving must each be exact for the bytes to match.
+    /// </summary>
+    [Theory]
+    [InlineData("mulaw", Ingest.Gateway.Protocol.SourceEncoding.MuLaw)]
+    [InlineData("alaw", Ingest.Gateway.Protocol.SourceEncoding.ALaw)]
+    public async Task A_two_track_G711_call_simulated_from_a_stereo_wav_dumps_back_to_the_same_two_channels(string encoding, Ingest.Gateway.Protocol.SourceEncoding law)
+    {
+        await WaitForExotelAsync();
+        var random = new Random(encoding.Length);
+        byte[] Track()
+        {
+            var codes = new byte[8000]; // 1 s: 10 frames of 800 samples
+            random.NextBytes(codes);
+            return Ingest.Gateway.Protocol.G711.ToPcm16(codes, law);
+        }
+
+        var (caller, agent) = (Track(), Track());
+        var interleaved = new byte[caller.Length * 2];
+        for (var i = 0; i < caller.Length / 2; i++)
+        {
+            caller.AsSpan(2 * i, 2).CopyTo(interleaved.AsSpan(4 * i));
+            agent.AsSpan(2 * i, 2).CopyTo(interleaved.AsSpan((4 * i) + 2));
+        }
+
+        var wav = Path.Combine(f.Directory, encoding + "-both.wav");
+        File.WriteAllBytes(wav, StereoWav(8000, interleaved));
+        var sid = "ctl-" + encoding + "-" + Guid.NewGuid().ToString("N")[..6];
+        var sim = await f.CtlAsync(f.Exotel("--wav", wav, "--encoding", encoding, "--cadence-ms", "0", "--sid", sid));
+        output.WriteLine(sim.ToString());
+        Assert.True(sim.ExitCode == 0, sim.ToString());
+        Assert.Contains(sim.Stdout, l => l.Contains("tracks both", StringComparison.Ordinal));
+
+        var outPath = Path.Combine(f.Directory, sid + ".wav");
+        var dump = await f.CtlAsync("dump", sid, "--redis", f.Redis, "-o", outPath);
+        output.WriteLine(dump.ToString());
+        Assert.True(dump.ExitCode == 0, dump.ToString());
+        var written = File.ReadAllBytes(outPath);
+        Assert.Equal(2, BitConverter.ToInt16(written, 22));
+        Assert.Equal(interleaved, CtlStackFixture.DataChunk(written));
+
+        using var sidecar = JsonDocument.Parse(File.ReadAllText(outPath + ".json"));
+        Assert.Equal(10, sidecar.RootElement.GetProperty("frames").GetInt32());
+        Assert.Equal(10, sidecar.RootElement.GetProperty("frames_outbound").GetInt32());
+        var start = sidecar.RootElement.GetProperty("lifecycle").EnumerateArray().First(e => e.GetProperty("event").GetString() == "start");
+        Assert.Equal($"audio/x-{(encoding == "mulaw" ? "mulaw" : "alaw")};rate=8000", start.GetProperty("source_encoding").GetString());
+    }
+
+    private static byte[] StereoWav(int rate, byte[] interleaved)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write(Encoding.ASCII.GetBytes("RIFF"));
+        writer.Write(36 + interleaved.Length);
+        writer.Write(Encoding.ASCII.GetBytes("WAVEfmt "));
+        writer.Write(16);
+        writer.Write((short)1);
+        writer.Write((short)2);
+        writer.Write(rate);
+        writer.Write(rate * 4);
+        writer.Write((short)4);
+        writer.Write((short)16);
+        writer.Write(Encoding.ASCII.GetBytes("data"));
+        writer.Write(interleaved.Length);
+        writer.Write(interleaved);
+        writer.Flush();
+        return stream.ToArray();
     }
 
     [Fact]
