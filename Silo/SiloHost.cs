@@ -106,6 +106,10 @@ public static class SiloHost
         }
 
         var app = builder.Build();
+        if (settings.IgnoredAudioMaxLength is { } maxLength)
+        {
+            SiloStartupLog.AudioMaxLengthIgnored(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Ingest.Silo"), maxLength);
+        }
 
         // Validate now, so a bad relation stops the process before anything starts (and logs) rather than mid-start.
         _ = app.Services.GetRequiredService<IOptions<IngestOptions>>().Value;

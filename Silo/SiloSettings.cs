@@ -38,6 +38,14 @@ public sealed record SiloSettings
 
     public required Action<IngestOptions> Ingest { get; init; }
 
+    /// <summary>
+    /// INGEST_AUDIO_MAXLEN as given (null when unset). Audio streams have no length cap (a live call is never trimmed
+    /// from its head; streams expire by age after their stop, CONTRACT §8), so a value is only warned about at start.
+    /// </summary>
+    public string? IgnoredAudioMaxLength { get; init; }
+
+    public const string AudioMaxLengthSetting = "INGEST_AUDIO_MAXLEN";
+
     public static SiloSettings From(IConfiguration configuration)
     {
         var ingest = SettingsOptions.Load(configuration, new IngestSettingsOptionsValidator());
@@ -55,6 +63,7 @@ public sealed record SiloSettings
             AdvertisedIp = AdvertisedAddress(configuration),
             ListenAddress = Settings.ListenAddress(configuration),
             SupportExotel = Settings.OptionalBool(configuration, "SUPPORT_EXOTEL"),
+            IgnoredAudioMaxLength = Settings.Text(configuration, AudioMaxLengthSetting),
             Ingest = o =>
             {
                 o.BufferLimit = ingest.BufferFrames;
@@ -101,4 +110,10 @@ public sealed record SiloSettings
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork);
         return address ?? IPAddress.Loopback;
     }
+}
+
+internal static partial class SiloStartupLog
+{
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Warning, Message = "INGEST_AUDIO_MAXLEN={Value} is not used: audio streams have no length cap, a live call is never trimmed from its head, and a stream's keys expire INGEST_AUDIO_TTL_SECONDS after its stop (docs/OPERATIONS.md \"Retention and sizing\")")]
+    public static partial void AudioMaxLengthIgnored(ILogger logger, string value);
 }
