@@ -10,7 +10,9 @@ namespace Ingest.SampleWorker;
 /// entry only when the call is finished. A worker that dies leaves its start entries pending; another worker of the
 /// group takes them over with XAUTOCLAIM once they have been idle for <see cref="WorkerOptions.ClaimIdleMs"/>, and
 /// continues from the checkpoint. Every chunk and its checkpoint are written in one script fenced by the chunk count,
-/// so nothing is emitted twice even if two workers briefly both think they own a call.
+/// so nothing is emitted twice even if two workers briefly both think they own a call. A two-track Exotel call
+/// (CONTRACT §7: <c>ingest:audio:{id}:outbound</c>) is two tracks processed side by side, each with its own chunks
+/// (<c>samples:chunks:{id}:outbound</c>) and checkpoint; the call is finished when both are.
 /// </summary>
 public sealed class CallWorker(IDatabase db, WorkerOptions options)
 {
@@ -31,14 +33,17 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     private readonly ConcurrentDictionary<string, Task> _calls = new();
     private RedisValue _autoClaimCursor = "0-0";
 
-    public static string AudioKey(string id) => "ingest:audio:{" + id + "}";
+    /// <summary>The key suffix of the outbound track, on the audio stream and on this worker's own keys.</summary>
+    public const string Outbound = ":outbound";
+
+    public static string AudioKey(string id, string track = "") => "ingest:audio:{" + id + "}" + track;
 
     public static string MetaKey(string id) => "ingest:meta:{" + id + "}";
 
     /// <summary>The worker's own checkpoint (not a platform key): chunks_emitted, last_id, offset, last_seq, done.</summary>
-    public static string CheckpointKey(string id) => "ingest:worker:{" + id + "}";
+    public static string CheckpointKey(string id, string track = "") => "ingest:worker:{" + id + "}" + track;
 
-    public static string ChunksKey(string id) => "samples:chunks:{" + id + "}";
+    public static string ChunksKey(string id, string track = "") => "samples:chunks:{" + id + "}" + track;
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -147,40 +152,20 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         var rate = rateValue.IsNullOrEmpty ? 8000 : (int)rateValue;
         var chunkBytes = rate * 2 / 2; // PCM16 mono: 2 bytes a sample, 500 ms.
 
-        var checkpoint = (await db.HashGetAllAsync(CheckpointKey(streamId))).ToDictionary(e => e.Name.ToString(), e => e.Value);
-        if (checkpoint.GetValueOrDefault("done") == "1")
-        {
-            await db.StreamAcknowledgeAsync(Calls, options.Group, start.Id);
-            return;
-        }
-
-        var state = new CallState(streamId, chunkBytes)
-        {
-            Chunks = (long)checkpoint.GetValueOrDefault("chunks_emitted", 0),
-            LastSeq = (long)checkpoint.GetValueOrDefault("last_seq", 0),
-        };
-        RedisValue position = "0-0";
-        if (checkpoint.TryGetValue("last_id", out var lastId))
-        {
-            // Resume inside the entry the last chunk ended in: its first `offset` bytes are in chunks already.
-            var offset = (int)checkpoint["offset"];
-            var at = await db.StreamRangeAsync(AudioKey(streamId), lastId, lastId, 1);
-            if (at.Length == 1 && !await ConsumeAsync(state, at[0], offset))
-            {
-                return;
-            }
-
-            position = lastId;
-            Log.Write(options.Name, $"{streamId}: resuming at chunk {state.Chunks} (entry {lastId}, byte {offset})");
-        }
-
         // The claim is kept alive on its own timer, not between reads: catching up a backlog must not make a live call
         // look abandoned to the other workers.
+        var claim = new Claim();
         using var stopKeepAlive = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var keepAlive = KeepAliveAsync(start.Id, state, stopKeepAlive.Token);
+        var keepAlive = KeepAliveAsync(start.Id, streamId, claim, stopKeepAlive.Token);
         try
         {
-            await ReadCallAsync(start, state, position, ct);
+            var done = await Task.WhenAll(
+                ProcessTrackAsync(new CallState(streamId, "", chunkBytes, claim), ct),
+                ProcessTrackAsync(new CallState(streamId, Outbound, chunkBytes, claim), ct));
+            if (done.All(d => d))
+            {
+                await db.StreamAcknowledgeAsync(Calls, options.Group, start.Id);
+            }
         }
         finally
         {
@@ -189,20 +174,52 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         }
     }
 
-    private async Task ReadCallAsync(StreamEntry start, CallState state, RedisValue position, CancellationToken ct)
+    /// <summary>One track of the call, from its checkpoint to the call's end; true when the track is finished.</summary>
+    private async Task<bool> ProcessTrackAsync(CallState state, CancellationToken ct)
     {
         var streamId = state.StreamId;
-        while (!ct.IsCancellationRequested && !state.Lost)
+        var checkpoint = (await db.HashGetAllAsync(CheckpointKey(streamId, state.Track))).ToDictionary(e => e.Name.ToString(), e => e.Value);
+        if (checkpoint.GetValueOrDefault("done") == "1")
         {
-            var entries = await db.StreamReadAsync(AudioKey(streamId), position, count: 100);
+            return true;
+        }
+
+        state.Chunks = (long)checkpoint.GetValueOrDefault("chunks_emitted", 0);
+        state.LastSeq = (long)checkpoint.GetValueOrDefault("last_seq", 0);
+        RedisValue position = "0-0";
+        if (checkpoint.TryGetValue("last_id", out var lastId))
+        {
+            // Resume inside the entry the last chunk ended in: its first `offset` bytes are in chunks already.
+            var offset = (int)checkpoint["offset"];
+            var at = await db.StreamRangeAsync(AudioKey(streamId, state.Track), lastId, lastId, 1);
+            if (at.Length == 1 && !await ConsumeAsync(state, at[0], offset))
+            {
+                return false;
+            }
+
+            position = lastId;
+            Log.Write(options.Name, $"{streamId}{state.Track}: resuming at chunk {state.Chunks} (entry {lastId}, byte {offset})");
+        }
+
+        return await ReadTrackAsync(state, position, ct);
+    }
+
+    private async Task<bool> ReadTrackAsync(CallState state, RedisValue position, CancellationToken ct)
+    {
+        var streamId = state.StreamId;
+        var audioKey = AudioKey(streamId, state.Track);
+        while (!ct.IsCancellationRequested && !state.Claim.Lost)
+        {
+            var entries = await db.StreamReadAsync(audioKey, position, count: 100);
             foreach (var entry in entries)
             {
-                if (state.Lost || !await ConsumeAsync(state, entry, 0))
+                if (state.Claim.Lost || !await ConsumeAsync(state, entry, 0))
                 {
-                    return;
+                    return false;
                 }
 
                 position = entry.Id;
+                state.Seen = true;
             }
 
             if (entries.Length > 0)
@@ -215,31 +232,42 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
             var ended = await db.HashGetAsync(MetaKey(streamId), ["stopped_at", "stop_reason"]);
             if (!ended[0].IsNull)
             {
-                var rest = await db.StreamReadAsync(AudioKey(streamId), position, count: 100);
+                var rest = await db.StreamReadAsync(audioKey, position, count: 100);
                 if (rest.Length > 0)
                 {
                     continue;
                 }
 
-                if (await EmitAsync(state, final: true))
+                if (state.Track == Outbound && !state.Seen && state.Chunks == 0)
                 {
-                    await db.StreamAcknowledgeAsync(Calls, options.Group, start.Id);
-                    Log.Write(options.Name, $"{streamId}: ended ({ended[1]}), {state.Chunks} chunks");
+                    // A one-track call: there is no outbound track to emit.
+                    return true;
                 }
 
-                return;
+                if (await EmitAsync(state, final: true))
+                {
+                    Log.Write(options.Name, $"{streamId}{state.Track}: ended ({ended[1]}), {state.Chunks} chunks");
+                    return true;
+                }
+
+                return false;
             }
 
-            if (!await db.KeyExistsAsync(MetaKey(streamId)) && !await db.KeyExistsAsync(AudioKey(streamId)))
+            if (!await db.KeyExistsAsync(MetaKey(streamId)) && !await db.KeyExistsAsync(audioKey))
             {
-                // Past retention (CONTRACT §8): nothing left to read.
-                Log.Write(options.Name, $"{streamId}: expired before it was processed; dropped");
-                await db.StreamAcknowledgeAsync(Calls, options.Group, start.Id);
-                return;
+                // Past retention (CONTRACT §8), or a track the call never had: nothing left to read.
+                if (state.Track == "" || state.Seen)
+                {
+                    Log.Write(options.Name, $"{streamId}{state.Track}: expired before it was processed; dropped");
+                }
+
+                return true;
             }
 
             await Task.Delay(options.PollMs, ct);
         }
+
+        return false;
     }
 
     /// <summary>Adds one audio entry (from byte <paramref name="skip"/>) to the call; emits every whole chunk.</summary>
@@ -281,7 +309,7 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     {
         var result = await db.ScriptEvaluateAsync(
             EmitScript,
-            [ChunksKey(state.StreamId), CheckpointKey(state.StreamId)],
+            [ChunksKey(state.StreamId, state.Track), CheckpointKey(state.StreamId, state.Track)],
             [
                 state.Chunks,
                 state.Buffer.ToArray(),
@@ -295,7 +323,7 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
             ]);
         if ((int)result != 1)
         {
-            Log.Write(options.Name, $"{state.StreamId}: chunk {state.Chunks} already written by another worker; letting go");
+            Log.Write(options.Name, $"{state.StreamId}{state.Track}: chunk {state.Chunks} already written by another worker; letting go");
             return false;
         }
 
@@ -305,7 +333,7 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         return true;
     }
 
-    private async Task KeepAliveAsync(RedisValue entryId, CallState state, CancellationToken ct)
+    private async Task KeepAliveAsync(RedisValue entryId, string streamId, Claim claim, CancellationToken ct)
     {
         try
         {
@@ -314,8 +342,8 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
                 await Task.Delay(options.ClaimIdleMs / 3, ct);
                 if (!await KeepClaimAsync(entryId))
                 {
-                    Log.Write(options.Name, $"{state.StreamId}: claimed by another worker; letting go");
-                    state.Lost = true;
+                    Log.Write(options.Name, $"{streamId}: claimed by another worker; letting go");
+                    claim.Lost = true;
                     return;
                 }
             }
@@ -326,7 +354,7 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // Cannot prove the claim is still ours: stop; the fence keeps the output exact either way.
-            state.Lost = true;
+            claim.Lost = true;
         }
     }
 
@@ -343,9 +371,24 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         return true;
     }
 
-    private sealed class CallState(string streamId, int chunkBytes)
+    /// <summary>Whether this worker still holds the call's claim (shared by its tracks).</summary>
+    private sealed class Claim
+    {
+        /// <summary>Set by the keep-alive when another worker has taken the call over.</summary>
+        public volatile bool Lost;
+    }
+
+    /// <summary>One track of a claimed call: "" the inbound (or only) track, <see cref="Outbound"/> the other.</summary>
+    private sealed class CallState(string streamId, string track, int chunkBytes, Claim claim)
     {
         public string StreamId { get; } = streamId;
+
+        public string Track { get; } = track;
+
+        public Claim Claim { get; } = claim;
+
+        /// <summary>At least one entry of this track was read.</summary>
+        public bool Seen { get; set; }
 
         public int ChunkBytes { get; } = chunkBytes;
 
@@ -360,8 +403,5 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
         public RedisValue EndId { get; set; } = "0-0";
 
         public int EndOffset { get; set; }
-
-        /// <summary>Set by the keep-alive when another worker has taken the call over.</summary>
-        public volatile bool Lost;
     }
 }

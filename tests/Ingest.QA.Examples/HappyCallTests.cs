@@ -23,6 +23,22 @@ public sealed class HappyCallTests
     }
 
     [Fact]
+    public async Task A_call_with_both_tracks_lands_the_caller_and_the_agent_in_their_own_streams()
+    {
+        await using var cluster = await IngestCluster.StartAsync(new IngestClusterOptions { Silos = 1 });
+        await using var call = await ExotelCallSimulator.ConnectAsync(cluster, new CallOptions { RealTime = false });
+
+        await call.StartAsync();
+        await call.SendBothTracksAsync(frames: 20);
+        await call.StopAsync();
+
+        var landed = await LandedStream.ReadAsync(cluster, call.StreamId);
+        landed.AssertTracksMatch(call);
+        landed.AssertNoGaps();
+        Assert.Equal(20, landed.OutboundFrames.Count);
+    }
+
+    [Fact]
     public async Task A_native_call_with_a_token_lands_a_wav_file_frame_by_frame()
     {
         await using var cluster = await IngestCluster.StartAsync(new IngestClusterOptions { Silos = 1 });

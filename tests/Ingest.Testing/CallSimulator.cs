@@ -137,6 +137,9 @@ public abstract class CallSimulator : IAsyncDisposable
 
     private protected bool TryGetSent(long seq, out byte[] audio) => _sent.TryGetValue(seq, out audio!);
 
+    /// <summary>Records a frame a derived simulator sent on its own (not through <see cref="SendAudioAsync(IEnumerable{byte[]})"/>).</summary>
+    private protected void RecordSent(long seq, byte[] audio) => _sent[seq] = audio;
+
     private protected async Task PaceAsync()
     {
         if (!Options.RealTime)

@@ -23,6 +23,9 @@ public sealed class ExotelCallSimulator : CallSimulator
     private readonly Dictionary<long, long> _chunkOf = [];
     private long _nextSeq = 1;
     private long _nextChunk = 1;
+    private readonly Dictionary<long, byte[]> _sentOutbound = [];
+    private long _inboundChunk;
+    private long _outboundChunk;
 
     private ExotelCallSimulator(ClientWebSocket socket, string streamId, CallOptions options)
         : base(socket, streamId, options)
@@ -101,6 +104,32 @@ public sealed class ExotelCallSimulator : CallSimulator
         mark = new { name },
     }));
 
+    /// <summary>The outbound track's frames sent by <see cref="SendBothTracksAsync(int)"/>, by sequence number.</summary>
+    public IReadOnlyDictionary<long, byte[]> SentOutboundFrames => _sentOutbound;
+
+    /// <summary>
+    /// Sends <paramref name="frames"/> frames of each track as Exotel's track selection <c>both</c> does (CONTRACT §5):
+    /// per frame an inbound message (the caller: a 440 Hz tone) and an outbound one (the agent: 660 Hz), each with
+    /// <c>track</c> and its own <c>chunk</c>, <c>sequence_number</c> counting both. The inbound frames are
+    /// <see cref="CallSimulator.SentFrames"/>, the outbound <see cref="SentOutboundFrames"/>; check them with
+    /// <see cref="LandedStream.AssertTracksMatch"/>.
+    /// </summary>
+    public async Task SendBothTracksAsync(int frames)
+    {
+        var caller = CallAudio.Tone(frames, sampleRate: Options.SampleRate, startFrame: SentFrames.Count);
+        var agent = CallAudio.Tone(frames, hertz: 660, sampleRate: Options.SampleRate, startFrame: _sentOutbound.Count);
+        for (var i = 0; i < frames; i++)
+        {
+            await PaceAsync();
+            var inboundSeq = _nextSeq++;
+            await SendTrackFrameAsync(inboundSeq, "inbound", ++_inboundChunk, caller[i]);
+            RecordSent(inboundSeq, caller[i]);
+            var outboundSeq = _nextSeq++;
+            await SendTrackFrameAsync(outboundSeq, "outbound", ++_outboundChunk, agent[i]);
+            _sentOutbound[outboundSeq] = agent[i];
+        }
+    }
+
     /// <summary>Sends media frame <paramref name="seq"/> again, same chunk and bytes: a duplicate the cluster must drop.</summary>
     public async Task ResendAsync(long seq)
     {
@@ -140,6 +169,14 @@ public sealed class ExotelCallSimulator : CallSimulator
         sequence_number = Text(_nextSeq++),
         stream_sid = StreamId,
         stop = new { call_sid = CallSid, account_sid = "qa-account", reason = "callended" },
+    }));
+
+    private Task SendTrackFrameAsync(long seq, string track, long chunk, byte[] audio) => SendTextAsync(JsonSerializer.Serialize(new
+    {
+        @event = "media",
+        sequence_number = Text(seq),
+        stream_sid = StreamId,
+        media = new { track, chunk = Text(chunk), timestamp = Text(chunk * 100), payload = Convert.ToBase64String(audio) },
     }));
 
     private Task SendMediaFrameAsync(long seq, long chunk, byte[] audio) => SendTextAsync(JsonSerializer.Serialize(new

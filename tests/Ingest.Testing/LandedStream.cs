@@ -15,11 +15,14 @@ public sealed record LandedFrame(long Seq, long Ts, byte[] Audio);
 public sealed record LandedEvent(string Event, IReadOnlyDictionary<string, string> Fields);
 
 /// <summary>A <c>gap</c> entry in <c>ingest:calls</c>.</summary>
-/// <param name="FromSeq">The <c>from_seq</c> field.</param>
+/// <param name="FromSeq">The <c>from_seq</c> field (0 for a gap of a track judged by chunk).</param>
 /// <param name="ToSeq">The <c>to_seq</c> field.</param>
 /// <param name="Missing">How many frames the gap stands for.</param>
 /// <param name="Reason">Why (CONTRACT §7's reasons, e.g. <c>sequence_gap</c>).</param>
-public sealed record LandedGap(long FromSeq, long ToSeq, long Missing, string Reason);
+/// <param name="Track">The <c>track</c> of a tracked call's gap (<c>inbound</c>, <c>outbound</c>); null for a one-track call.</param>
+/// <param name="FromChunk">The <c>from_chunk</c> field of a gap judged by chunk.</param>
+/// <param name="ToChunk">The <c>to_chunk</c> field.</param>
+public sealed record LandedGap(long FromSeq, long ToSeq, long Missing, string Reason, string? Track = null, long? FromChunk = null, long? ToChunk = null);
 
 /// <summary>A check on what landed did not hold; the message says what differed.</summary>
 public sealed class LandedStreamAssertionException(string message) : Exception(message);
@@ -31,10 +34,11 @@ public sealed class LandedStreamAssertionException(string message) : Exception(m
 /// </summary>
 public sealed class LandedStream
 {
-    private LandedStream(string streamId, IReadOnlyList<LandedFrame> frames, IReadOnlyList<LandedEvent> events, IReadOnlyList<IReadOnlyDictionary<string, string>> lifecycle)
+    private LandedStream(string streamId, IReadOnlyList<LandedFrame> frames, IReadOnlyList<LandedFrame> outboundFrames, IReadOnlyList<LandedEvent> events, IReadOnlyList<IReadOnlyDictionary<string, string>> lifecycle)
     {
         StreamId = streamId;
         Frames = frames;
+        OutboundFrames = outboundFrames;
         Lifecycle = lifecycle;
         Events = events
             .Concat(lifecycle.Where(e => e.GetValueOrDefault("event") is "dtmf" or "mark")
@@ -42,15 +46,19 @@ public sealed class LandedStream
             .OrderBy(e => Long(e.Fields, "seq"))
             .ToList();
         Gaps = lifecycle.Where(e => e.GetValueOrDefault("event") == "gap")
-            .Select(e => new LandedGap(Long(e, "from_seq"), Long(e, "to_seq"), Long(e, "missing"), e.GetValueOrDefault("reason") ?? string.Empty))
+            .Select(e => new LandedGap(Long(e, "from_seq"), Long(e, "to_seq"), Long(e, "missing"), e.GetValueOrDefault("reason") ?? string.Empty,
+                e.GetValueOrDefault("track"), e.ContainsKey("from_chunk") ? Long(e, "from_chunk") : null, e.ContainsKey("to_chunk") ? Long(e, "to_chunk") : null))
             .ToList();
     }
 
     /// <summary>The stream id read.</summary>
     public string StreamId { get; }
 
-    /// <summary>The audio entries, in stream order.</summary>
+    /// <summary>The audio entries of the inbound (or only) track, in stream order.</summary>
     public IReadOnlyList<LandedFrame> Frames { get; }
+
+    /// <summary>The audio entries of the outbound track (<c>ingest:audio:{id}:outbound</c>), in stream order; empty for a one-track call.</summary>
+    public IReadOnlyList<LandedFrame> OutboundFrames { get; }
 
     /// <summary>The call's dtmf and mark entries, by sequence number.</summary>
     public IReadOnlyList<LandedEvent> Events { get; }
@@ -89,6 +97,9 @@ public sealed class LandedStream
         }
 
         var entries = await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + streamId + "}");
+        var outbound = (await redis.GetDatabase().StreamRangeAsync("ingest:audio:{" + streamId + "}:outbound"))
+            .Select(e => new LandedFrame(long.Parse(e["seq"].ToString(), CultureInfo.InvariantCulture), long.Parse(e["ts"].ToString(), CultureInfo.InvariantCulture), (byte[])e["audio"]!))
+            .ToList();
         var frames = new List<LandedFrame>();
         var events = new List<LandedEvent>();
         foreach (var entry in entries)
@@ -105,7 +116,7 @@ public sealed class LandedStream
             }
         }
 
-        return new LandedStream(streamId, frames, events, await LifecycleAsync(redis, streamId));
+        return new LandedStream(streamId, frames, outbound, events, await LifecycleAsync(redis, streamId));
     }
 
     /// <summary>
@@ -113,10 +124,35 @@ public sealed class LandedStream
     /// nothing else landed. The message names duplicates, missing and unexpected sequence numbers, the first place the
     /// order breaks, or the first frame whose bytes differ.
     /// </summary>
-    public void AssertExactlyOnceInOrder(IReadOnlyDictionary<long, byte[]> sent)
+    public void AssertExactlyOnceInOrder(IReadOnlyDictionary<long, byte[]> sent) => AssertExactlyOnceInOrder(sent, Frames, string.Empty);
+
+    /// <summary>
+    /// A two-track call (<see cref="ExotelCallSimulator.SendBothTracksAsync(int)"/>): each track landed exactly once, in
+    /// order, byte for byte, in its own stream; one start and one stop whose <c>frames</c> and <c>frames_outbound</c> are
+    /// the frames sent of each track.
+    /// </summary>
+    public void AssertTracksMatch(ExotelCallSimulator call)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        AssertExactlyOnceInOrder(call.SentFrames, Frames, " (inbound track)");
+        AssertExactlyOnceInOrder(call.SentOutboundFrames, OutboundFrames, " (outbound track)");
+        var starts = Lifecycle.Count(e => e.GetValueOrDefault("event") == "start");
+        if (starts != 1 || Stop is not { } stop)
+        {
+            throw new LandedStreamAssertionException($"{StreamId}: {starts} start entries and {(Stop is null ? "no" : "a")} stop entry");
+        }
+
+        if (stop.GetValueOrDefault("frames") != call.SentFrames.Count.ToString(CultureInfo.InvariantCulture)
+            || stop.GetValueOrDefault("frames_outbound") != call.SentOutboundFrames.Count.ToString(CultureInfo.InvariantCulture))
+        {
+            throw new LandedStreamAssertionException($"{StreamId}: stop says frames {stop.GetValueOrDefault("frames")}, frames_outbound {stop.GetValueOrDefault("frames_outbound")}; sent {call.SentFrames.Count} and {call.SentOutboundFrames.Count}");
+        }
+    }
+
+    private void AssertExactlyOnceInOrder(IReadOnlyDictionary<long, byte[]> sent, IReadOnlyList<LandedFrame> frames, string track)
     {
         ArgumentNullException.ThrowIfNull(sent);
-        var landed = Frames.Select(f => f.Seq).ToList();
+        var landed = frames.Select(f => f.Seq).ToList();
         var problems = new List<string>();
         var duplicates = landed.GroupBy(s => s).Where(g => g.Count() > 1).Select(g => $"{g.Key}×{g.Count()}").ToList();
         if (duplicates.Count > 0)
@@ -145,7 +181,7 @@ public sealed class LandedStream
             }
         }
 
-        foreach (var frame in Frames)
+        foreach (var frame in frames)
         {
             if (sent.TryGetValue(frame.Seq, out var bytes) && !bytes.AsSpan().SequenceEqual(frame.Audio))
             {
@@ -156,7 +192,7 @@ public sealed class LandedStream
 
         if (problems.Count > 0)
         {
-            throw new LandedStreamAssertionException($"{StreamId}: {landed.Count} audio entries for {sent.Count} frames sent; " + string.Join("; ", problems));
+            throw new LandedStreamAssertionException($"{StreamId}{track}: {landed.Count} audio entries for {sent.Count} frames sent; " + string.Join("; ", problems));
         }
     }
 

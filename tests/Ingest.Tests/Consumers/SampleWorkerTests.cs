@@ -143,6 +143,49 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         Assert.Equal(4, owners.Count(o => o == "B"));
     }
 
+    [Fact]
+    public async Task A_two_track_call_is_emitted_as_two_chunk_streams_each_whole_and_a_one_track_call_makes_no_outbound_one()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var db = connection.GetDatabase();
+        var (both, single) = (Guid.NewGuid().ToString("N"), Guid.NewGuid().ToString("N"));
+        using var worker = Worker(redis, "A");
+        Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(worker.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
+        await StartCallAsync(db, both);
+        await StartCallAsync(db, single);
+
+        // CONTRACT §7: the caller in ingest:audio:{id}, the agent in ingest:audio:{id}:outbound, numbered by one sequence.
+        var sent = new Dictionary<string, List<byte>> { [""] = [], [":outbound"] = [], ["single"] = [] };
+        var random = new Random(7);
+        for (var n = 0; n < 30; n++)
+        {
+            foreach (var track in new[] { "", ":outbound" })
+            {
+                var audio = new byte[1600];
+                random.NextBytes(audio);
+                sent[track].AddRange(audio);
+                await db.StreamAddAsync("ingest:audio:{" + both + "}" + track, [new("seq", 2 + (2 * n) + (track.Length > 0 ? 1 : 0)), new("ts", n * 100), new("audio", audio)]);
+            }
+
+            var one = new byte[1600];
+            random.NextBytes(one);
+            sent["single"].AddRange(one);
+            await db.StreamAddAsync("ingest:audio:{" + single + "}", [new("seq", 2 + n), new("ts", n * 100), new("audio", one)]);
+        }
+
+        await StopCallAsync(db, both, 30);
+        await StopCallAsync(db, single, 30);
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(async () => (await Task.WhenAll(new[] { Checkpoint(both), Checkpoint(both) + ":outbound", Checkpoint(single) }.Select(k => db.HashGetAsync(k, "done")))).All(d => d == "1"), TimeSpan.FromSeconds(30)),
+            "the worker did not finish the calls\n" + worker.Output);
+        Assert.Equal(sent[""], (await db.StreamRangeAsync(Chunks(both))).SelectMany(c => (byte[])c["audio"]!));
+        Assert.Equal(sent[":outbound"], (await db.StreamRangeAsync(Chunks(both) + ":outbound")).SelectMany(c => (byte[])c["audio"]!));
+        Assert.Equal(sent["single"], (await db.StreamRangeAsync(Chunks(single))).SelectMany(c => (byte[])c["audio"]!));
+        Assert.False(await db.KeyExistsAsync(Chunks(single) + ":outbound"));
+        Assert.True(await RedisStreams.WaitUntilAsync(async () => (await db.StreamPendingAsync(CallWorkerCalls, "asr")).PendingMessageCount == 0, TimeSpan.FromSeconds(10)), "the start entries were not acknowledged");
+    }
+
     private const string CallWorkerCalls = "ingest:calls";
 
     private static string Chunks(string id) => "samples:chunks:{" + id + "}";
