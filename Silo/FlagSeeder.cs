@@ -29,7 +29,7 @@ internal sealed partial class FlagSeeder(
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                LogSeedFailed(attempt, ex.Message);
+                LogSeedFailed(ex, attempt);
                 await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), stoppingToken);
             }
         }
@@ -43,9 +43,9 @@ internal sealed partial class FlagSeeder(
         return started.Task;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
+    [LoggerMessage(EventId = 5201, Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
     private partial void LogStartupFlag(string enabled, string source);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read or seed the SUPPORT_EXOTEL flag (attempt {Attempt}): {Error}")]
-    private partial void LogSeedFailed(int attempt, string error);
+    [LoggerMessage(EventId = 5202, Level = LogLevel.Warning, Message = "Could not read or seed the SUPPORT_EXOTEL flag (attempt {Attempt})")]
+    private partial void LogSeedFailed(Exception exception, int attempt);
 }

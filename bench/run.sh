@@ -7,7 +7,9 @@
 #   bench/run.sh --cadence-ms 20 --sample-rate 16000 --systems orleans --scenarios realtime
 #   bench/run.sh --calls 2000 --scenarios realtime,realtime,hop   # + the Orleans hop alone (orleans only; the relay skips it)
 #
-# Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000
+#   bench/run.sh --systems orleans --encoding mulaw --scenarios realtime   # μ-law calls (decoded at the gateway)
+#
+# Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000 --encoding pcm16|mulaw
 #   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max,hop,hop-local,hop-pacing --warmup-calls N --warmup-pause S --warmup-cadence-ms N --warmup-rounds N
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
@@ -36,6 +38,9 @@ while [[ $# -gt 0 ]]; do
     --wait-replicas) wait_replicas="$2"; shift 2 ;;
     --dashboard) dashboard="$2"; shift 2 ;;
     --label) label="-$2"; shift 2 ;;
+    --encoding)
+      # μ-law payloads decoded at the gateway (CONTRACT §5); the relay publishes payloads as they come, so it is skipped.
+      driver_args+=("$1" "$2"); [[ "$2" == mulaw ]] && systems="${systems//relay/}"; shift 2 ;;
     --calls|--seconds|--cadence-ms|--sample-rate|--max-calls|--max-frames|--observe|--scenarios|--warmup-calls|--warmup-pause|--warmup-cadence-ms|--warmup-rounds)
       driver_args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;

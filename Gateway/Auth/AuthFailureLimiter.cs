@@ -79,6 +79,6 @@ public sealed partial class AuthFailureLimiter : IDisposable
         return new IPAddress(bytes);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Address {RemoteIp} presented more than {Limit} wrong credentials in {Seconds} s; refusing its upgrades with 429 until the window slides")]
+    [LoggerMessage(EventId = 6601, Level = LogLevel.Warning, Message = "Address {RemoteIp} presented more than {Limit} wrong credentials in {Seconds} s; refusing its upgrades with 429 until the window slides")]
     private partial void LogBlocked(IPAddress remoteIp, int limit, double seconds);
 }

@@ -132,6 +132,6 @@ public sealed partial class IngestAuthenticator(GatewaySettings settings, FlagCa
         return _expectedBasicHash is not null && CryptographicOperations.FixedTimeEquals(hash, _expectedBasicHash);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Exotel WebSocket upgrade request (IP whitelist/Basic Auth) from {RemoteIp} using {Method}")]
+    [LoggerMessage(EventId = 6651, Level = LogLevel.Information, Message = "Exotel WebSocket upgrade request (IP whitelist/Basic Auth) from {RemoteIp} using {Method}")]
     private partial void LogExotelUpgrade(IPAddress remoteIp, string method);
 }

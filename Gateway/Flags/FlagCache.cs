@@ -68,7 +68,7 @@ public sealed partial class FlagCache(
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    LogPollFailed(ex.Message);
+                    LogPollFailed(ex);
                 }
 
                 // A silo that left may have taken the grain, and its subscriber list, with it: renew at once, then again
@@ -114,11 +114,11 @@ public sealed partial class FlagCache(
                 // the tenth attempt (~5 s) is a warning.
                 if (attempt > 10)
                 {
-                    LogPollFailed(ex.Message);
+                    LogPollFailed(ex);
                 }
                 else
                 {
-                    LogSeedRetry(attempt, ex.Message);
+                    LogSeedRetry(ex, attempt);
                 }
 
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100 * attempt, 1000)), stoppingToken);
@@ -188,18 +188,18 @@ public sealed partial class FlagCache(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
+    [LoggerMessage(EventId = 6701, Level = LogLevel.Information, Message = "supportExotel: {Enabled} (source: {Source})")]
     private partial void LogStartupFlag(string enabled, string source);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "supportExotel: {Enabled} (changed; source: {Source})")]
+    [LoggerMessage(EventId = 6702, Level = LogLevel.Information, Message = "supportExotel: {Enabled} (changed; source: {Source})")]
     private partial void LogChanged(string enabled, string source);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "SUPPORT_EXOTEL is true but neither EXOTEL_BASIC_AUTH_USER/PASS nor EXOTEL_IP_ALLOWLIST is set: every Exotel connection will get 401")]
+    [LoggerMessage(EventId = 6703, Level = LogLevel.Warning, Message = "SUPPORT_EXOTEL is true but neither EXOTEL_BASIC_AUTH_USER/PASS nor EXOTEL_IP_ALLOWLIST is set: every Exotel connection will get 401")]
     private partial void LogNoExotelCredentials();
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the cluster flags: {Error}")]
-    private partial void LogPollFailed(string error);
+    [LoggerMessage(EventId = 6704, Level = LogLevel.Warning, Message = "Could not read the cluster flags")]
+    private partial void LogPollFailed(Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Reading the cluster flags at start, attempt {Attempt}: {Error}; retrying")]
-    private partial void LogSeedRetry(int attempt, string error);
+    [LoggerMessage(EventId = 6705, Level = LogLevel.Debug, Message = "Reading the cluster flags at start, attempt {Attempt} failed; retrying")]
+    private partial void LogSeedRetry(Exception exception, int attempt);
 }

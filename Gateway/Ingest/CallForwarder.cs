@@ -730,19 +730,19 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Grain call for stream {StreamId} failed (attempt {Attempt}); presenting the call again and resending unsettled frames")]
+    [LoggerMessage(EventId = 6201, Level = LogLevel.Warning, Message = "Grain call for stream {StreamId} failed (attempt {Attempt}); presenting the call again and resending unsettled frames")]
     private partial void LogGrainCallFailed(string streamId, int attempt, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} refused by its grain: {Status}; {Frames} frame(s) not delivered")]
+    [LoggerMessage(EventId = 6202, Level = LogLevel.Warning, Message = "Stream {StreamId} refused by its grain: {Status}; {Frames} frame(s) not delivered")]
     private partial void LogCallRefused(string streamId, CallAckStatus status, long frames);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: more than {Limit} items await Redis; the oldest are now held only by the grain")]
+    [LoggerMessage(EventId = 6203, Level = LogLevel.Warning, Message = "Stream {StreamId}: more than {Limit} items await Redis; the oldest are now held only by the grain")]
     private partial void LogReleasedUnsettled(string streamId, int limit);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: buffer full ({Limit} bytes) while the cluster does not take frames; from sequence {Seq} frames are dropped, counted and recorded as a buffer_overflow gap")]
+    [LoggerMessage(EventId = 6204, Level = LogLevel.Error, Message = "Stream {StreamId}: buffer full ({Limit} bytes) while the cluster does not take frames; from sequence {Seq} frames are dropped, counted and recorded as a buffer_overflow gap")]
     private partial void LogOverflowStarted(string streamId, long seq, long limit);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: gave up delivering {Frames} frame(s) ({Why}); counted in ingest_frames_dropped_total{{reason=\"undeliverable\"}}")]
+    [LoggerMessage(EventId = 6205, Level = LogLevel.Error, Message = "Stream {StreamId}: gave up delivering {Frames} frame(s) ({Why}); counted in ingest_frames_dropped_total{{reason=\"undeliverable\"}}")]
     private partial void LogAbandoned(string streamId, long frames, string why);
 }
 

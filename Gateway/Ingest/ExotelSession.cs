@@ -219,12 +219,12 @@ public sealed partial class ExotelSession(
 
     private static string Truncate(string text) => text.Length <= 120 ? text : text[..120];
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Start event received: {{ stream_sid: {StreamSid}, call_sid: {CallSid} }}")]
+    [LoggerMessage(EventId = 6101, Level = LogLevel.Information, Message = "Start event received: {{ stream_sid: {StreamSid}, call_sid: {CallSid} }}")]
     private partial void LogStartReceived(string streamSid, string callSid);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: media track '{Track}' is neither inbound nor outbound; taken as the inbound track (counted in ingest.messages.unknown_track)")]
+    [LoggerMessage(EventId = 6102, Level = LogLevel.Warning, Message = "Stream {StreamId}: media track '{Track}' is neither inbound nor outbound; taken as the inbound track (counted in ingest.messages.unknown_track)")]
     private partial void LogUnknownTrack(string streamId, string track);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Stream {StreamId}: ignored unknown event {EventName}")]
+    [LoggerMessage(EventId = 6103, Level = LogLevel.Debug, Message = "Stream {StreamId}: ignored unknown event {EventName}")]
     private partial void LogUnknownEvent(string streamId, string eventName);
 }

@@ -242,7 +242,7 @@ public sealed partial class GatewayWarmup : BackgroundService
             }
 
             _lastFailure = ex.Message;
-            LogCallFailed(id, ex.Message);
+            LogCallFailed(ex, id);
             return false;
         }
     }
@@ -338,27 +338,27 @@ public sealed partial class GatewayWarmup : BackgroundService
         return null;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up: calling itself, {Calls} calls per round, before /readyz says ready (at most {Seconds} s)")]
+    [LoggerMessage(EventId = 6501, Level = LogLevel.Information, Message = "Warm-up: calling itself, {Calls} calls per round, before /readyz says ready (at most {Seconds} s)")]
     private partial void LogStarting(int calls, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Warm-up round {Round}: {Ok} of {Calls} calls ended normally; {JitMs:F0} ms of JIT")]
+    [LoggerMessage(EventId = 6502, Level = LogLevel.Debug, Message = "Warm-up round {Round}: {Ok} of {Calls} calls ended normally; {JitMs:F0} ms of JIT")]
     private partial void LogRound(int round, int calls, int ok, double jitMs);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up done: {Rounds} round(s) of {Calls} calls in {Seconds:F1} s, {Methods} methods compiled, {Failed} call(s) failed; ready")]
+    [LoggerMessage(EventId = 6503, Level = LogLevel.Information, Message = "Warm-up done: {Rounds} round(s) of {Calls} calls in {Seconds:F1} s, {Methods} methods compiled, {Failed} call(s) failed; ready")]
     private partial void LogWarm(int rounds, int calls, double seconds, long methods, int failed);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up not finished within WARMUP_MAX_SECONDS ({Seconds} s, {Rounds} round(s) begun); ready anyway")]
+    [LoggerMessage(EventId = 6504, Level = LogLevel.Warning, Message = "Warm-up not finished within WARMUP_MAX_SECONDS ({Seconds} s, {Rounds} round(s) begun); ready anyway")]
     private partial void LogOutOfTime(double seconds, int rounds);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Warm-up call {Id} failed: {Why}")]
-    private partial void LogCallFailed(string id, string why);
+    [LoggerMessage(EventId = 6505, Level = LogLevel.Debug, Message = "Warm-up call {Id} failed")]
+    private partial void LogCallFailed(Exception exception, string id);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up stopped in round {Round}: none of its calls got through ({Why}); ready anyway, on cold code")]
+    [LoggerMessage(EventId = 6506, Level = LogLevel.Warning, Message = "Warm-up stopped in round {Round}: none of its calls got through ({Why}); ready anyway, on cold code")]
     private partial void LogNoCall(int round, string why);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up skipped: Kestrel listens on no http address")]
+    [LoggerMessage(EventId = 6507, Level = LogLevel.Warning, Message = "Warm-up skipped: Kestrel listens on no http address")]
     private partial void LogNoAddress();
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Warm-up failed; ready anyway")]
+    [LoggerMessage(EventId = 6508, Level = LogLevel.Warning, Message = "Warm-up failed; ready anyway")]
     private partial void LogFailed(Exception exception);
 }

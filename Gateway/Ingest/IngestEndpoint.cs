@@ -156,6 +156,6 @@ public static partial class IngestEndpoint
         return http.Response.WriteAsync(reason + "\n");
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused upgrade with {Status} from {RemoteIp}: {Reason}")]
+    [LoggerMessage(EventId = 6401, Level = LogLevel.Warning, Message = "Refused upgrade with {Status} from {RemoteIp}: {Reason}")]
     private static partial void LogRefused(ILogger logger, int status, IPAddress? remoteIp, string reason);
 }

@@ -395,24 +395,24 @@ public abstract partial class IngestSession : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: dropped {What}: {Detail} (malformed #{Count} on this connection)")]
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Stream {StreamId}: dropped {What}: {Detail} (malformed #{Count} on this connection)")]
     private partial void LogMalformed(string streamId, string what, string detail, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} sent no start within {Seconds} s; closing with 1008")]
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "Connection from {Remote} sent no start within {Seconds} s; closing with 1008")]
     private partial void LogStartTimeout(IPAddress remote, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: message larger than {Limit} bytes; closing with 1009")]
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Warning, Message = "Stream {StreamId}: message larger than {Limit} bytes; closing with 1009")]
     private partial void LogTooLarge(string streamId, int limit);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused stream {StreamId} from {Remote}: the stream id is live on another connection")]
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "Refused stream {StreamId} from {Remote}: the stream id is live on another connection")]
     private partial void LogStreamHijack(string streamId, IPAddress remote);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: {Held} item(s) not yet confirmed when the call ended; closing the socket and delivering them for up to {Seconds} s more")]
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Stream {StreamId}: {Held} item(s) not yet confirmed when the call ended; closing the socket and delivering them for up to {Seconds} s more")]
     private partial void LogDeliveryContinues(string streamId, int held, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Call ended: {{ stream_sid: {StreamId}, reason: {Reason} }}")]
+    [LoggerMessage(EventId = 6006, Level = LogLevel.Information, Message = "Call ended: {{ stream_sid: {StreamId}, reason: {Reason} }}")]
     private partial void LogCallEnded(string streamId, string reason);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Session of stream {StreamId} failed")]
+    [LoggerMessage(EventId = 6007, Level = LogLevel.Error, Message = "Session of stream {StreamId} failed")]
     private partial void LogSessionFailed(string streamId, Exception exception);
 }

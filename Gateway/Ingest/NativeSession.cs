@@ -111,6 +111,6 @@ public sealed partial class NativeSession(
 
     private static string Truncate(string text) => text.Length <= 120 ? text : text[..120];
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Native start received: {{ stream_id: {StreamId}, sample_rate: {SampleRate} }}")]
+    [LoggerMessage(EventId = 6151, Level = LogLevel.Information, Message = "Native start received: {{ stream_id: {StreamId}, sample_rate: {SampleRate} }}")]
     private partial void LogStartReceived(string streamId, int sampleRate);
 }

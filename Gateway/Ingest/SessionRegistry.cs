@@ -160,16 +160,16 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
         LogDrainFinished(Connections);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Draining: refusing new upgrades; {Calls} call(s) in progress get {Seconds} s to finish")]
+    [LoggerMessage(EventId = 6301, Level = LogLevel.Information, Message = "Draining: refusing new upgrades; {Calls} call(s) in progress get {Seconds} s to finish")]
     private partial void LogDrainStarted(int calls, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis unreachable for {Seconds} s during the drain: ending the calls now")]
+    [LoggerMessage(EventId = 6302, Level = LogLevel.Warning, Message = "Redis unreachable for {Seconds} s during the drain: ending the calls now")]
     private partial void LogDrainCutShort(double seconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Drain grace over: ending {Calls} call(s) with reason gateway_shutdown after flushing them")]
+    [LoggerMessage(EventId = 6303, Level = LogLevel.Warning, Message = "Drain grace over: ending {Calls} call(s) with reason gateway_shutdown after flushing them")]
     private partial void LogEndingCalls(int calls);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Drain finished; {Connections} connection(s) left")]
+    [LoggerMessage(EventId = 6304, Level = LogLevel.Information, Message = "Drain finished; {Connections} connection(s) left")]
     private partial void LogDrainFinished(int connections);
 }
 

@@ -34,6 +34,9 @@ public sealed record BenchOptions
     /// <summary>8000 or 16000 (or 24000) Hz PCM16 mono: the frame holds CadenceMs of it.</summary>
     public int SampleRate { get; init; } = 8000;
 
+    /// <summary>What the Exotel calls send (CONTRACT §5): pcm16 (audio/x-raw), or mulaw (audio/x-mulaw, decoded at the gateway).</summary>
+    public string Encoding { get; init; } = "pcm16";
+
     /// <summary>Calls of the max-throughput scenario, each sending its frames back to back.</summary>
     public int MaxCalls { get; init; } = 64;
 
@@ -83,6 +86,7 @@ public sealed record BenchOptions
                 "--seconds" => options with { Seconds = Int() },
                 "--cadence-ms" => options with { CadenceMs = Int() },
                 "--sample-rate" => options with { SampleRate = Int() },
+                "--encoding" => options with { Encoding = Value() },
                 "--max-calls" => options with { MaxCalls = Int() },
                 "--max-frames" => options with { MaxFramesPerCall = Int() },
                 "--observe" => options with { ObservedCalls = Int() },
@@ -94,6 +98,11 @@ public sealed record BenchOptions
                 "--out" => options with { OutputPath = Value() },
                 _ => throw new ArgumentException($"unknown option {name}"),
             };
+        }
+
+        if (options.Encoding is not ("pcm16" or "mulaw"))
+        {
+            throw new ArgumentException("--encoding must be pcm16 or mulaw");
         }
 
         if (options.SampleRate is not (8000 or 16000 or 24000))

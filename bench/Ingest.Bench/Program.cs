@@ -91,4 +91,4 @@ await File.WriteAllTextAsync(options.OutputPath, JsonSerializer.Serialize(run, R
 Console.WriteLine($"[{options.System}] wrote {options.OutputPath}");
 return 0;
 
-static BenchOptionsSummary Summary(BenchOptions o) => new(o.Calls, o.Seconds, o.CadenceMs, o.SampleRate, o.MaxCalls, o.MaxFramesPerCall, o.ObservedCalls);
+static BenchOptionsSummary Summary(BenchOptions o) => new(o.Calls, o.Seconds, o.CadenceMs, o.SampleRate, o.MaxCalls, o.MaxFramesPerCall, o.ObservedCalls, o.Encoding);

@@ -224,7 +224,7 @@ public sealed class RedisProbe : IAsyncDisposable
     }
 
     /// <summary>Reads every stream back and counts frames missing, duplicated, out of order or with wrong audio.</summary>
-    public async Task<Verification> VerifyAsync(IReadOnlyList<SimulatedExotelCall> calls, int frameBytes)
+    public async Task<Verification> VerifyAsync(IReadOnlyList<SimulatedExotelCall> calls, BenchOptions options)
     {
         var db = _commands.GetDatabase();
         long lost = 0, duplicated = 0, reordered = 0, corrupt = 0;
@@ -234,7 +234,7 @@ public sealed class RedisProbe : IAsyncDisposable
             await gate.WaitAsync();
             try
             {
-                var expected = SimulatedExotelCall.AudioOf(call.StreamSid, frameBytes);
+                var expected = SimulatedExotelCall.LandedAudioOf(call.StreamSid, options);
                 var seen = new bool[call.FramesSent];
                 long previous = 1, dup = 0, order = 0, bad = 0;
                 RedisValue from = "-";

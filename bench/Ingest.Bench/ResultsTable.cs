@@ -7,7 +7,7 @@ namespace Ingest.Bench;
 /// <summary>One system's run: what it was, on what machine, and its scenarios.</summary>
 public sealed record RunResult(string System, string Machine, DateTime StartedUtc, BenchOptionsSummary Options, List<ScenarioResult> Scenarios);
 
-public sealed record BenchOptionsSummary(int Calls, int Seconds, int CadenceMs, int SampleRate, int MaxCalls, int MaxFramesPerCall, int ObservedCalls);
+public sealed record BenchOptionsSummary(int Calls, int Seconds, int CadenceMs, int SampleRate, int MaxCalls, int MaxFramesPerCall, int ObservedCalls, string Encoding = "pcm16");
 
 /// <summary>The comparison table of bench/run.sh (Markdown, so it pastes into docs/PERFORMANCE.md as is).</summary>
 public static class ResultsTable

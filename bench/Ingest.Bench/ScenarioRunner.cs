@@ -172,7 +172,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         }
 
         log.WriteLine($"  verifying {calls.Count} streams...");
-        var verification = await redis.VerifyAsync(calls, options.FrameBytes);
+        var verification = await redis.VerifyAsync(calls, options);
         var bytesPerEntry = await redis.BytesPerAudioEntryAsync(calls.Take(50).ToList());
         await redis.DeleteAsync(calls);
         var window = Stopwatch.GetElapsedTime(firstDue, lastReadable).TotalSeconds;

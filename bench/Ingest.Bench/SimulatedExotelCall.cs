@@ -50,7 +50,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         _socket.Options.SetRequestHeader("Authorization", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(options.User + ":" + options.Password)));
         _socket.Options.KeepAliveInterval = TimeSpan.Zero;
         _prefix = Encoding.ASCII.GetBytes("{\"event\":\"media\",\"stream_sid\":\"" + streamSid + "\",\"sequence_number\":\"");
-        _payloadBase64 = Encoding.ASCII.GetBytes(Convert.ToBase64String(AudioOf(streamSid, options.FrameBytes)));
+        _payloadBase64 = Encoding.ASCII.GetBytes(Convert.ToBase64String(SentAudioOf(streamSid, options)));
         _message = new byte[_prefix.Length + _payloadBase64.Length + 128];
     }
 
@@ -74,6 +74,15 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
     public long MaxLagTicks { get; private set; }
 
     /// <summary>The deterministic PCM of a stream, so the verifier can check audio bytes without storing them.</summary>
+    /// <summary>What a frame's payload is: PCM16 of the frame's length, or μ-law codes (one byte a sample).</summary>
+    public static byte[] SentAudioOf(string streamSid, BenchOptions options) =>
+        AudioOf(streamSid, options.Encoding == "mulaw" ? options.FrameBytes / 2 : options.FrameBytes);
+
+    /// <summary>What lands for a frame (CONTRACT §7: always PCM16LE): the payload, or its G.711 decode.</summary>
+    public static byte[] LandedAudioOf(string streamSid, BenchOptions options) => options.Encoding == "mulaw"
+        ? Ingest.Gateway.Protocol.G711.ToPcm16(SentAudioOf(streamSid, options), Ingest.Gateway.Protocol.SourceEncoding.MuLaw)
+        : SentAudioOf(streamSid, options);
+
     public static byte[] AudioOf(string streamSid, int bytes)
     {
         var audio = new byte[bytes];
@@ -90,7 +99,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         await SendTextAsync(
             "{\"event\":\"start\",\"sequence_number\":\"1\",\"stream_sid\":\"" + StreamSid + "\",\"start\":{\"stream_sid\":\"" + StreamSid +
             "\",\"call_sid\":\"call-" + StreamSid + "\",\"account_sid\":\"bench\",\"from\":\"+910000000000\",\"to\":\"+910000000001\"," +
-            "\"custom_parameters\":{},\"media_format\":{\"encoding\":\"audio/x-raw\",\"sample_rate\":\"" + rate + "\",\"bit_rate\":\"128kbps\"}}}",
+            "\"custom_parameters\":{},\"media_format\":{\"encoding\":\"" + (_options.Encoding == "mulaw" ? "audio/x-mulaw;rate=" + rate : "audio/x-raw") + "\",\"sample_rate\":\"" + rate + "\",\"bit_rate\":\"128kbps\"}}}",
             cancellationToken);
     }
 

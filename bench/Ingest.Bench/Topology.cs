@@ -86,7 +86,7 @@ public static partial class Topology
         var latencies = await observing;
 
         Console.WriteLine($"[topology] verifying {connected.Count} streams...");
-        var checks = await VerifyAsync(redis.Database, connected, o.Bench.FrameBytes, lifecycle);
+        var checks = await VerifyAsync(redis.Database, connected, o.Bench, lifecycle);
         var observedLatency = observedCalls.Select((c, i) => (c.StreamSid, perCall[i])).ToDictionary(p => p.StreamSid, p => p.Item2, StringComparer.Ordinal);
         var run = Summarise(o, startedUtc, flag, calls, connectFailures, gatewayOf, checks, samples, events, latencies, observedLatency, firstDue, cpu.Used(), t0, sendingEnded);
         var markdown = Render(run);
@@ -383,7 +383,7 @@ public static partial class Topology
         }
     }
 
-    private static async Task<List<CallCheck>> VerifyAsync(IDatabase db, List<SimulatedExotelCall> calls, int frameBytes, Dictionary<string, Lifecycle> lifecycle)
+    private static async Task<List<CallCheck>> VerifyAsync(IDatabase db, List<SimulatedExotelCall> calls, BenchOptions options, Dictionary<string, Lifecycle> lifecycle)
     {
         var checks = new List<CallCheck>();
         using var gate = new SemaphoreSlim(16);
@@ -392,7 +392,7 @@ public static partial class Topology
             await gate.WaitAsync();
             try
             {
-                var expected = SimulatedExotelCall.AudioOf(call.StreamSid, frameBytes);
+                var expected = SimulatedExotelCall.LandedAudioOf(call.StreamSid, options);
                 var count = new int[call.FramesSent];
                 var reordered = new List<long>();
                 var corrupt = new List<long>();
