@@ -199,7 +199,7 @@ public sealed partial class ExotelSession(
     /// </summary>
     private CallTrack TrackOf(ExotelMessage message)
     {
-        if (message.Track != AudioTrack.None && !AudioTracks.IsKnown(message.TrackName))
+        if (message.TrackUnknown)
         {
             Context.Metrics.UnknownTracks.Add(1);
             if (!_unknownTrackLogged)

@@ -28,15 +28,27 @@ public enum AudioTrack
 
 public static class AudioTracks
 {
-    public static AudioTrack Classify(string? track) => track?.Trim().ToLowerInvariant() switch
+    /// <summary>
+    /// The track a media message's <c>track</c> value names (case-insensitive, without allocating: it runs per frame);
+    /// <paramref name="known"/> is false for a value that names neither track (taken as inbound, and counted).
+    /// </summary>
+    public static AudioTrack Classify(string? track, out bool known)
     {
-        null or "" => AudioTrack.None,
-        "outbound" or "outbound_track" => AudioTrack.Outbound,
-        _ => AudioTrack.Inbound,
-    };
+        var value = track.AsSpan().Trim();
+        known = true;
+        if (value.IsEmpty)
+        {
+            return AudioTrack.None;
+        }
 
-    /// <summary>True for a value that names a track (inbound or outbound); others are counted and taken as inbound.</summary>
-    public static bool IsKnown(string? track) => track?.Trim().ToLowerInvariant() is null or "" or "inbound" or "inbound_track" or "outbound" or "outbound_track";
+        if (value.Equals("outbound", StringComparison.OrdinalIgnoreCase) || value.Equals("outbound_track", StringComparison.OrdinalIgnoreCase))
+        {
+            return AudioTrack.Outbound;
+        }
+
+        known = value.Equals("inbound", StringComparison.OrdinalIgnoreCase) || value.Equals("inbound_track", StringComparison.OrdinalIgnoreCase);
+        return AudioTrack.Inbound;
+    }
 }
 
 public static class AudioEncodings

@@ -48,8 +48,11 @@ public sealed class ExotelMessage
     /// <summary>The media's <c>track</c> (inside <c>media</c> or at the top level), classified; None when absent.</summary>
     public AudioTrack Track { get; init; }
 
-    /// <summary>The <c>track</c> value as sent (to count values that are neither inbound nor outbound).</summary>
+    /// <summary>The <c>track</c> value as sent (for the log line of one that is neither inbound nor outbound).</summary>
     public string? TrackName { get; init; }
+
+    /// <summary>The <c>track</c> names neither inbound nor outbound: taken as inbound, and counted (CONTRACT §5).</summary>
+    public bool TrackUnknown { get; init; }
 
     /// <summary>Milliseconds since the stream started.</summary>
     public long? Timestamp { get; init; }

@@ -242,7 +242,8 @@ public static class ExotelMessageParser
         }
 
         var trackName = d.Track ?? d.TopTrack;
-        var track = kind == ExotelEventKind.Media ? AudioTracks.Classify(trackName) : AudioTrack.None;
+        var knownTrack = true;
+        var track = kind == ExotelEventKind.Media ? AudioTracks.Classify(trackName, out knownTrack) : AudioTrack.None;
 
         message = new ExotelMessage
         {
@@ -262,6 +263,7 @@ public static class ExotelMessageParser
             Chunk = d.Chunk,
             Track = track,
             TrackName = trackName,
+            TrackUnknown = !knownTrack,
             Timestamp = d.Timestamp,
             Payload = d.Payload,
             PayloadError = d.PayloadError,

@@ -127,10 +127,7 @@ public sealed partial class CallOutbox
         _dirty = null;
     }
 
-    /// <summary>
-    /// Grows the last pending entry by <paramref name="next"/> when it is an open gap that <paramref name="next"/>
-    /// continues (same reason and track, the next number on); only the last, so the cursors stay in order.
-    /// </summary>
+    /// <summary>Grows the last pending entry, an open gap <paramref name="next"/> continues (only the last: cursors stay in order).</summary>
     public bool TryExtendGap(GapEntry next, CallCursor after, long index)
     {
         if (_openGap is not { Entry: GapEntry open } gap || !open.ContinuedBy(next)

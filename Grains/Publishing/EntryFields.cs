@@ -128,8 +128,9 @@ internal static class EntryFields
         StartEntry s => s.CallSid is { } callSid
             ? [StreamIdField, streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At, "call_sid", callSid]
             : [StreamIdField, streamId, "protocol", s.Protocol, "encoding", s.Encoding, "sample_rate", s.SampleRate, "started_at", s.At],
-        StopEntry { FramesOutbound: { } outbound } s => ["stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "frames_outbound", outbound, "gaps", s.Gaps, "missing", s.Missing, "events_dropped", s.EventsDropped],
-        StopEntry s => ["stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "gaps", s.Gaps, "missing", s.Missing, "events_dropped", s.EventsDropped],
+        StopEntry s => [
+            "stopped_at", s.At, "stop_reason", s.Reason, "frames", s.Frames, "gaps", s.Gaps, "missing", s.Missing, "events_dropped", s.EventsDropped,
+            .. s.FramesOutbound is { } outbound ? (RedisValue[])["frames_outbound", outbound] : []],
         _ => null,
     };
 

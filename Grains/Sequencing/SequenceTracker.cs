@@ -222,7 +222,7 @@ public sealed class SequenceTracker
             return SequenceDecision.Malformed;
         }
 
-        MoveTo(Math.Max(seq, HasMedia ? LastMediaSeq : seq));
+        MoveAtLeastTo(seq);
         LastChunk = c;
 
         // A first chunk far from 1 is a sender's own numbering, not a run of lost frames.
@@ -239,7 +239,7 @@ public sealed class SequenceTracker
         gapBefore = SequenceDecision.New;
         if (fromChunk is not { } from || toChunk is not { } to)
         {
-            MoveTo(Math.Max(toSeq, HasMedia ? LastMediaSeq : toSeq));
+            MoveAtLeastTo(toSeq);
             return new SequenceDecision(SequenceVerdict.Accept, count, 0, 0);
         }
 
@@ -260,7 +260,7 @@ public sealed class SequenceTracker
             gapBefore = new SequenceDecision(SequenceVerdict.Accept, missing, lastChunk + 1, from - 1);
         }
 
-        MoveTo(Math.Max(toSeq, HasMedia ? LastMediaSeq : toSeq));
+        MoveAtLeastTo(toSeq);
         LastChunk = to;
         return new SequenceDecision(SequenceVerdict.Accept, to - from + 1, from, to);
     }
@@ -342,6 +342,9 @@ public sealed class SequenceTracker
         // events than the numbers in between.
         return Math.Min(EventsAbove, span);
     }
+
+    /// <summary>A track's frame whose number may be below the track's last (its chunk decides): the position never goes back.</summary>
+    private void MoveAtLeastTo(long seq) => MoveTo(HasMedia ? Math.Max(seq, LastMediaSeq) : seq);
 
     private void MoveTo(long seq)
     {

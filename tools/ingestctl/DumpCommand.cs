@@ -126,6 +126,9 @@ internal static class DumpCommand
         /// <summary>Where it falls among the track's frames: its first chunk when judged by chunk, else its first sequence number.</summary>
         public long Position => FromChunk ?? FromSeq;
 
+        /// <summary>Its silence goes before the frame numbered <paramref name="seq"/> (chunk <paramref name="chunk"/>, null: unknown, so before).</summary>
+        public bool ComesBefore(long seq, long? chunk) => FromChunk is { } from ? from < (chunk ?? long.MaxValue) : FromSeq < seq;
+
         public long AtSample { get; set; }
 
         public long SilenceSamples { get; set; }
@@ -159,7 +162,7 @@ internal static class DumpCommand
         var gapIndex = 0;
         void FillUpTo(long seq, long? chunk)
         {
-            while (gapIndex < gaps.Count && gaps[gapIndex].Position < (gaps[gapIndex].FromChunk is null ? seq : chunk ?? long.MaxValue))
+            while (gapIndex < gaps.Count && gaps[gapIndex].ComesBefore(seq, chunk))
             {
                 var g = gaps[gapIndex++];
                 g.AtSample = pcm.Length / 2;

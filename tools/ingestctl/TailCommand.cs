@@ -93,14 +93,12 @@ internal static class TailCommand
                             break;
                         case "stop":
                             // The two reads are not one snapshot: frames written between them are read now.
-                            for (var more = await audio.ReadAsync(); more.Length > 0; more = await audio.ReadAsync())
+                            foreach (var (follower, level) in new[] { (audio, caller), (agentAudio, agent) })
                             {
-                                caller.Count(more);
-                            }
-
-                            for (var more = await agentAudio.ReadAsync(); more.Length > 0; more = await agentAudio.ReadAsync())
-                            {
-                                agent.Count(more);
+                                for (var more = await follower.ReadAsync(); more.Length > 0; more = await follower.ReadAsync())
+                                {
+                                    level.Count(more);
+                                }
                             }
 
                             Report(caller, agent, gaps, second);

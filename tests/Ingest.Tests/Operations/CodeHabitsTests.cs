@@ -9,11 +9,11 @@ namespace Ingest.Tests.Operations;
 /// </summary>
 public sealed partial class CodeHabitsTests
 {
-    private static IEnumerable<(string File, string Text)> ProductSources() =>
-        new[] { "Gateway", "Silo", "Grains", "Grains.Interfaces", "ServiceDefaults" }
-            .SelectMany(dir => Directory.EnumerateFiles(Path.Combine(ProcessCluster.RepositoryRoot, dir), "*.cs", SearchOption.AllDirectories))
-            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
-            .Select(f => (Path.GetRelativePath(ProcessCluster.RepositoryRoot, f), File.ReadAllText(f)));
+    private static readonly string[] Product = ["Gateway/", "Silo/", "Grains/", "Grains.Interfaces/", "ServiceDefaults/"];
+
+    private static IEnumerable<(string File, string Text)> ProductSources() => Repository.Files()
+        .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) && Product.Any(p => f.StartsWith(p, StringComparison.Ordinal)))
+        .Select(f => (f, File.ReadAllText(Path.Combine(Repository.Root, f))));
 
     [Fact]
     public void Every_log_message_has_an_event_id_of_its_own()

@@ -15,7 +15,7 @@ namespace Ingest.Tests.Operations;
 /// </summary>
 public sealed partial class DocsTests(ITestOutputHelper output)
 {
-    private static readonly string Root = ProcessCluster.RepositoryRoot;
+    private static readonly string Root = Repository.Root;
 
     /// <summary>Listed because the code hands them to a library that reads them itself (the OpenTelemetry exporter).</summary>
     private static readonly HashSet<string> ReadByLibraries = ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_BSP_SCHEDULE_DELAY"];
@@ -75,7 +75,7 @@ public sealed partial class DocsTests(ITestOutputHelper output)
     [Fact]
     public void Every_test_file_and_setting_a_doc_names_exists()
     {
-        var files = RepositoryFiles();
+        var files = Repository.Files();
         var testSources = files.Where(f => f.StartsWith("tests/", StringComparison.Ordinal) || f.StartsWith("bench/Ingest.Bench.Tests/", StringComparison.Ordinal))
             .Where(f => f.EndsWith(".cs", StringComparison.Ordinal))
             .Select(f => File.ReadAllText(Path.Combine(Root, f)))
@@ -185,11 +185,10 @@ public sealed partial class DocsTests(ITestOutputHelper output)
         SiloSettings.From(Recording([], keys)).Ingest(new IngestOptions());
 
         // Read outside the settings records (the dashboard, TLS, tracing wiring): the keys those files ask for by name.
-        foreach (var file in Directory.EnumerateFiles(Root, "*.cs", SearchOption.AllDirectories)
-            .Where(f => (f.Contains("/Gateway/", StringComparison.Ordinal) || f.Contains("/Silo/", StringComparison.Ordinal) || f.Contains("/ServiceDefaults/", StringComparison.Ordinal))
-                && !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal) && !f.Contains("/tests/", StringComparison.Ordinal)))
+        foreach (var file in Repository.Files().Where(f => f.EndsWith(".cs", StringComparison.Ordinal)
+            && (f.StartsWith("Gateway/", StringComparison.Ordinal) || f.StartsWith("Silo/", StringComparison.Ordinal) || f.StartsWith("ServiceDefaults/", StringComparison.Ordinal))))
         {
-            foreach (Match m in ConfigurationKeyInCode().Matches(File.ReadAllText(file)))
+            foreach (Match m in ConfigurationKeyInCode().Matches(File.ReadAllText(Path.Combine(Root, file))))
             {
                 keys.Add(m.Groups["key"].Value);
             }
@@ -228,15 +227,6 @@ public sealed partial class DocsTests(ITestOutputHelper output)
             read.Add(key);
             return base.TryGet(key, out value);
         }
-    }
-
-    private static List<string> RepositoryFiles()
-    {
-        var skip = new[] { "/bin/", "/obj/", "/node_modules/", "/TestResults/", "/.run/", "/.git/" };
-        return Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories)
-            .Select(f => Path.GetRelativePath(Root, f).Replace('\\', '/'))
-            .Where(f => !skip.Any(s => ("/" + f).Contains(s, StringComparison.Ordinal)))
-            .ToList();
     }
 
     private static bool IsText(string file) =>
