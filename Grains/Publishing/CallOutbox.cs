@@ -378,8 +378,10 @@ public sealed partial class CallOutbox
             return FlushOutcome.Held;
         }
 
+        // The version alone does not tell: bare appends leave it as it was, and a master that failed over may have
+        // lost some of them. What was written stands only if the stream still holds every frame of it.
         _uncertain = false;
-        if (current.Version == _written.Version || await ReconcileAsync(current))
+        if ((current.Version == _written.Version && current.Frames == _written.Frames) || await ReconcileAsync(current))
         {
             return FlushOutcome.Done;
         }

@@ -17,18 +17,35 @@ namespace Ingest.Grains.Publishing;
 /// (the number of the call's last entry copied) and <c>{ingest:calls}:open</c> (calls whose lifecycle is not closed,
 /// scored by the last time their grain touched it). docs/OPERATIONS.md "Redis Cluster" tells the whole design.
 /// </remarks>
-public sealed class CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options, TimeProvider time)
+public sealed class CallStreamStore
 {
     // The warm-up's calls (WarmupCalls): the same scheme under their own namespace, kept for seconds, not minutes.
-    private readonly IngestOptions _warmupOptions = options.Value.ForWarmup();
+    private readonly IngestOptions _warmupOptions;
+    private long _connectionFailures;
 
-    internal IConnectionMultiplexer Redis { get; } = redis;
+    public CallStreamStore(IConnectionMultiplexer redis, Microsoft.Extensions.Options.IOptions<IngestOptions> options, TimeProvider time)
+    {
+        Redis = redis;
+        Database = redis.GetDatabase();
+        Options = options.Value;
+        Time = time;
+        _warmupOptions = options.Value.ForWarmup();
+        redis.ConnectionFailed += (_, _) => Interlocked.Increment(ref _connectionFailures);
+    }
 
-    internal IDatabase Database { get; } = redis.GetDatabase();
+    internal IConnectionMultiplexer Redis { get; }
 
-    internal IngestOptions Options { get; } = options.Value;
+    internal IDatabase Database { get; }
 
-    internal TimeProvider Time { get; } = time;
+    internal IngestOptions Options { get; }
+
+    internal TimeProvider Time { get; }
+
+    /// <summary>
+    /// How many times a connection to a Redis node was lost. A master that restarted or failed over may have lost writes
+    /// it acknowledged, so a writer that saw this change no longer trusts that nobody wrote since its last script.
+    /// </summary>
+    internal long ConnectionFailures => Interlocked.Read(ref _connectionFailures);
 
     public bool IsConnected => Redis.IsConnected;
 

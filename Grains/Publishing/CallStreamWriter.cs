@@ -55,7 +55,7 @@ public sealed class CallStreamWriter
     /// <summary>How long after its last script an activation may append bare: ids' ms part is the write time to within this.</summary>
     internal static readonly TimeSpan EpochLease = TimeSpan.FromSeconds(1);
 
-    private const int BatchFixedArgs = 5;
+    private const int BatchFixedArgs = 6;
     private const int CopyFixedArgs = 10;
 
     private static readonly RedisValue AudioTarget = CursorCodec.Bytes("a"), OutboundTarget = CursorCodec.Bytes("o"), LifecycleTarget = CursorCodec.Bytes("l"), LifecycleMetaTarget = CursorCodec.Bytes("L");
@@ -72,6 +72,7 @@ public sealed class CallStreamWriter
 
     // This activation's script wrote since the cursor was last read: bare appends are fenced (see the remarks).
     private bool _fenced;
+    private long _fencedFailures;
     private long _epoch;
     private long _epochAt;
 
@@ -143,6 +144,13 @@ public sealed class CallStreamWriter
     /// </summary>
     public async Task<WriteResult> WriteAsync(CallCursor written, IReadOnlyList<PendingEntry> entries, int count, CallCursor cursorAfter, long ttlSeconds)
     {
+        if (_fenced && _store.ConnectionFailures != _fencedFailures)
+        {
+            // A connection was lost since the last script: the master may have restarted or failed over and lost
+            // acknowledged bare appends, so the script reads the stream again and checks it holds every frame.
+            _fenced = false;
+        }
+
         if (ttlSeconds == 0 && _fenced && _time.GetElapsedTime(_epochAt) < EpochLease
             && AllInboundAudio(entries, count) && CursorCodec.OnlyPositionChanged(cursorAfter, written))
         {
@@ -181,6 +189,9 @@ public sealed class CallStreamWriter
         // Fenced (this activation's last script wrote the version expected now): the script need not read the stream.
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         args[a++] = _fenced ? -Math.Max(now, _epoch + 1) : now;
+
+        // The inbound frames the caller knows are in the stream (a stopped call's audio may have expired before its cursor).
+        args[a++] = written.Stopped ? 0 : written.Frames;
         foreach (var value in cursorFields)
         {
             args[a++] = value;
@@ -230,6 +241,7 @@ public sealed class CallStreamWriter
             }
         }
 
+        var failures = _store.ConnectionFailures;
         var result = await Guard(() => RedisScript.Batch.RunAsync(_db, _batchKeys, args));
         if ((long)result == 0)
         {
@@ -240,6 +252,7 @@ public sealed class CallStreamWriter
         _epoch = (long)result;
         _epochAt = _time.GetTimestamp();
         _fenced = true;
+        _fencedFailures = failures;
         return new(await ReplicatedOrNotAsync(_cursor) ? WriteOutcome.Written : WriteOutcome.NotReplicated, lifecycle);
     }
 
@@ -372,7 +385,9 @@ public sealed class CallStreamWriter
         _fenced = false;
         var cursor = CursorCodec.Decode(map);
         var floor = new CopyFloor(CursorCodec.Long(map, CursorCodec.FloorNumberField) ?? 0, map.GetValueOrDefault(CursorCodec.FloorIdField) ?? string.Empty);
-        if (last.Length == 0 || !TryFrameNumber(last[0].Id, out var frames) || frames <= cursor.Frames)
+        // The stream's last entry numbers the frames it holds: more than the hash says (bare appends since its last
+        // script), or fewer (its newest entries were deleted): either way the stream, not the hash, is what was written.
+        if (last.Length == 0 || !TryFrameNumber(last[0].Id, out var frames) || frames == cursor.Frames)
         {
             return (cursor, floor);
         }

@@ -113,6 +113,17 @@ public sealed class RedisClusterServer : IAsyncDisposable
     /// <summary>SIGSTOP of the node on <paramref name="port"/>: it keeps its connections and answers nothing (a replica that lags).</summary>
     public void PauseNode(int port) => Signal(port, "-STOP");
 
+    /// <summary>
+    /// Closes the master's links to its replicas (<c>CLIENT KILL TYPE replica</c>). With the replica paused first it
+    /// cannot link again: what the master acknowledges from then on exists on the master only. Pausing alone does not
+    /// make that certain: what the master had already sent waits in the paused replica's socket and is applied on resume.
+    /// </summary>
+    public async Task CutReplicationAsync(int masterPort)
+    {
+        var admin = _admin ?? throw new InvalidOperationException("the cluster is not started");
+        await admin.GetServer("127.0.0.1", masterPort).ExecuteAsync("CLIENT", "KILL", "TYPE", "replica");
+    }
+
     /// <summary>SIGCONT after <see cref="PauseNode"/>.</summary>
     public void ResumeNode(int port) => Signal(port, "-CONT");
 

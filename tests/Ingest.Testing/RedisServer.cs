@@ -31,9 +31,20 @@ public sealed class RedisServer : IAsyncDisposable
     {
         var directory = Path.Combine(Path.GetTempPath(), "ingest-redis-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(directory);
-        var server = new RedisServer(FreePort(), directory);
-        await server.StartProcessAsync();
-        return server;
+        for (var attempt = 1; ; attempt++)
+        {
+            var server = new RedisServer(FreePort(), directory);
+            try
+            {
+                await server.StartProcessAsync();
+                return server;
+            }
+            catch (PortTakenException) when (attempt < 3)
+            {
+                // Someone bound the port between FreePort and redis-server's bind: another port.
+                await server.StopProcessAsync();
+            }
+        }
     }
 
     public async Task StartProcessAsync()
@@ -46,15 +57,34 @@ public sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        var said = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Keep(string? line)
+        {
+            if (line is not null && said.Count < 50)
+            {
+                said.Enqueue(line);
+            }
+        }
+
         _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        // A loaded machine (two cores, a test run starting many servers at once) can take seconds to schedule it.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (DateTime.UtcNow < deadline)
         {
+            if (_process.HasExited)
+            {
+                await _process.WaitForExitAsync();
+                var output = string.Join(" | ", said);
+                throw output.Contains("Address already in use", StringComparison.OrdinalIgnoreCase)
+                    ? new PortTakenException($"redis-server could not bind port {Port}: {output}")
+                    : new InvalidOperationException($"redis-server on port {Port} exited with code {_process.ExitCode}: {output}");
+            }
+
             try
             {
                 using var probe = await ConnectionMultiplexer.ConnectAsync($"{ConnectionString},connectTimeout=500,abortConnect=true");
@@ -67,7 +97,8 @@ public sealed class RedisServer : IAsyncDisposable
             }
         }
 
-        throw new InvalidOperationException($"redis-server did not answer on port {Port}");
+        await StopProcessAsync();
+        throw new InvalidOperationException($"redis-server did not answer on port {Port} within 30 s; it said: {string.Join(" | ", said)}");
     }
 
     /// <summary>
@@ -139,10 +170,43 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A loopback port free now, below the kernel's ephemeral range (32768 and up here): a port the kernel hands out
+    /// for a listener on port 0 is also one it hands out as the local end of an outgoing connection, and a test run
+    /// opens thousands, so between this answer and the server's bind one of them could take it. No port is handed out
+    /// twice in one process.
+    /// </summary>
     public static int FreePort()
     {
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(20000, 32000);
+            lock (Handed)
+            {
+                if (!Handed.Add(port))
+                {
+                    continue;
+                }
+            }
+
+            try
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    private static readonly HashSet<int> Handed = [];
 }
+
+/// <summary>redis-server exited because its port was taken (<see cref="RedisServer.StartAsync"/> tries another).</summary>
+public sealed class PortTakenException(string message) : InvalidOperationException(message);

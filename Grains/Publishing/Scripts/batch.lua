@@ -3,14 +3,18 @@
 -- KEYS: audio stream (the inbound or only track), cursor hash, meta hash, lifecycle stream, outbound track stream.
 -- ARGV: [1] expected version, [2] TTL seconds of the call's keys (0: leave it), [3] cursor field count N, [4] entry
 --       count M, [5] the epoch to take at least (Unix ms; negative: the caller's last script ran with this version, so
---       nobody wrote since and its value is the epoch), then N name/value pairs for the cursor, then per entry:
+--       nobody wrote since and its value is the epoch), [6] the inbound frames the caller knows are in the stream, then
+--       N name/value pairs for the cursor, then per entry:
 --       'a' (audio), its frame number n, F, F name/value pairs; or 'o' (outbound track audio, as 'a'); or 'l'
 --       (lifecycle), its id, F, pairs; or 'L' (lifecycle as 'l', then G and G name/value pairs HSET into the meta hash:
 --       start and stop only).
 -- Audio ids are epoch-n. Unfenced, the epoch is the largest of now, the stream's last id + 1 and the cursor's own epoch
 -- + 1, so no two silos' clocks need to agree. Inbound audio entries come first in a batch; if the stream's last entry
 -- already has the first one's frame number or a higher one (a bare append of another activation), nothing is written
--- (0). The outbound track is written by this script only (no bare appends), so the version alone fences it.
+-- (0). If it has a lower one than [6], the stream lost frames the caller was told were written (a master that failed
+-- over or restarted before its replica had its bare appends): nothing is written (0), and the caller reloads from
+-- what the stream holds, so the loss becomes a gap, never a silent hole. The outbound track is written by this script
+-- only (no bare appends), so the version alone fences it.
 -- Returns the epoch; the caller's bare appends use it until its next script.
 local current = redis.call('HGET', KEYS[2], 'v')
 if not current then current = '0' end
@@ -27,9 +31,10 @@ else
     local ms, n = string.match(top[1], '^(%d+)-(%d+)$')
     topn = tonumber(n)
     if tonumber(ms) >= epoch then epoch = tonumber(ms) + 1 end
+    if topn < tonumber(ARGV[6]) then return 0 end
   end
 end
-local cursorEnd = 5 + tonumber(ARGV[3]) * 2
+local cursorEnd = 6 + tonumber(ARGV[3]) * 2
 local i = cursorEnd + 1
 local first = true
 local tried = {}
@@ -70,7 +75,7 @@ for _ = 1, tonumber(ARGV[4]) do
   first = false
   i = last + 1
 end
-redis.call('HSET', KEYS[2], 'ep', epoch, unpack(ARGV, 6, cursorEnd))
+redis.call('HSET', KEYS[2], 'ep', epoch, unpack(ARGV, 7, cursorEnd))
 if ARGV[2] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[2])

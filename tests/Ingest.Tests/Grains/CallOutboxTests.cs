@@ -152,6 +152,94 @@ public sealed class CallOutboxTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Appended_frames_a_failed_over_master_lost_make_the_settling_read_a_conflict_never_a_silent_hole()
+    {
+        // Frames 3 and 4 go as bare appends and are acknowledged; the master then fails over before its replica had
+        // them (played here by deleting them: the stream's last entry is frame 2 again, the cursor's version unchanged).
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var call = NewCall(time: time);
+        call.Start();
+        call.Audio(2, 10);
+        await call.Outbox.FlushAsync(force: true);
+        call.Audio(3, 10);
+        await call.Outbox.FlushAsync(force: true);
+        call.Audio(4, 10);
+        await call.Outbox.FlushAsync(force: true);
+        var audioKey = "ingest:audio:{" + call.Id + "}";
+        var landed = await Db.StreamRangeAsync(audioKey);
+        Assert.Equal(3, landed.Length);
+        await Db.StreamDeleteAsync(audioKey, [landed[1].Id, landed[2].Id]);
+
+        // The failover: the next write fails (the master is down; the server restarts with what it had saved). Once
+        // Redis answers, the stream has fewer frames than were written, under the same version: a conflict (the grain
+        // reloads and the gap shows), not "settled", and frame 5 is not written after frame 2.
+        await _redis.ShutdownSaveAsync();
+        call.Audio(5, 10);
+        Assert.Equal(FlushOutcome.Held, await call.Outbox.FlushAsync(force: true));
+        await _redis.StartProcessAsync();
+        Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(_connection.IsConnected), TimeSpan.FromSeconds(10)));
+        time.Advance(TimeSpan.FromSeconds(1));
+        var outcome = FlushOutcome.Held;
+        Assert.True(await RedisStreams.WaitUntilAsync(async () => (outcome = await call.Outbox.FlushAsync(force: true)) != FlushOutcome.Held, TimeSpan.FromSeconds(10)));
+        Assert.Equal(FlushOutcome.Conflict, outcome);
+        Assert.Equal([2L], (await RedisStreams.ReadAudioAsync(_connection, call.Id)).Select(a => a.Seq));
+
+        // The next activation numbers on from what the stream holds: frame 2 was the last one written.
+        var (cursor, _) = await NewCallOn(call, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Outbox.LoadAsync();
+        Assert.Equal((1L, 2L), (cursor.Frames, cursor.Sequence.MediaSeq));
+    }
+
+    [Fact]
+    public async Task After_a_lost_connection_the_next_write_checks_the_stream_holds_every_appended_frame()
+    {
+        // A quiet call across a failover: nothing of it fails, but frame 3, appended bare and acknowledged, is gone
+        // when the connection comes back. Frame 4 must not be appended after frame 2 as if nothing were missing.
+        var call = NewCall();
+        call.Start();
+        call.Audio(2, 10);
+        await call.Outbox.FlushAsync(force: true);
+        call.Audio(3, 10);
+        await call.Outbox.FlushAsync(force: true);
+        var audioKey = "ingest:audio:{" + call.Id + "}";
+        var landed = await Db.StreamRangeAsync(audioKey);
+        await Db.StreamDeleteAsync(audioKey, [landed[^1].Id]);
+
+        var failures = call.Store.ConnectionFailures;
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",allowAdmin=true"))
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+        }
+
+        Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(call.Store.ConnectionFailures > failures && _connection.IsConnected), TimeSpan.FromSeconds(10)));
+        call.Audio(4, 10);
+        Assert.Equal(FlushOutcome.Conflict, await call.Outbox.FlushAsync(force: true));
+        Assert.Equal([2L], (await RedisStreams.ReadAudioAsync(_connection, call.Id)).Select(a => a.Seq));
+    }
+
+    [Fact]
+    public async Task A_stream_whose_newest_scripted_frames_were_deleted_does_not_wedge_the_next_activation()
+    {
+        var call = NewCall();
+        call.Start();
+        call.Audio(2, 10);
+        call.Audio(3, 10);
+        await call.Outbox.FlushAsync(force: true);
+        var audioKey = "ingest:audio:{" + call.Id + "}";
+        var landed = await Db.StreamRangeAsync(audioKey);
+        await Db.StreamDeleteAsync(audioKey, [landed[^1].Id]);
+
+        // The cursor hash says two frames; the stream holds one. The next activation trusts the stream and writes on.
+        var next = NewCallOn(call, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var (cursor, _) = await next.Outbox.LoadAsync();
+        Assert.Equal(1, cursor.Frames);
+        next.Resume(call);
+        next.Continue(cursor);
+        next.Audio(4, 10);
+        Assert.Equal(FlushOutcome.Done, await next.Outbox.FlushAsync(force: true));
+        Assert.Equal([2L, 4], (await RedisStreams.ReadAudioAsync(_connection, call.Id)).Select(a => a.Seq));
+    }
+
+    [Fact]
     public async Task A_copied_number_deleted_mid_call_neither_doubles_the_start_nor_wedges_the_stop()
     {
         var call = NewCall();
@@ -297,6 +385,9 @@ public sealed class CallOutboxTests : IAsyncLifetime
         public CallStreamStore Store { get; } = store;
 
         public void Resume(Driver from) => _head = from._head with { Version = Outbox.Written.Version };
+
+        /// <summary>Numbers on from a loaded cursor's frames.</summary>
+        public void Continue(CallCursor loaded) => _head = _head with { Frames = loaded.Frames };
 
         public void Start()
         {
