@@ -190,6 +190,9 @@ public sealed record GatewayLimits
     /// <summary>Longest the warm-up holds /readyz at 503 once the cluster answers (WARMUP_MAX_SECONDS).</summary>
     public TimeSpan WarmupMax { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Live-view subscribers one gateway serves at once (MAX_ADMIN_STREAMS).</summary>
+    public int MaxAdminStreams { get; init; } = 16;
+
     /// <summary>Binds and validates <see cref="GatewayLimitsOptions"/> (the options pattern), then turns them into limits.</summary>
     public static GatewayLimits From(IConfiguration c) => From(SettingsOptions.Load(c, new GatewayLimitsOptionsValidator()));
 
@@ -216,5 +219,6 @@ public sealed record GatewayLimits
         DeliveryTimeout = TimeSpan.FromSeconds(o.DeliveryTimeoutSeconds),
         WarmupCalls = o.WarmupCalls,
         WarmupMax = TimeSpan.FromSeconds(o.WarmupMaxSeconds),
+        MaxAdminStreams = o.MaxAdminStreams,
     };
 }

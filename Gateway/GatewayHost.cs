@@ -61,6 +61,9 @@ public static class GatewayHost
             });
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
 
+            // The pushed live view (Admin/LiveView): the silos publish on memory streams of this name.
+            client.AddMemoryStreams(global::Ingest.Grains.Interfaces.LiveViewStream.Provider);
+
             // Flags are pushed by the config grain; a silo joining or leaving makes FlagCache renew its subscription.
             client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => new FlagCache.RenewOnGatewayChange(sp));
 
@@ -120,6 +123,8 @@ public static class GatewayHost
 
         builder.Services.AddSingleton<DiscardingLoggerFactory>();
         builder.Services.AddSingleton<GatewayWarmup>();
+        builder.Services.AddSingleton<Admin.LiveView>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Admin.LiveView>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayWarmup>());
 
         builder.AddServiceDefaults();

@@ -45,6 +45,9 @@ public sealed class GatewayLimitsOptions
 
     [ConfigurationKeyName("AUTH_FAILURE_DELAY_MS")] public int AuthFailureDelayMs { get; set; } = 250;
 
+    /// <summary>Live-view subscribers (server-sent events of <c>/v1/admin/calls/stream</c>) one gateway serves at once; 0 turns it off.</summary>
+    [ConfigurationKeyName("MAX_ADMIN_STREAMS")] public int MaxAdminStreams { get; set; } = 16;
+
     /// <summary>Calls per round of the warm-up before /readyz (GatewayWarmup); 0 turns the warm-up off.</summary>
     [ConfigurationKeyName("WARMUP_CALLS")] public int WarmupCalls { get; set; } = 128;
 
@@ -65,6 +68,7 @@ public sealed class GatewayLimitsOptionsValidator : IValidateOptions<GatewayLimi
         SettingRules.Range(failures, "KEEPALIVE_SECONDS", o.KeepAliveSeconds, 1, 3600);
         SettingRules.Range(failures, "MAX_CONNECTIONS_PER_IP", o.MaxConnectionsPerAddress, 1, int.MaxValue);
         SettingRules.Range(failures, "MAX_CONNECTIONS", o.MaxConnections, 1, int.MaxValue);
+        SettingRules.Range(failures, "MAX_ADMIN_STREAMS", o.MaxAdminStreams, 0, 10_000);
         SettingRules.Range(failures, "DRAIN_GRACE_SECONDS", o.DrainGraceSeconds, 0, 14_400);
         if (o.ShutdownTimeoutSeconds is { } shutdown)
         {

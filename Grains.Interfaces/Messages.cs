@@ -138,10 +138,19 @@ public enum CallAckStatus
     Busy = 5,
 }
 
-/// <summary>The cluster-wide feature flags and where their last change came from.</summary>
+/// <summary>
+/// The cluster-wide feature flags and where their last change came from. <see cref="Epoch"/> names the stored record
+/// (Unix ms of its creation): a record lost and created again starts its <see cref="Version"/> at 1 under a new epoch,
+/// so a change is newer when its (epoch, version) is, never by the version alone. Epoch 0: no record written yet.
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record IngestFlags(
     [property: Id(0)] bool SupportExotel,
     [property: Id(1)] long Version,
     [property: Id(2)] string Source,
-    [property: Id(3)] DateTimeOffset ChangedAt);
+    [property: Id(3)] DateTimeOffset ChangedAt,
+    [property: Id(4)] long Epoch = 0)
+{
+    /// <summary>Whether this is a later state of the flags than <paramref name="other"/>.</summary>
+    public bool IsNewerThan(IngestFlags other) => Epoch != other.Epoch ? Epoch > other.Epoch : Version > other.Version;
+}

@@ -6,25 +6,32 @@ namespace Ingest.Grains;
 /// <summary>The operators' read-only view of the call (<see cref="ICallStatusGrain"/>); kept apart from the call path.</summary>
 public sealed partial class CallStreamGrain : ICallStatusGrain
 {
-    public ValueTask<CallStatus?> GetStatus()
+    public ValueTask<CallStatus?> GetStatus() => ValueTask.FromResult(Describe());
+
+    /// <summary>
+    /// The call's status, or null when it is not live here. Reads fields only, never awaits: interleaved (GetStatus) it
+    /// sees the state between two turns of the call path; from the silo's <see cref="LiveCalls"/> it reads each field
+    /// whole, as of a recent turn. Protocol, call sid and start time come from the cursor, so they survive a failover.
+    /// </summary>
+    internal CallStatus? Describe()
     {
-        // Interleaved: reads fields only, never awaits, so it sees a consistent state between two turns of the call path.
-        // Protocol, call sid and start time come from the cursor, so they survive a failover.
-        if (!_loaded || _warmup || !Head.Started || Head.Stopped || Head.Owner.Length == 0)
+        var head = _loaded ? Head : CallCursor.Empty;
+        var written = _loaded ? _outbox.Written : CallCursor.Empty;
+        if (!_loaded || _warmup || !head.Started || head.Stopped || head.Owner.Length == 0)
         {
-            return ValueTask.FromResult<CallStatus?>(null);
+            return null;
         }
 
-        return ValueTask.FromResult<CallStatus?>(new CallStatus(
+        return new CallStatus(
             _streamId,
-            Head.Protocol == "native" ? CallProtocol.Native : CallProtocol.Exotel,
-            DateTimeOffset.FromUnixTimeMilliseconds(Head.StartedAt).UtcDateTime,
-            _outbox.Written.Frames,
-            _outbox.Written.Gaps,
-            _outbox.Written.Missing,
+            head.Protocol == "native" ? CallProtocol.Native : CallProtocol.Exotel,
+            DateTimeOffset.FromUnixTimeMilliseconds(head.StartedAt).UtcDateTime,
+            written.Frames,
+            written.Gaps,
+            written.Missing,
             _outbox.Count,
-            Head.CallSid.Length > 0 ? Head.CallSid : null,
+            head.CallSid.Length > 0 ? head.CallSid : null,
             RuntimeIdentity,
-            Head.Tracks.HasFlag(CallTracks.Outbound) ? _outbox.Written.FramesOutbound : null));
+            head.Tracks.HasFlag(CallTracks.Outbound) ? written.FramesOutbound : null);
     }
 }

@@ -17,6 +17,7 @@ namespace Ingest.Grains;
 public sealed partial class CallStreamGrain(
     CallStreamStore store,
     SiloBuffers buffers,
+    LiveCalls live,
     TimeProvider time,
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
@@ -57,11 +58,17 @@ public sealed partial class CallStreamGrain(
 
         _outbox = new CallOutbox(writer, buffers, _metrics, logger);
         _items = new CallItemSequencer(_outbox, _options, _streamId, logger);
+        if (!_warmup)
+        {
+            live.Add(_streamId, this);
+        }
+
         return Task.CompletedTask;
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        live.Remove(_streamId, this);
         if (!_loaded)
         {
             return;

@@ -1,6 +1,7 @@
 using Ingest.Grains.Publishing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Orleans.Hosting;
 
 namespace Ingest.Grains;
 
@@ -17,6 +18,8 @@ public static class GrainServiceExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SiloBuffers>();
+        services.AddSingleton<LiveCalls>();
+        services.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
         services.AddSingleton<CallStreamStore>();
         services.AddHostedService<LifecycleSweeper>();
         services.AddHostedService<ZeroSeriesAtStart>();

@@ -17,6 +17,9 @@ public sealed class IngestFlagsState
     [Id(2)] public string Source { get; set; } = "default";
 
     [Id(3)] public DateTimeOffset ChangedAt { get; set; }
+
+    /// <summary>When this record was created (Unix ms); 0 in a record written before epochs existed.</summary>
+    [Id(4)] public long Epoch { get; set; }
 }
 
 /// <summary>
@@ -58,6 +61,12 @@ public sealed partial class IngestFlagsGrain(
         }
 
         var previous = state.State.SupportExotel;
+        if (!state.RecordExists || state.State.Epoch == 0)
+        {
+            // A new record (the first, or one lost and written again): its versions count from 1 under a new epoch.
+            state.State.Epoch = Math.Max(time.GetUtcNow().ToUnixTimeMilliseconds(), state.State.Epoch + 1);
+        }
+
         state.State.SupportExotel = enabled;
         state.State.Version++;
         state.State.Source = source;
@@ -72,7 +81,7 @@ public sealed partial class IngestFlagsGrain(
     }
 
     private IngestFlags Snapshot() =>
-        new(state.State.SupportExotel, state.State.Version, state.State.Source, state.State.ChangedAt);
+        new(state.State.SupportExotel, state.State.Version, state.State.Source, state.State.ChangedAt, state.State.Epoch);
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "supportExotel: {Enabled} (was {Previous}; source: {Source})")]
     private partial void LogChanged(string enabled, string previous, string source);

@@ -72,8 +72,19 @@ public static class DashboardSetup
     }
 
     /// <summary>Dashboard endpoints (admin role) and the tiny login form that turns a pasted token into a cookie.</summary>
-    public static void Map(WebApplication app)
+    public static void Map(WebApplication app, Options options)
     {
+        // The dashboard's pages load relative to /dashboard/: without the slash they would not find their scripts.
+        app.Use((context, next) =>
+        {
+            if (context.Request.Path.Value == RoutePrefix && HttpMethods.IsGet(context.Request.Method))
+            {
+                context.Response.Redirect(RoutePrefix + "/" + context.Request.QueryString);
+                return Task.CompletedTask;
+            }
+
+            return next(context);
+        });
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOrleansDashboard(routePrefix: RoutePrefix).RequireAuthorization(Policy);
@@ -86,18 +97,40 @@ public static class DashboardSetup
                 return Results.BadRequest("POST a form with field 'token'");
             }
 
+            // A form posted from another site (login CSRF: planting the attacker's own token) is refused.
+            if (!SameOrigin(context.Request))
+            {
+                return Results.Text("403: the login form must be posted from this dashboard's own page.\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status403Forbidden);
+            }
+
             var form = await context.Request.ReadFormAsync();
             var token = form["token"].ToString().Trim();
+            if (token.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                token = token[7..].Trim();
+            }
+
+            // Only a token that is valid now and has role=admin becomes a cookie, and the cookie lives as long as it does.
+            var checkedToken = await new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().ValidateTokenAsync(
+                token, JwtValidation.Parameters(options.Key, options.Issuer, options.Audience, options.MaxLifetime));
+            if (!checkedToken.IsValid || !checkedToken.Claims.TryGetValue(JwtValidation.RoleClaim, out var role) || role?.ToString() != "admin")
+            {
+                return Results.Text(
+                    "401: not an admin token that is valid now (wrong signature, expired, too long-lived, or no role=admin); nothing was stored.\n",
+                    "text/plain; charset=utf-8", statusCode: StatusCodes.Status401Unauthorized);
+            }
+
+            var expires = checkedToken.SecurityToken.ValidTo;
             context.Response.Cookies.Append(CookieName, token, new CookieOptions
             {
                 HttpOnly = true,
                 Secure = context.Request.IsHttps,
                 SameSite = SameSiteMode.Strict,
                 Path = RoutePrefix,
-                MaxAge = TimeSpan.FromHours(1),
+                MaxAge = expires > DateTime.UtcNow ? expires - DateTime.UtcNow : TimeSpan.Zero,
             });
 
-            // 303: the browser GETs the dashboard, which validates the cookie (a bad token gets its 401 there).
+            // 303: the browser GETs the dashboard, which validates the cookie on every request.
             return Results.Redirect(RoutePrefix + "/", permanent: false, preserveMethod: false);
         }).AllowAnonymous().DisableAntiforgery();
         app.MapPost(RoutePrefix + "/logout", (HttpContext context) =>
@@ -105,6 +138,23 @@ public static class DashboardSetup
             context.Response.Cookies.Delete(CookieName, new CookieOptions { Path = RoutePrefix });
             return Results.Redirect(RoutePrefix + "/login");
         }).AllowAnonymous().DisableAntiforgery();
+    }
+
+    /// <summary>
+    /// The request comes from this origin: its <c>Origin</c> header (browsers send one with every POST) names this host,
+    /// or, without one, <c>Sec-Fetch-Site</c> says same-origin or none (typed, not from a page). A client that sends
+    /// neither (curl) is not a browser a site could drive, and passes.
+    /// </summary>
+    private static bool SameOrigin(HttpRequest request)
+    {
+        if (request.Headers.Origin is { Count: > 0 } origin)
+        {
+            return Uri.TryCreate(origin.ToString(), UriKind.Absolute, out var uri)
+                && string.Equals(uri.Scheme, request.Scheme, StringComparison.OrdinalIgnoreCase)
+                && string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase);
+        }
+
+        return request.Headers["Sec-Fetch-Site"].ToString() is "" or "same-origin" or "none";
     }
 
     private const string LoginPage = """

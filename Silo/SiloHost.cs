@@ -69,6 +69,14 @@ public static class SiloHost
                 o.ConfigurationOptions = settings.Redis;
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
+            // The live view (issue 24): memory streams, whose subscriptions live in PubSubStore, kept in Redis so a
+            // gateway's subscription outlives the silo that held it.
+            silo.AddRedisGrainStorage("PubSubStore", o =>
+            {
+                o.ConfigurationOptions = settings.Redis;
+                o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
+            });
+            silo.AddIngestLiveView();
             silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
             // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.
             silo.AddActivityPropagation();
@@ -117,7 +125,7 @@ public static class SiloHost
         app.MapDefaultEndpoints();
         if (dashboardAuth is not null)
         {
-            DashboardSetup.Map(app);
+            DashboardSetup.Map(app, dashboardAuth);
         }
 
         return app;

@@ -75,7 +75,14 @@ if [[ "${RUN_LOCAL_SKIP_BUILD:-}" != 1 ]]; then
   echo "building..."
   dotnet build Orleans.Ingest.sln -c "$configuration" -nologo -v quiet
 fi
-setsid dotnet "Silo/bin/$configuration/net10.0/Ingest.Silo.dll" >"$run/silo.log" 2>&1 &
+# Each role gets only its secrets: a silo checks no Exotel credential and no native token. Its dashboard, when on,
+# takes the admin key alone (locally, unless ADMIN_JWT_SECRET is set, the key the gateway checks admin tokens with).
+silo_admin_key=()
+if [[ "${ORLEANS_DASHBOARD:-false}" == true && -z "${ADMIN_JWT_SECRET:-}" ]]; then
+  silo_admin_key=("ADMIN_JWT_SECRET=$JWT_SECRET")
+fi
+env -u EXOTEL_BASIC_AUTH_USER -u EXOTEL_BASIC_AUTH_PASS -u JWT_SECRET "${silo_admin_key[@]}" \
+  setsid dotnet "Silo/bin/$configuration/net10.0/Ingest.Silo.dll" >"$run/silo.log" 2>&1 &
 silo_pid=$!
 setsid dotnet "Gateway/bin/$configuration/net10.0/Ingest.Gateway.dll" >"$run/gateway.log" 2>&1 &
 gateway_pid=$!

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Serialization;
 using Ingest.Gateway.Auth;
 using Ingest.Grains.Interfaces;
@@ -7,18 +8,24 @@ using Orleans.Runtime;
 namespace Ingest.Gateway.Admin;
 
 /// <summary>
-/// CONTRACT §8: the live calls of the cluster, whichever gateway and silo carry them; JWT with role admin. Costs the
-/// call path nothing: the management grain lists the call activations of every silo, and each is asked for its status
-/// with an interleaved read-only method, all at once, each with a short timeout. Each silo is asked on its own: one that
-/// does not answer (killed, not yet declared dead) leaves its calls out and is named in the
-/// <c>X-Ingest-Unreachable-Silos</c> header, instead of failing the whole list while calls move.
+/// CONTRACT §8: the live calls of the cluster, whichever gateway and silo carry them; JWT with role admin. Costs one
+/// grain call per silo, whatever the number of calls: each silo's <see cref="ISiloCallsGrain"/> (placed on that silo)
+/// describes the calls its call grains registered, so no call is asked, and none that just ended is activated again.
+/// Each silo is asked on its own: one that does not answer (killed, not yet declared dead) leaves its calls out and is
+/// named in the <c>X-Ingest-Unreachable-Silos</c> header, instead of failing the whole list while calls move.
 /// </summary>
+/// <remarks>
+/// Paging: <c>?limit=N</c> (1..10,000) returns at most N calls from <c>offset</c> (default 0), oldest first; without
+/// <c>limit</c> every live call. The body is the JSON array either way; <c>X-Total-Count</c> tells how many calls are
+/// live, and a <c>Link</c> header with <c>rel="next"</c> names the next page while there is one.
+/// </remarks>
 public static class CallsApi
 {
-    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(2);
-
     public const string UnreachableSilosHeader = "X-Ingest-Unreachable-Silos";
 
+    public const string TotalCountHeader = "X-Total-Count";
+
+    public const int MaxLimit = 10_000;
 
     public sealed record CallView(
         [property: JsonPropertyName("stream_id")] string StreamId,
@@ -36,71 +43,176 @@ public static class CallsApi
     {
         var group = routes.MapGroup("/v1/admin/calls").RequireAuthorization(JwtSetup.AdminPolicy);
         group.MapGet("/", GetAsync);
+        group.MapGet("/stream", StreamAsync);
         return group;
     }
 
-    private static async Task<Results<Ok<CallView[]>, ProblemHttpResult>> GetAsync(IClusterClient client, HttpResponse response, CancellationToken aborted)
+    private static async Task<Results<Ok<CallView[]>, ProblemHttpResult>> GetAsync(
+        IClusterClient client, HttpRequest request, HttpResponse response, CancellationToken aborted)
     {
+        if (!TryPage(request, out var offset, out var limit, out var problem))
+        {
+            return TypedResults.Problem(problem, statusCode: StatusCodes.Status400BadRequest);
+        }
+
         if (await Management.AskAsync(client, m => m.GetHosts(onlyActive: true), aborted) is not { } answer)
         {
             return TypedResults.Problem("The cluster could not be reached.", statusCode: StatusCodes.Status503ServiceUnavailable);
         }
 
-        var (management, silos) = answer;
-        Management.Remember(silos.Keys);
-
-        var perSilo = await Task.WhenAll(silos.Keys.Select(async silo =>
-        {
-            try
-            {
-                return (Silo: silo, Activations: await management
-                    .GetDetailedGrainStatistics([ICallStatusGrain.ImplementationTypeName], [silo])
-                    .WaitAsync(Management.AttemptTimeout, aborted));
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
-            {
-                return (Silo: silo, Activations: (DetailedGrainStatistic[]?)null);
-            }
-        }));
-
-        var unreachable = perSilo.Where(p => p.Activations is null).Select(p => p.Silo.ToString()).ToArray();
+        var silos = answer.Result.Keys;
+        Management.Remember(silos);
+        var perSilo = await Task.WhenAll(silos.Select(silo => CallsOfAsync(client, silo, aborted)));
+        var unreachable = silos.Where((_, i) => perSilo[i] is null).Select(s => s.ToString()).ToArray();
         if (unreachable.Length > 0)
         {
             response.Headers[UnreachableSilosHeader] = string.Join(",", unreachable);
         }
 
-        var activations = perSilo.SelectMany(p => p.Activations ?? []).ToArray();
+        var calls = Merge(perSilo.SelectMany(p => p ?? []));
+        response.Headers[TotalCountHeader] = calls.Count.ToString(CultureInfo.InvariantCulture);
+        var page = calls.Skip(offset).Take(limit ?? int.MaxValue).ToList();
+        if (limit is { } size && offset + page.Count < calls.Count)
+        {
+            response.Headers.Link = $"<{request.PathBase}{request.Path}?offset={offset + page.Count}&limit={size}>; rel=\"next\"";
+        }
 
-        // During a failover a call can briefly have two activations; the live one answers, the other says null.
-        var keys = activations.Select(a => a.GrainId.Key.ToString()).Where(k => !string.IsNullOrEmpty(k)).Distinct(StringComparer.Ordinal);
-        var statuses = await Task.WhenAll(keys.Select(key => StatusAsync(client, key!, aborted)));
-        return TypedResults.Ok(statuses
-            .OfType<CallStatus>()
-            .OrderBy(s => s.StartedAt)
-            .Select(s => new CallView(
-                s.StreamId,
-                s.Protocol == CallProtocol.Exotel ? "exotel" : "native",
-                s.Frames,
-                s.StartedAt,
-                s.Gaps,
-                s.Missing,
-                s.Buffered,
-                s.CallSid,
-                s.Silo,
-                s.FramesOutbound))
-            .ToArray());
+        return TypedResults.Ok(page.Select(ToView).ToArray());
     }
 
-    /// <summary>A grain that does not answer in time (its silo just died, it deactivated meanwhile) is left out, not waited for.</summary>
-    private static async Task<CallStatus?> StatusAsync(IClusterClient client, string streamId, CancellationToken aborted)
+    /// <summary>
+    /// The silos' calls as one list, oldest first. During a failover a call can briefly be live on two silos: the one
+    /// further on is the one that writes.
+    /// </summary>
+    internal static List<CallStatus> Merge(IEnumerable<CallStatus> calls) => calls
+        .GroupBy(s => s.StreamId, StringComparer.Ordinal)
+        .Select(g => g.MaxBy(s => s.Frames)!)
+        .OrderBy(s => s.StartedAt)
+        .ThenBy(s => s.StreamId, StringComparer.Ordinal)
+        .ToList();
+
+    internal static CallView ToView(CallStatus s) => new(
+        s.StreamId,
+        s.Protocol == CallProtocol.Exotel ? "exotel" : "native",
+        s.Frames,
+        s.StartedAt,
+        s.Gaps,
+        s.Missing,
+        s.Buffered,
+        s.CallSid,
+        s.Silo,
+        s.FramesOutbound);
+
+    /// <summary>
+    /// <c>GET /v1/admin/calls/stream</c>: the live calls pushed as server-sent events, from the gateway's
+    /// <see cref="LiveView"/> (one Orleans stream message per silo per second; no polling of the cluster). First the
+    /// list as it is now (asked of the silos, as <c>GET /v1/admin/calls</c> does), then an event <c>calls</c> whenever
+    /// a silo pushes, at most every <see cref="PushSpacing"/>, and a comment every 15 s so proxies keep the connection.
+    /// At most <c>MAX_ADMIN_STREAMS</c> at once per gateway: beyond it <c>503</c> with <c>Retry-After</c>.
+    /// </summary>
+    private static async Task StreamAsync(HttpContext context, IClusterClient client, LiveView view, IHostApplicationLifetime lifetime)
+    {
+        if (!view.TryAddViewer())
+        {
+            context.Response.Headers.RetryAfter = "10";
+            await TypedResults.Problem(
+                "This gateway serves its most live-view subscribers at once (MAX_ADMIN_STREAMS); try again later or poll GET /v1/admin/calls.",
+                statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context);
+            return;
+        }
+
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        try
+        {
+            var response = context.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            response.Headers["X-Accel-Buffering"] = "no";
+            var first = await PolledAsync(client, done.Token);
+            await WriteEventAsync(response, first ?? view.Calls(), done.Token);
+            while (!done.IsCancellationRequested)
+            {
+                var changed = view.Changed;
+                if (await Task.WhenAny(changed, Task.Delay(KeepAliveEvery, done.Token)) != changed)
+                {
+                    await response.WriteAsync(": keep-alive\n\n", done.Token);
+                    await response.Body.FlushAsync(done.Token);
+                    continue;
+                }
+
+                await WriteEventAsync(response, view.Calls(), done.Token);
+                await Task.Delay(PushSpacing, done.Token);
+            }
+        }
+        catch (OperationCanceledException) when (done.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            view.RemoveViewer();
+        }
+    }
+
+    /// <summary>The shortest time between two events of one subscriber.</summary>
+    public static readonly TimeSpan PushSpacing = TimeSpan.FromMilliseconds(250);
+
+    private static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(15);
+
+    private static async Task<List<CallStatus>?> PolledAsync(IClusterClient client, CancellationToken aborted)
+    {
+        if (await Management.AskAsync(client, m => m.GetHosts(onlyActive: true), aborted) is not { } answer)
+        {
+            return null;
+        }
+
+        var perSilo = await Task.WhenAll(answer.Result.Keys.Select(silo => CallsOfAsync(client, silo, aborted)));
+        return Merge(perSilo.SelectMany(p => p ?? []));
+    }
+
+    private static async Task WriteEventAsync(HttpResponse response, List<CallStatus> calls, CancellationToken aborted)
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(calls.Select(ToView).ToArray());
+        await response.WriteAsync("event: calls\ndata: " + json + "\n\n", aborted);
+        await response.Body.FlushAsync(aborted);
+    }
+
+    /// <summary>The calls one silo describes; null when it does not answer in time or the grain asked is not on it.</summary>
+    private static async Task<IReadOnlyList<CallStatus>?> CallsOfAsync(IClusterClient client, SiloAddress silo, CancellationToken aborted)
     {
         try
         {
-            return await client.GetGrain<ICallStatusGrain>(streamId).GetStatus().AsTask().WaitAsync(StatusTimeout, aborted);
+            var answer = await client.GetGrain<ISiloCallsGrain>(ISiloCallsGrain.KeyOf(silo)).GetCalls().AsTask().WaitAsync(Management.AttemptTimeout, aborted);
+            return answer.Here ? answer.Calls : null;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !aborted.IsCancellationRequested)
         {
             return null;
         }
+    }
+
+    private static bool TryPage(HttpRequest request, out int offset, out int? limit, out string problem)
+    {
+        offset = 0;
+        limit = null;
+        problem = string.Empty;
+        if (request.Query.TryGetValue("offset", out var o)
+            && (!int.TryParse(o, NumberStyles.None, CultureInfo.InvariantCulture, out offset) || offset < 0))
+        {
+            problem = "offset must be a whole number, 0 or more.";
+            return false;
+        }
+
+        if (request.Query.TryGetValue("limit", out var l))
+        {
+            if (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1 || n > MaxLimit)
+            {
+                problem = $"limit must be a whole number from 1 to {MaxLimit}.";
+                return false;
+            }
+
+            limit = n;
+        }
+
+        return true;
     }
 }

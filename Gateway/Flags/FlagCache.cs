@@ -8,7 +8,7 @@ namespace Ingest.Gateway.Flags;
 /// change made through any gateway is obeyed by every gateway within milliseconds; the gateway that makes the change
 /// applies it at once. Every <see cref="SafetyNetInterval"/> it renews its subscription, which also returns the current
 /// flags: a lost subscription (silo restart, grain reactivation, a dropped notification) costs at most that long.
-/// Notifications may arrive out of order: only a higher <see cref="IngestFlags.Version"/> replaces the one held.
+/// Notifications may arrive out of order: only a newer state (<see cref="IngestFlags.IsNewerThan"/>: epoch, then version) replaces the one held.
 /// </summary>
 public sealed partial class FlagCache(
     IClusterClient client,
@@ -146,7 +146,7 @@ public sealed partial class FlagCache(
         lock (_gate)
         {
             previous = _current;
-            if (previous is not null && previous.Version >= flags.Version)
+            if (previous is not null && !flags.IsNewerThan(previous))
             {
                 return;
             }

@@ -137,6 +137,12 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
                     // Left pending: this worker or another takes it over after the claim idle time.
                     Log.Write(options.Name, $"{streamId}: {ex.GetType().Name}: {ex.Message}; left for takeover");
                 }
+                catch (Exception ex) when (ex is InvalidCastException or FormatException or OverflowException or ArgumentException)
+                {
+                    // Data this worker cannot read would fail every worker that takes it over, forever: given up, said once.
+                    Log.Write(options.Name, $"{streamId}: cannot process ({ex.GetType().Name}: {ex.Message}); acknowledged, not retried");
+                    await db.StreamAcknowledgeAsync(Calls, options.Group, entry.Id);
+                }
                 finally
                 {
                     _calls.TryRemove(streamId, out _);
@@ -149,7 +155,12 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     {
         var meta = (await db.HashGetAllAsync(MetaKey(streamId))).ToDictionary(e => e.Name.ToString(), e => e.Value);
         var rateValue = meta.GetValueOrDefault("sample_rate", start["sample_rate"]);
-        var rate = rateValue.IsNullOrEmpty ? 8000 : (int)rateValue;
+        if (!rateValue.TryParse(out int rate) || rate is < 8000 or > 48000)
+        {
+            Log.Write(options.Name, $"{streamId}: sample_rate '{rateValue}' is not one the platform writes; reading it as 8000 Hz");
+            rate = 8000;
+        }
+
         var chunkBytes = rate * 2 / 2; // PCM16 mono: 2 bytes a sample, 500 ms.
 
         // The claim is kept alive on its own timer, not between reads: catching up a backlog must not make a live call
@@ -273,8 +284,16 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     /// <summary>Adds one audio entry (from byte <paramref name="skip"/>) to the call; emits every whole chunk.</summary>
     private async Task<bool> ConsumeAsync(CallState state, StreamEntry entry, int skip)
     {
-        var seq = (long)entry["seq"];
-        byte[] audio = entry["audio"]!; // bytes, never a string: audio is not UTF-8
+        byte[]? audio = entry["audio"]; // bytes, never a string: audio is not UTF-8
+        if (!entry["seq"].TryParse(out long seq) || audio is null)
+        {
+            // Not an entry the platform writes (CONTRACT §7): said once and passed over, never retried forever.
+            Log.Write(options.Name, $"{state.StreamId}{state.Track}: entry {entry.Id} has no integer seq or no audio; skipped");
+            state.EndId = entry.Id;
+            state.EndOffset = 0;
+            return true;
+        }
+
         if (skip == 0 && state.LastSeq > 0 && seq > state.LastSeq + 1)
         {
             // Marked, not filled: the chunk says how many sequence numbers are missing before its audio (for Exotel
@@ -359,17 +378,19 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     }
 
     /// <summary>Resets the idle time of our pending start entry, so a live call is not taken over; false if another worker has it.</summary>
-    private async Task<bool> KeepClaimAsync(RedisValue entryId)
-    {
-        var pending = await db.StreamPendingMessagesAsync(Calls, options.Group, 1, RedisValue.Null, entryId, entryId);
-        if (pending.Length == 0 || pending[0].ConsumerName != options.Name)
-        {
-            return false;
-        }
+    /// <remarks>
+    /// Checked and claimed in one script: checked first and claimed after, another worker's takeover in between was
+    /// taken back, and two workers then emitted the same call.
+    /// </remarks>
+    private async Task<bool> KeepClaimAsync(RedisValue entryId) =>
+        (int)await db.ScriptEvaluateAsync(KeepClaimScript, [Calls], [options.Group, options.Name, entryId]) == 1;
 
-        await db.StreamClaimIdsOnlyAsync(Calls, options.Group, options.Name, 0, [entryId]);
-        return true;
-    }
+    private const string KeepClaimScript = """
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+        if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+        return 1
+        """;
 
     /// <summary>Whether this worker still holds the call's claim (shared by its tracks).</summary>
     private sealed class Claim

@@ -55,21 +55,18 @@ internal static class AdminCommands
         var url = UrlOption();
         var token = TokenOption();
         var json = JsonOption();
-        var list = new Command("list", "The live calls of the cluster: stream id, protocol, frames published, gaps, start time, silo") { url, token, json };
+        var watch = new Option<bool>("--watch") { Description = "keep the list on screen, updated as the silos push it (server-sent events of /v1/admin/calls/stream), until Ctrl+C" };
+        var list = new Command("list", "The live calls of the cluster: stream id, protocol, frames published, gaps, start time, silo") { url, token, json, watch };
         list.SetAction(async (p, ct) =>
         {
-            var body = await SendAsync(HttpMethod.Get, p.GetValue(url)!, "/v1/admin/calls", p.GetValue(token), null, ct);
-            if (p.GetValue(json))
+            if (p.GetValue(watch))
             {
-                Console.WriteLine(body);
+                await WatchAsync(p.GetValue(url)!, p.GetValue(token), data => PrintCalls(data, p.GetValue(json), clear: !Console.IsOutputRedirected), ct);
                 return Program.Ok;
             }
 
-            var calls = JsonNode.Parse(body)!.AsArray();
-            Console.WriteLine(Common.Table(
-                ["STREAM_ID", "PROTOCOL", "FRAMES", "GAPS", "MISSING", "BUFFERED", "STARTED_AT", "SILO"],
-                calls.Select(c => (IReadOnlyList<string>)[S(c, "stream_id"), S(c, "protocol"), S(c, "frames"), S(c, "gaps"), S(c, "missing"), S(c, "buffered"), S(c, "started_at"), S(c, "silo")])));
-            Console.WriteLine($"{calls.Count} live call(s)");
+            var body = await SendAsync(HttpMethod.Get, p.GetValue(url)!, "/v1/admin/calls", p.GetValue(token), null, ct);
+            PrintCalls(body, p.GetValue(json), clear: false);
             return Program.Ok;
         });
 
@@ -122,6 +119,93 @@ internal static class AdminCommands
         return command;
     }
 
+    private static void PrintCalls(string body, bool json, bool clear)
+    {
+        if (json)
+        {
+            Console.WriteLine(body);
+            return;
+        }
+
+        var calls = JsonNode.Parse(body)!.AsArray();
+        if (clear)
+        {
+            Console.Clear();
+        }
+
+        Console.WriteLine(Common.Table(
+            ["STREAM_ID", "PROTOCOL", "FRAMES", "GAPS", "MISSING", "BUFFERED", "STARTED_AT", "SILO"],
+            calls.Select(c => (IReadOnlyList<string>)[S(c, "stream_id"), S(c, "protocol"), S(c, "frames"), S(c, "gaps"), S(c, "missing"), S(c, "buffered"), S(c, "started_at"), S(c, "silo")])));
+        Console.WriteLine(Invariant($"{calls.Count} live call(s)") + (clear ? Invariant($", {DateTime.Now:HH:mm:ss}; Ctrl+C to stop") : string.Empty));
+    }
+
+    /// <summary>Reads the live view's server-sent events; each <c>calls</c> event's data goes to <paramref name="onCalls"/>.</summary>
+    private static async Task WatchAsync(string baseUrl, string? token, Action<string> onCalls, CancellationToken ct)
+    {
+        var root = Root(baseUrl);
+        using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(root, "/v1/admin/calls/stream"));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ResolveToken(token));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        HttpResponseMessage response;
+        try
+        {
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            connect.CancelAfter(TimeSpan.FromSeconds(15));
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, connect.Token);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new CtlException($"cannot reach the gateway at {root}: {Program.OneLine(ex.Message)}");
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new CtlException($"the gateway at {root} did not answer within 15 s");
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw Refused(response.StatusCode, response.ReasonPhrase, "/v1/admin/calls/stream", await response.Content.ReadAsStringAsync(ct));
+            }
+
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+            var eventName = string.Empty;
+            var data = new StringBuilder();
+            try
+            {
+                while (await reader.ReadLineAsync(ct) is { } line)
+                {
+                    if (line.Length == 0)
+                    {
+                        if (eventName == "calls" && data.Length > 0)
+                        {
+                            onCalls(data.ToString());
+                        }
+
+                        eventName = string.Empty;
+                        data.Clear();
+                    }
+                    else if (line.StartsWith("event:", StringComparison.Ordinal))
+                    {
+                        eventName = line[6..].Trim();
+                    }
+                    else if (line.StartsWith("data:", StringComparison.Ordinal))
+                    {
+                        data.Append(line.AsSpan(5).TrimStart(' '));
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+
+            throw new CtlException("the gateway closed the live view (it is stopping); run the command again");
+        }
+    }
+
     private static string S(JsonNode? node, string name) => node?[name] switch
     {
         null => "",
@@ -160,11 +244,7 @@ internal static class AdminCommands
 
     private static async Task<string> SendAsync(HttpMethod method, string baseUrl, string path, string? token, string? json, CancellationToken ct)
     {
-        if (!Uri.TryCreate(baseUrl, UriKind.Absolute, out var root) || root.Scheme is not ("http" or "https"))
-        {
-            throw CtlException.Usage($"--url must be an http:// or https:// address, not '{baseUrl}'");
-        }
-
+        var root = Root(baseUrl);
         var bearer = ResolveToken(token);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
         using var request = new HttpRequestMessage(method, new Uri(root, path));
@@ -191,15 +271,21 @@ internal static class AdminCommands
         using (response)
         {
             var body = await response.Content.ReadAsStringAsync(ct);
-            return response.StatusCode switch
-            {
-                >= HttpStatusCode.OK and < HttpStatusCode.MultipleChoices => body,
-                HttpStatusCode.Unauthorized => throw new CtlException("401 Unauthorized: the token was refused (expired, signed with another secret, or longer-lived than the gateway allows)"),
-                HttpStatusCode.Forbidden => throw new CtlException("403 Forbidden: the token has no role=admin claim (ingestctl token --role admin)"),
-                _ => throw new CtlException($"{(int)response.StatusCode} {response.ReasonPhrase} from {path}: {Program.OneLine(Detail(body))}"),
-            };
+            return response.IsSuccessStatusCode ? body : throw Refused(response.StatusCode, response.ReasonPhrase, path, body);
         }
     }
+
+    private static Uri Root(string baseUrl) =>
+        Uri.TryCreate(baseUrl, UriKind.Absolute, out var root) && root.Scheme is "http" or "https"
+            ? root
+            : throw CtlException.Usage($"--url must be an http:// or https:// address, not '{baseUrl}'");
+
+    private static CtlException Refused(HttpStatusCode status, string? reason, string path, string body) => status switch
+    {
+        HttpStatusCode.Unauthorized => new CtlException("401 Unauthorized: the token was refused (expired, signed with another secret, or longer-lived than the gateway allows)"),
+        HttpStatusCode.Forbidden => new CtlException("403 Forbidden: the token has no role=admin claim (ingestctl token --role admin)"),
+        _ => new CtlException($"{(int)status} {reason} from {path}: {Program.OneLine(Detail(body))}"),
+    };
 
     private static string Detail(string body)
     {

@@ -67,37 +67,23 @@ internal static class Common
         DefaultValueFactory = _ => Env("REDIS_URL") ?? "127.0.0.1:6380",
     };
 
-    public static string RedisConfiguration(string text)
-    {
-        if (text.StartsWith("redis://", StringComparison.OrdinalIgnoreCase) || text.StartsWith("rediss://", StringComparison.OrdinalIgnoreCase))
-        {
-            var uri = new Uri(text);
-            var config = $"{uri.Host}:{(uri.Port > 0 ? uri.Port : 6379)}";
-            if (uri.UserInfo.Length > 0)
-            {
-                var password = Uri.UnescapeDataString(uri.UserInfo.Contains(':', StringComparison.Ordinal) ? uri.UserInfo[(uri.UserInfo.IndexOf(':', StringComparison.Ordinal) + 1)..] : uri.UserInfo);
-                config += ",password=" + password;
-            }
-
-            if (uri.Scheme.Equals("rediss", StringComparison.OrdinalIgnoreCase))
-            {
-                config += ",ssl=true";
-            }
-
-            if (uri.AbsolutePath.Trim('/') is { Length: > 0 } db)
-            {
-                config += ",defaultDatabase=" + db;
-            }
-
-            return config;
-        }
-
-        return text;
-    }
-
+    /// <summary>
+    /// Connects as the silo and gateway do: <c>--redis</c> is read by the same parser as their <c>REDIS_URL</c>
+    /// (<c>ServiceDefaults/RedisUrl.cs</c>, compiled in), so an ACL user or password with <c>,</c> or <c>=</c> in a
+    /// <c>redis://</c> URL works, and no message ever shows the password (only the endpoints).
+    /// </summary>
     public static async Task<StackExchange.Redis.ConnectionMultiplexer> ConnectRedisAsync(string text)
     {
-        var options = StackExchange.Redis.ConfigurationOptions.Parse(RedisConfiguration(text));
+        StackExchange.Redis.ConfigurationOptions options;
+        try
+        {
+            options = Ingest.ServiceDefaults.RedisUrl.Parse(text);
+        }
+        catch (Ingest.ServiceDefaults.SettingException ex)
+        {
+            throw CtlException.Usage(ex.Message + " (--redis)");
+        }
+
         options.AbortOnConnectFail = true;
         options.ConnectTimeout = 3000;
         options.ConnectRetry = 1;
@@ -105,9 +91,10 @@ internal static class Common
         {
             return await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(options);
         }
-        catch (StackExchange.Redis.RedisConnectionException)
+        catch (StackExchange.Redis.RedisConnectionException ex)
         {
-            throw new CtlException($"cannot reach Redis at {text} (is the stack running? tools/run-local.sh uses 127.0.0.1:6380)");
+            var why = ex.FailureType == StackExchange.Redis.ConnectionFailureType.AuthenticationFailure ? "the user or password was refused" : "is the stack running? tools/run-local.sh uses 127.0.0.1:6380";
+            throw new CtlException($"cannot reach Redis at {Ingest.ServiceDefaults.RedisUrl.Describe(options)} ({why})");
         }
     }
 

@@ -158,6 +158,11 @@ internal static class DumpCommand
             .OrderBy(g => g.Position)
             .ToList();
 
+        // A gap entry is text in Redis: its "missing" is believed only up to what the longest call can hold, and the
+        // silence is written from one small buffer, so a hostile or corrupt entry cannot make the dump allocate gigabytes.
+        var longestGap = MaxGapSeconds * (long)sampleRate * 2 / Math.Max(2, frameBytes);
+        var silenceLeft = longestGap;
+        var zeros = new byte[64 * 1024];
         using var pcm = new MemoryStream();
         var gapIndex = 0;
         void FillUpTo(long seq, long? chunk)
@@ -166,8 +171,18 @@ internal static class DumpCommand
             {
                 var g = gaps[gapIndex++];
                 g.AtSample = pcm.Length / 2;
-                g.SilenceSamples = g.Missing * frameBytes / 2;
-                pcm.Write(new byte[g.Missing * frameBytes]);
+                var frames = Math.Clamp(g.Missing, 0, silenceLeft);
+                silenceLeft -= frames;
+                if (frames != g.Missing)
+                {
+                    Console.Error.WriteLine(DumpInvariant($"ingestctl: warning: gap entry {g.Id} claims {g.Missing} missing frames; written as {frames} (a track's gaps add up to at most {MaxGapSeconds / 3600} h of silence, the longest call)"));
+                }
+
+                g.SilenceSamples = frames * frameBytes / 2;
+                for (var left = frames * frameBytes; left > 0; left -= zeros.Length)
+                {
+                    pcm.Write(zeros, 0, (int)Math.Min(left, zeros.Length));
+                }
             }
         }
 
@@ -180,6 +195,11 @@ internal static class DumpCommand
         FillUpTo(long.MaxValue, long.MaxValue);
         return new Track(pcm.ToArray(), frames.Count, frameBytes, frames.Sum(f => (long)f.Audio.Length), gaps);
     }
+
+    /// <summary>The most silence one gap entry may stand for: MAX_CALL_SECONDS' default, the longest a call lasts.</summary>
+    private const long MaxGapSeconds = 4 * 3600;
+
+    private static string DumpInvariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     private static long? ChunkOf(string? position) =>
         position?.IndexOf(':', StringComparison.Ordinal) is int colon and >= 0 ? Long(position[(colon + 1)..]) : null;

@@ -17,6 +17,9 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
+        // Callers' free text (stream ids, stop reasons, details) is printed with its control characters escaped.
+        Console.SetOut(new PrintableWriter(Console.Out));
+        Console.SetError(new PrintableWriter(Console.Error));
         var root = new RootCommand("ingestctl: see, steer and debug Orleans.Ingest (tokens, flags, live calls, refusals, simulated calls, dumps of landed audio)")
         {
             TokenCommand.Build(),

@@ -103,6 +103,18 @@ public sealed class AdminConsoleTests(Xunit.Abstractions.ITestOutputHelper outpu
                 $"Number([...document.querySelectorAll('#calls tbody tr')].find(r => r.cells[0].textContent === {Js(call.StreamSid)})?.cells[2].textContent) > {first!.GetValue<string>()}",
                 TimeSpan.FromSeconds(10)));
 
+            // The pictures (issue 24 item 4), drawn from the pushed view: the list comes from the live-view stream,
+            // cluster frames/s and live calls are lines, the refusal is a bar of its reason, the call has its level
+            // and its frames/s sparkline.
+            Assert.True(await browser.WaitForAsync("document.getElementById('calls-updated').textContent.startsWith('pushed')", TimeSpan.FromSeconds(15)), await browser.TextAsync("#calls-updated"));
+            Assert.True(await browser.WaitForAsync("/cluster frames\\/s: [1-9]/.test(document.querySelector('#fps-chart .chart-label').textContent) && document.querySelector('#fps-chart polyline') !== null", TimeSpan.FromSeconds(15)),
+                await browser.TextAsync("#fps-chart"));
+            Assert.True(await browser.WaitForAsync("document.querySelector('#calls-chart .chart-label').textContent.startsWith('live calls: 1')", TimeSpan.FromSeconds(10)), await browser.TextAsync("#calls-chart"));
+            Assert.True(await browser.WaitForAsync("document.querySelector('#refusals-chart rect[data-reason=\"bad_credentials\"]') !== null && document.getElementById('refusals-legend').textContent.includes('bad_credentials')", TimeSpan.FromSeconds(10)));
+            Assert.True(await browser.WaitForAsync(
+                $"(r => r !== undefined && r.cells[3].querySelector('meter.level') !== null && r.cells[3].querySelector('svg.spark polyline') !== null && Number(r.cells[3].querySelector('meter').value) > 0)([...document.querySelectorAll('#calls tbody tr')].find(r => r.cells[0].textContent === {Js(call.StreamSid)}))",
+                TimeSpan.FromSeconds(15)), await browser.TextAsync("#calls"));
+
             var source = (await browser.EvaluateAsync("document.documentElement.outerHTML"))!.GetValue<string>();
             Assert.DoesNotContain(admin, source, StringComparison.Ordinal);
             Assert.DoesNotContain(admin.Split('.')[2], source, StringComparison.Ordinal);

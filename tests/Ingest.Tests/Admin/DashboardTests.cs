@@ -103,6 +103,53 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
     }
 
     [Fact]
+    public async Task The_login_stores_only_a_valid_admin_token_posted_from_its_own_page_for_as_long_as_the_token_lives()
+    {
+        using var http = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false });
+        var login = Url(fixture.WithDashboard, "/dashboard/login");
+        async Task<HttpResponseMessage> PostAsync(string token, string? origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, login) { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = token }) };
+            if (origin is not null)
+            {
+                request.Headers.Add("Origin", origin);
+            }
+
+            return await http.SendAsync(request);
+        }
+
+        // Any string used to become the cookie; now only a token valid now with role=admin does.
+        foreach (var refused in new[] { "not-a-jwt", Tokens.Create(role: "agent"), Tokens.Create(role: "admin", expires: DateTime.UtcNow.AddMinutes(-5)), Tokens.Create("another-secret-that-is-long-enough-for-hs256!!", role: "admin") })
+        {
+            using var response = await PostAsync(refused, origin: null);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.False(response.Headers.Contains("Set-Cookie"));
+        }
+
+        // A form another site posts (login CSRF) is refused, even with a good token.
+        var own = login.GetLeftPart(UriPartial.Authority);
+        using (var foreign = await PostAsync(Tokens.Create(role: "admin"), "http://evil.example"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
+            Assert.False(foreign.Headers.Contains("Set-Cookie"));
+        }
+
+        // From its own page: the cookie lives as long as the token, not a fixed hour.
+        using (var ok = await PostAsync(Tokens.Create(role: "admin", expires: DateTime.UtcNow.AddMinutes(10)), own))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, ok.StatusCode);
+            var cookie = Assert.Single(ok.Headers.GetValues("Set-Cookie")).ToLowerInvariant();
+            var maxAge = int.Parse(cookie.Split(';').Select(p => p.Trim()).Single(p => p.StartsWith("max-age=", StringComparison.Ordinal))[8..], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(maxAge, 540, 600);
+        }
+
+        // /dashboard without its slash leads to the dashboard.
+        using var bare = await http.GetAsync(Url(fixture.WithDashboard, "/dashboard"));
+        Assert.Equal(HttpStatusCode.Redirect, bare.StatusCode);
+        Assert.Equal("/dashboard/", bare.Headers.Location!.ToString());
+    }
+
+    [Fact]
     [Trait("Category", "Slow")]
     public async Task In_a_real_browser_the_login_form_opens_the_dashboard_and_its_api_calls_carry_the_cookie()
     {

@@ -186,6 +186,41 @@ public sealed class SampleWorkerTests(ITestOutputHelper output)
         Assert.True(await RedisStreams.WaitUntilAsync(async () => (await db.StreamPendingAsync(CallWorkerCalls, "asr")).PendingMessageCount == 0, TimeSpan.FromSeconds(10)), "the start entries were not acknowledged");
     }
 
+    [Fact]
+    public async Task An_entry_the_worker_cannot_read_is_passed_over_once_and_the_call_still_finishes()
+    {
+        // Issue 24 item 6: an audio entry whose seq is not a number used to throw in every worker that took the call,
+        // each after the claim idle time, forever. It is said once and passed over; the rest of the call is emitted.
+        await using var redis = await RedisServer.StartAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var db = connection.GetDatabase();
+        var id = Guid.NewGuid().ToString("N");
+        using var worker = Worker(redis, "A");
+        Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(worker.Output.Contains("started", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)));
+        await StartCallAsync(db, id);
+        var sent = new List<byte>();
+        for (var n = 0; n < 20; n++)
+        {
+            var audio = new byte[1600];
+            new Random(n).NextBytes(audio);
+            if (n == 7)
+            {
+                await db.StreamAddAsync("ingest:audio:{" + id + "}", [new("seq", "not-a-number"), new("ts", n * 100), new("audio", audio)]);
+                continue;
+            }
+
+            sent.AddRange(audio);
+            await db.StreamAddAsync("ingest:audio:{" + id + "}", [new("seq", 2 + n), new("ts", n * 100), new("audio", audio)]);
+        }
+
+        await StopCallAsync(db, id, 20);
+        Assert.True(
+            await RedisStreams.WaitUntilAsync(async () => await db.HashGetAsync(Checkpoint(id), "done") == "1", TimeSpan.FromSeconds(30)),
+            "the worker did not finish the call\n" + worker.Output);
+        Assert.Equal(sent, (await db.StreamRangeAsync(Chunks(id))).SelectMany(c => (byte[])c["audio"]!));
+        Assert.Single(worker.Lines, l => l.Contains("has no integer seq or no audio; skipped", StringComparison.Ordinal));
+    }
+
     private const string CallWorkerCalls = "ingest:calls";
 
     private static string Chunks(string id) => "samples:chunks:{" + id + "}";

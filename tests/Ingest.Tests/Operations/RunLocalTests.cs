@@ -119,6 +119,12 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Equal(ports.Order(), listening.Select(l => l.Port).Distinct().Order());
             Assert.All(listening, l => Assert.True(System.Net.IPAddress.IsLoopback(l.Address), $"{l.Address}:{l.Port} is not loopback"));
 
+            // Each role gets only its secrets (issue 24 item 6): the silo never sees the Exotel password or the JWT key.
+            var siloEnvironment = Leftovers(marker, redisPort)
+                .Select(pid => (Cmdline: Read(pid, "cmdline"), Environ: Read(pid, "environ")))
+                .Single(p => p.Cmdline.Contains("Ingest.Silo.dll", StringComparison.Ordinal)).Environ.Split('\0');
+            Assert.DoesNotContain(siloEnvironment, v => v.StartsWith("EXOTEL_BASIC_AUTH_PASS=", StringComparison.Ordinal) || v.StartsWith("JWT_SECRET=", StringComparison.Ordinal) || v.StartsWith("EXOTEL_BASIC_AUTH_USER=", StringComparison.Ordinal));
+
             var clock = Stopwatch.StartNew();
             for (var press = 0; press < presses; press++)
             {
@@ -192,6 +198,18 @@ public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
         }
 
         return Leftovers(marker, redisPort);
+    }
+
+    private static string Read(int pid, string file)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/{file}");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return string.Empty;
+        }
     }
 
     /// <summary>
