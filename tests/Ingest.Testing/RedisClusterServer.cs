@@ -372,6 +372,7 @@ public sealed class RedisClusterServer : IAsyncDisposable
             UseShellExecute = false,
         };
         var process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start");
+        RedisServer.KillAtExit(process);
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();

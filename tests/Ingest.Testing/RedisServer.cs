@@ -67,6 +67,7 @@ public sealed class RedisServer : IAsyncDisposable
         }
 
         _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start");
+        Started.Add(_process);
         _process.OutputDataReceived += (_, e) => Keep(e.Data);
         _process.ErrorDataReceived += (_, e) => Keep(e.Data);
         _process.BeginOutputReadLine();
@@ -206,6 +207,37 @@ public sealed class RedisServer : IAsyncDisposable
     }
 
     private static readonly HashSet<int> Handed = [];
+
+    /// <summary>
+    /// Every server this process started. A test whose setup failed after starting one never disposes it; when the test
+    /// process exits, whatever is still running is killed, so no redis-server outlives the run.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentBag<Process> Started = CreateStarted();
+
+    /// <summary>Counts <paramref name="process"/> among the servers killed when the test process exits (Redis Cluster nodes).</summary>
+    internal static void KillAtExit(Process process) => Started.Add(process);
+
+    private static System.Collections.Concurrent.ConcurrentBag<Process> CreateStarted()
+    {
+        var started = new System.Collections.Concurrent.ConcurrentBag<Process>();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            foreach (var process in started)
+            {
+                try
+                {
+                    if (!process.HasExited)
+                    {
+                        process.Kill();
+                    }
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                }
+            }
+        };
+        return started;
+    }
 }
 
 /// <summary>redis-server exited because its port was taken (<see cref="RedisServer.StartAsync"/> tries another).</summary>

@@ -26,9 +26,18 @@ public sealed class LiveViewTests(Xunit.Abstractions.ITestOutputHelper output) :
     public async Task InitializeAsync()
     {
         _stack = await IngestStack.StartAsync();
-        await _stack.AddSiloAsync();
-        await _stack.AddSiloAsync();
-        _gateway = await _stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true", ["MAX_ADMIN_STREAMS"] = "2" });
+        try
+        {
+            await _stack.AddSiloAsync();
+            await _stack.AddSiloAsync();
+            _gateway = await _stack.AddGatewayAsync(new() { ["SUPPORT_EXOTEL"] = "true", ["MAX_ADMIN_STREAMS"] = "2" });
+        }
+        catch
+        {
+            // xunit does not call DisposeAsync when InitializeAsync fails: the stack (and its redis-server) goes here.
+            await _stack.DisposeAsync();
+            throw;
+        }
     }
 
     public async Task DisposeAsync() => await _stack.DisposeAsync();
