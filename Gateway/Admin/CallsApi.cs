@@ -55,21 +55,16 @@ public static class CallsApi
             return TypedResults.Problem(problem, statusCode: StatusCodes.Status400BadRequest);
         }
 
-        if (await Management.AskAsync(client, m => m.GetHosts(onlyActive: true), aborted) is not { } answer)
+        if (await AskSilosAsync(client, aborted) is not var (calls, unreachable))
         {
             return TypedResults.Problem("The cluster could not be reached.", statusCode: StatusCodes.Status503ServiceUnavailable);
         }
 
-        var silos = answer.Result.Keys;
-        Management.Remember(silos);
-        var perSilo = await Task.WhenAll(silos.Select(silo => CallsOfAsync(client, silo, aborted)));
-        var unreachable = silos.Where((_, i) => perSilo[i] is null).Select(s => s.ToString()).ToArray();
         if (unreachable.Length > 0)
         {
             response.Headers[UnreachableSilosHeader] = string.Join(",", unreachable);
         }
 
-        var calls = Merge(perSilo.SelectMany(p => p ?? []));
         response.Headers[TotalCountHeader] = calls.Count.ToString(CultureInfo.InvariantCulture);
         var page = calls.Skip(offset).Take(limit ?? int.MaxValue).ToList();
         if (limit is { } size && offset + page.Count < calls.Count)
@@ -128,8 +123,8 @@ public static class CallsApi
             response.ContentType = "text/event-stream";
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no";
-            var first = await PolledAsync(client, done.Token);
-            await WriteEventAsync(response, first ?? view.Calls(), done.Token);
+            var first = await AskSilosAsync(client, done.Token);
+            await WriteEventAsync(response, first?.Calls ?? view.Calls(), done.Token);
             while (!done.IsCancellationRequested)
             {
                 var changed = view.Changed;
@@ -158,15 +153,22 @@ public static class CallsApi
 
     private static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(15);
 
-    private static async Task<List<CallStatus>?> PolledAsync(IClusterClient client, CancellationToken aborted)
+    /// <summary>
+    /// Every active silo's calls, merged, and the silos that did not answer; null when no management grain answered
+    /// which silos there are.
+    /// </summary>
+    private static async Task<(List<CallStatus> Calls, string[] Unreachable)?> AskSilosAsync(IClusterClient client, CancellationToken aborted)
     {
         if (await Management.AskAsync(client, m => m.GetHosts(onlyActive: true), aborted) is not { } answer)
         {
             return null;
         }
 
-        var perSilo = await Task.WhenAll(answer.Result.Keys.Select(silo => CallsOfAsync(client, silo, aborted)));
-        return Merge(perSilo.SelectMany(p => p ?? []));
+        var silos = answer.Result.Keys;
+        Management.Remember(silos);
+        var perSilo = await Task.WhenAll(silos.Select(silo => CallsOfAsync(client, silo, aborted)));
+        var unreachable = silos.Where((_, i) => perSilo[i] is null).Select(s => s.ToString()).ToArray();
+        return (Merge(perSilo.SelectMany(p => p ?? [])), unreachable);
     }
 
     private static async Task WriteEventAsync(HttpResponse response, List<CallStatus> calls, CancellationToken aborted)

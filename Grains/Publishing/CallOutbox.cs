@@ -362,7 +362,7 @@ public sealed partial class CallOutbox
         _nextRetry = _time.GetTimestamp() + (long)(_options.RetryInterval.TotalSeconds * _time.TimestampFrequency);
     }
 
-    /// <summary>After a write that may have been sent failed: reads the cursor before anything is written again.</summary>
+    /// <summary>After a write that may have been sent failed: reads the cursor (its version and, as bare appends leave the version, its frames).</summary>
     private async Task<FlushOutcome> SettleUncertainWriteAsync()
     {
         CallCursor current;
@@ -378,8 +378,6 @@ public sealed partial class CallOutbox
             return FlushOutcome.Held;
         }
 
-        // The version alone does not tell: bare appends leave it as it was, and a master that failed over may have
-        // lost some of them. What was written stands only if the stream still holds every frame of it.
         _uncertain = false;
         if ((current.Version == _written.Version && current.Frames == _written.Frames) || await ReconcileAsync(current))
         {

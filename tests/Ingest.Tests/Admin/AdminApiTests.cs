@@ -71,40 +71,14 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
 
     private static string RightBasic => ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword);
 
-    private static async Task<HttpResponseMessage> GetAsync(WebApplication gateway, string path, string? token)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, IngestStack.HttpUri(gateway, path));
-        if (token is not null)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
-
-        var response = await http.SendAsync(request);
-        await response.Content.LoadIntoBufferAsync();
-        return response;
-    }
-
     private static async Task<(string Body, JsonElement[] Items)> AdminGetAsync(WebApplication gateway, string path)
     {
-        using var response = await GetAsync(gateway, path, Tokens.Create(role: "admin"));
+        using var response = await AdminApi.GetAsync(gateway, path, Tokens.Create(role: "admin"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.Content.ReadAsStringAsync();
         using var document = JsonDocument.Parse(body);
         Assert.Equal(JsonValueKind.Array, document.RootElement.ValueKind);
         return (body, document.RootElement.EnumerateArray().Select(e => e.Clone()).ToArray());
-    }
-
-    private static async Task PutFlagAsync(WebApplication gateway, bool enabled)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Put, IngestStack.HttpUri(gateway, "/v1/admin/flags/support-exotel"))
-        {
-            Content = JsonContent.Create(new { enabled }),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Tokens.Create(role: "admin"));
-        using var response = await http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     private static JsonElement Single(JsonElement[] refusals, string remote) =>
@@ -116,17 +90,17 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
     [InlineData("/v1/admin/silos")]
     public async Task Admin_endpoints_need_a_token_with_role_admin(string path)
     {
-        using (var anonymous = await GetAsync(fixture.Open, path, token: null))
+        using (var anonymous = await AdminApi.GetAsync(fixture.Open, path, token: null))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
         }
 
-        using (var agent = await GetAsync(fixture.Open, path, Tokens.Create(role: "agent")))
+        using (var agent = await AdminApi.GetAsync(fixture.Open, path, Tokens.Create(role: "agent")))
         {
             Assert.Equal(HttpStatusCode.Forbidden, agent.StatusCode);
         }
 
-        using var admin = await GetAsync(fixture.Open, path, Tokens.Create(role: "admin"));
+        using var admin = await AdminApi.GetAsync(fixture.Open, path, Tokens.Create(role: "admin"));
         Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
     }
 
@@ -162,13 +136,13 @@ public sealed class AdminApiTests(AdminFixture fixture, Xunit.Abstractions.ITest
         // Exotel support off: right credentials are refused as exotel_disabled.
         try
         {
-            await PutFlagAsync(fixture.Open, enabled: false);
+            await AdminApi.PutSupportExotelAsync(fixture.Open, enabled: false);
             Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(!IngestStack.SupportsExotel(fixture.Strict)), TimeSpan.FromSeconds(5)));
             Assert.Equal(401, await ExotelClient.TryUpgradeAsync(strict, From("203.0.113.6", RightBasic)));
         }
         finally
         {
-            await PutFlagAsync(fixture.Open, enabled: true);
+            await AdminApi.PutSupportExotelAsync(fixture.Open, enabled: true);
             Assert.True(await RedisStreams.WaitUntilAsync(
                 () => Task.FromResult(IngestStack.SupportsExotel(fixture.Strict) && IngestStack.SupportsExotel(fixture.Open)), TimeSpan.FromSeconds(5)));
         }

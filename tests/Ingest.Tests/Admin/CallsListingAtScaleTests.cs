@@ -97,7 +97,7 @@ public sealed class CallsListingAtScaleTests(Xunit.Abstractions.ITestOutputHelpe
             Assert.Equal(Calls, paged.Count(s => s.StartsWith(prefix, StringComparison.Ordinal)));
 
             // A page outside the range is bad input, said so.
-            using (var bad = await GetAsync(gateway, "?limit=0"))
+            using (var bad = await AdminApi.GetAsync(gateway, "/v1/admin/calls?limit=0", Tokens.Create(role: "admin")))
             {
                 Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
             }
@@ -126,19 +126,9 @@ public sealed class CallsListingAtScaleTests(Xunit.Abstractions.ITestOutputHelpe
         }
     }
 
-    private static async Task<HttpResponseMessage> GetAsync(WebApplication gateway, string query)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, IngestStack.HttpUri(gateway, "/v1/admin/calls" + query));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Tokens.Create(role: "admin"));
-        var response = await http.SendAsync(request);
-        await response.Content.LoadIntoBufferAsync();
-        return response;
-    }
-
     private static async Task<(JsonElement[] Items, int Total, string? Next)> ListAsync(WebApplication gateway, string query)
     {
-        using var response = await GetAsync(gateway, query);
+        using var response = await AdminApi.GetAsync(gateway, "/v1/admin/calls" + query, Tokens.Create(role: "admin"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var total = int.Parse(response.Headers.GetValues("X-Total-Count").Single(), CultureInfo.InvariantCulture);

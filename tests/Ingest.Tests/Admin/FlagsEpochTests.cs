@@ -21,7 +21,7 @@ public sealed class FlagsEpochTests
         var gateways = new[] { await stack.AddGatewayAsync(), await stack.AddGatewayAsync() };
         foreach (var enabled in new[] { true, false, true })
         {
-            await PutFlagAsync(gateways[0], enabled);
+            await AdminApi.PutSupportExotelAsync(gateways[0], enabled);
         }
 
         Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(gateways.All(IngestStack.SupportsExotel)), TimeSpan.FromSeconds(10)));
@@ -44,19 +44,7 @@ public sealed class FlagsEpochTests
             "a gateway kept SUPPORT_EXOTEL on after the record was written again at version 1");
 
         // And the next change too.
-        await PutFlagAsync(gateways[1], true);
+        await AdminApi.PutSupportExotelAsync(gateways[1], true);
         Assert.True(await RedisStreams.WaitUntilAsync(() => Task.FromResult(gateways.All(IngestStack.SupportsExotel)), TimeSpan.FromSeconds(10)));
-    }
-
-    private static async Task PutFlagAsync(WebApplication gateway, bool enabled)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Put, IngestStack.HttpUri(gateway, "/v1/admin/flags/support-exotel"))
-        {
-            Content = JsonContent.Create(new { enabled }),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Tokens.Create(role: "admin"));
-        using var response = await http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 }

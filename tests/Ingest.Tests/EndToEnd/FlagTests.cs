@@ -34,18 +34,6 @@ public sealed class FlagTests(FlagFixture fixture, Xunit.Abstractions.ITestOutpu
     private static Dictionary<string, string> Basic() =>
         new() { ["Authorization"] = ExotelClient.BasicHeader(IngestStack.ExotelUser, IngestStack.ExotelPassword) };
 
-    private static async Task PutAsync(WebApplication gateway, bool enabled)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Put, IngestStack.HttpUri(gateway, "/v1/admin/flags/support-exotel"))
-        {
-            Content = JsonContent.Create(new { enabled }),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Tokens.Create(role: "admin"));
-        using var response = await http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-    }
-
     /// <summary>Time until the gateway answers an Exotel upgrade with <paramref name="status"/>.</summary>
     private static async Task<TimeSpan> TimeUntilUpgradeAnswersAsync(WebApplication gateway, int status)
     {
@@ -69,7 +57,7 @@ public sealed class FlagTests(FlagFixture fixture, Xunit.Abstractions.ITestOutpu
         // Off by default: Exotel is refused everywhere.
         Assert.Equal(401, await ExotelClient.TryUpgradeAsync(IngestStack.IngestUri(fixture.Second), Basic()));
 
-        await PutAsync(fixture.First, enabled: true);
+        await AdminApi.PutSupportExotelAsync(fixture.First, enabled: true);
         var on = await TimeUntilUpgradeAnswersAsync(fixture.Second, 101);
         output.WriteLine($"flag on via the first gateway: the second admitted Exotel after {on.TotalMilliseconds:F0} ms");
         Assert.True(on < TimeSpan.FromSeconds(1), $"took {on}");
@@ -81,7 +69,7 @@ public sealed class FlagTests(FlagFixture fixture, Xunit.Abstractions.ITestOutpu
         await call.StartAsync(sid, "call-flag");
         await call.MediaAsync(sid, 2, 1, ExotelClient.Pcm(1, 1));
 
-        await PutAsync(fixture.First, enabled: false);
+        await AdminApi.PutSupportExotelAsync(fixture.First, enabled: false);
         var off = await TimeUntilUpgradeAnswersAsync(fixture.Second, 401);
         output.WriteLine($"flag off via the first gateway: the second refused Exotel after {off.TotalMilliseconds:F0} ms");
         Assert.True(off < TimeSpan.FromSeconds(1), $"took {off}");
