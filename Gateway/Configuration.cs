@@ -113,7 +113,7 @@ public sealed record GatewaySettings
     private static string Redacted(object? secret) => secret is null ? "(none)" : "***";
 }
 
-/// <summary>Protective limits; each default is documented in the README's configuration table.</summary>
+/// <summary>Protective limits, with every default (GatewayLimitsOptions starts from them); the README's configuration table lists each.</summary>
 public sealed record GatewayLimits
 {
     /// <summary>Largest WebSocket message accepted (Exotel's largest chunk, 100 KB of audio, is ~133 KB as base64).</summary>
@@ -135,7 +135,9 @@ public sealed record GatewayLimits
     public int MaxConnections { get; init; } = 10_000;
 
     /// <summary>How long calls in progress may go on after SIGTERM before the gateway ends them.</summary>
-    public TimeSpan DrainGrace { get; init; } = TimeSpan.FromSeconds(20);
+    public TimeSpan DrainGrace { get; init; } = DefaultDrainGrace;
+
+    private static readonly TimeSpan DefaultDrainGrace = TimeSpan.FromSeconds(20);
 
     /// <summary>Time after the drain grace for ending the remaining calls, flushing them and closing the Orleans client.</summary>
     public static readonly TimeSpan FlushAfterDrain = TimeSpan.FromSeconds(25);
@@ -144,13 +146,13 @@ public sealed record GatewayLimits
     /// SHUTDOWN_TIMEOUT_SECONDS, the host's bound on the whole stop; default drain grace + 25 s. The platform's grace
     /// period (Kubernetes terminationGracePeriodSeconds, Render maxShutdownDelaySeconds) must exceed it.
     /// </summary>
-    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(20) + FlushAfterDrain;
+    public TimeSpan ShutdownTimeout { get; init; } = DefaultDrainGrace + FlushAfterDrain;
 
     /// <summary>
     /// Items one call keeps until its grain says they are in Redis: the copy resent after a silo loss. While Redis is
     /// away beyond this, the oldest are held only by the grain's buffer.
     /// </summary>
-    public int MaxQueuedItems { get; init; } = 3000;
+    public int MaxQueuedFrames { get; init; } = 3000;
 
     /// <summary>
     /// Items one call may hold not yet handed to its grain before the gateway stops reading its socket (backpressure).
@@ -158,7 +160,7 @@ public sealed record GatewayLimits
     /// stops here instead of filling the gateway's heap (with 3000 per call, 64 flat-out senders held ~300 MB, and the GC
     /// copying it cost a fifth of the throughput: bench/run.sh, docs/PERFORMANCE.md).
     /// </summary>
-    public int MaxUnsentItems { get; init; } = 600;
+    public int MaxUnsentFrames { get; init; } = 600;
 
     /// <summary>
     /// Audio bytes one call may hold (unsent, and the copy kept for resend). A full call waits up to 2 s (backpressure),
@@ -212,8 +214,8 @@ public sealed record GatewayLimits
         ShutdownTimeout = o.ShutdownTimeoutSeconds is { } shutdown
             ? TimeSpan.FromSeconds(shutdown)
             : TimeSpan.FromSeconds(o.DrainGraceSeconds) + FlushAfterDrain,
-        MaxQueuedItems = o.MaxQueuedFrames,
-        MaxUnsentItems = o.MaxUnsentFrames,
+        MaxQueuedFrames = o.MaxQueuedFrames,
+        MaxUnsentFrames = o.MaxUnsentFrames,
         MaxCallBufferBytes = o.MaxCallBufferBytes,
         MaxGatewayBufferBytes = o.MaxGatewayBufferBytes,
         DeliveryTimeout = TimeSpan.FromSeconds(o.DeliveryTimeoutSeconds),

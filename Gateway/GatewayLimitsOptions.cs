@@ -5,54 +5,59 @@ namespace Ingest.Gateway;
 
 /// <summary>
 /// The gateway's protective limits as configured (CONTRACT §2 and the README's table): one property per environment
-/// variable, with its default. <see cref="GatewayLimits"/> is what the code uses, built from these once at start.
+/// variable. <see cref="GatewayLimits"/> is what the code uses, built from these once at start, and it holds every
+/// default: a property here starts from the limit's default, so each default is written once.
 /// </summary>
 public sealed class GatewayLimitsOptions
 {
-    [ConfigurationKeyName("MAX_MESSAGE_BYTES")] public int MaxMessageBytes { get; set; } = 256 * 1024;
+    private static readonly GatewayLimits Default = new();
 
-    [ConfigurationKeyName("IDLE_TIMEOUT_SECONDS")] public int IdleTimeoutSeconds { get; set; } = 30;
+    [ConfigurationKeyName("MAX_MESSAGE_BYTES")] public int MaxMessageBytes { get; set; } = Default.MaxMessageBytes;
 
-    [ConfigurationKeyName("MAX_CALL_SECONDS")] public int MaxCallSeconds { get; set; } = 4 * 3600;
+    [ConfigurationKeyName("IDLE_TIMEOUT_SECONDS")] public int IdleTimeoutSeconds { get; set; } = Seconds(Default.IdleTimeout);
 
-    [ConfigurationKeyName("START_TIMEOUT_SECONDS")] public int StartTimeoutSeconds { get; set; } = 10;
+    [ConfigurationKeyName("MAX_CALL_SECONDS")] public int MaxCallSeconds { get; set; } = Seconds(Default.MaxCallDuration);
 
-    [ConfigurationKeyName("KEEPALIVE_SECONDS")] public int KeepAliveSeconds { get; set; } = 15;
+    [ConfigurationKeyName("START_TIMEOUT_SECONDS")] public int StartTimeoutSeconds { get; set; } = Seconds(Default.StartTimeout);
 
-    [ConfigurationKeyName("MAX_CONNECTIONS_PER_IP")] public int MaxConnectionsPerAddress { get; set; } = 4000;
+    [ConfigurationKeyName("KEEPALIVE_SECONDS")] public int KeepAliveSeconds { get; set; } = Seconds(Default.KeepAliveInterval);
 
-    [ConfigurationKeyName("MAX_CONNECTIONS")] public int MaxConnections { get; set; } = 10_000;
+    [ConfigurationKeyName("MAX_CONNECTIONS_PER_IP")] public int MaxConnectionsPerAddress { get; set; } = Default.MaxConnectionsPerAddress;
+
+    [ConfigurationKeyName("MAX_CONNECTIONS")] public int MaxConnections { get; set; } = Default.MaxConnections;
 
     /// <summary>Up to MAX_CALL_SECONDS' default: a drain longer than the longest call waits for nothing.</summary>
-    [ConfigurationKeyName("DRAIN_GRACE_SECONDS")] public int DrainGraceSeconds { get; set; } = 20;
+    [ConfigurationKeyName("DRAIN_GRACE_SECONDS")] public int DrainGraceSeconds { get; set; } = Seconds(Default.DrainGrace);
 
     /// <summary>Unset: the drain grace plus <see cref="GatewayLimits.FlushAfterDrain"/>.</summary>
     [ConfigurationKeyName("SHUTDOWN_TIMEOUT_SECONDS")] public int? ShutdownTimeoutSeconds { get; set; }
 
-    [ConfigurationKeyName("MAX_QUEUED_FRAMES")] public int MaxQueuedFrames { get; set; } = 3000;
+    [ConfigurationKeyName("MAX_QUEUED_FRAMES")] public int MaxQueuedFrames { get; set; } = Default.MaxQueuedFrames;
 
-    [ConfigurationKeyName("MAX_UNSENT_FRAMES")] public int MaxUnsentFrames { get; set; } = 600;
+    [ConfigurationKeyName("MAX_UNSENT_FRAMES")] public int MaxUnsentFrames { get; set; } = Default.MaxUnsentFrames;
 
-    [ConfigurationKeyName("MAX_CALL_BUFFER_BYTES")] public long MaxCallBufferBytes { get; set; } = 8L * 1024 * 1024;
+    [ConfigurationKeyName("MAX_CALL_BUFFER_BYTES")] public long MaxCallBufferBytes { get; set; } = Default.MaxCallBufferBytes;
 
-    [ConfigurationKeyName("MAX_GATEWAY_BUFFER_BYTES")] public long MaxGatewayBufferBytes { get; set; } = 192L * 1024 * 1024;
+    [ConfigurationKeyName("MAX_GATEWAY_BUFFER_BYTES")] public long MaxGatewayBufferBytes { get; set; } = Default.MaxGatewayBufferBytes;
 
-    [ConfigurationKeyName("DELIVERY_TIMEOUT_SECONDS")] public int DeliveryTimeoutSeconds { get; set; } = 300;
+    [ConfigurationKeyName("DELIVERY_TIMEOUT_SECONDS")] public int DeliveryTimeoutSeconds { get; set; } = Seconds(Default.DeliveryTimeout);
 
-    [ConfigurationKeyName("AUTH_FAILURE_LIMIT")] public int AuthFailureLimit { get; set; } = 60;
+    [ConfigurationKeyName("AUTH_FAILURE_LIMIT")] public int AuthFailureLimit { get; set; } = Default.AuthFailureLimit;
 
-    [ConfigurationKeyName("AUTH_FAILURE_WINDOW_SECONDS")] public int AuthFailureWindowSeconds { get; set; } = 60;
+    [ConfigurationKeyName("AUTH_FAILURE_WINDOW_SECONDS")] public int AuthFailureWindowSeconds { get; set; } = Seconds(Default.AuthFailureWindow);
 
-    [ConfigurationKeyName("AUTH_FAILURE_DELAY_MS")] public int AuthFailureDelayMs { get; set; } = 250;
+    [ConfigurationKeyName("AUTH_FAILURE_DELAY_MS")] public int AuthFailureDelayMs { get; set; } = (int)Default.AuthFailureDelay.TotalMilliseconds;
 
     /// <summary>Live-view subscribers (server-sent events of <c>/v1/admin/calls/stream</c>) one gateway serves at once; 0 turns it off.</summary>
-    [ConfigurationKeyName("MAX_ADMIN_STREAMS")] public int MaxAdminStreams { get; set; } = 16;
+    [ConfigurationKeyName("MAX_ADMIN_STREAMS")] public int MaxAdminStreams { get; set; } = Default.MaxAdminStreams;
 
     /// <summary>Calls per round of the warm-up before /readyz (GatewayWarmup); 0 turns the warm-up off.</summary>
-    [ConfigurationKeyName("WARMUP_CALLS")] public int WarmupCalls { get; set; } = 128;
+    [ConfigurationKeyName("WARMUP_CALLS")] public int WarmupCalls { get; set; } = Default.WarmupCalls;
 
     /// <summary>Longest the warm-up may hold /readyz at 503 once the cluster and Redis answer; the gateway is ready then anyway.</summary>
-    [ConfigurationKeyName("WARMUP_MAX_SECONDS")] public int WarmupMaxSeconds { get; set; } = 30;
+    [ConfigurationKeyName("WARMUP_MAX_SECONDS")] public int WarmupMaxSeconds { get; set; } = Seconds(Default.WarmupMax);
+
+    private static int Seconds(TimeSpan value) => (int)value.TotalSeconds;
 }
 
 /// <summary>The ranges of <see cref="GatewayLimitsOptions"/>, and the relations between them.</summary>

@@ -9,19 +9,18 @@ namespace Ingest.Grains.Interfaces;
 /// </summary>
 public interface ICallStreamGrain : IGrainWithStringKey
 {
-    // The gateway's bound on a call path grain call (CallForwarder.GrainCallTimeout): Orleans enforces it, so the
-    // gateway arms no timer of its own per frame. A call that times out is treated as a lost silo and presented again.
-    [ResponseTimeout("00:00:03")]
+    // The call path's bound (CallGrainTimeout): Orleans enforces it, so the gateway arms no timer of its own per frame.
+    [ResponseTimeout(CallGrainTimeout.Text)]
     ValueTask<CallAck> Start(CallStart start);
 
     /// <summary>
     /// Items of the connection <paramref name="connectionId"/>, which must own the stream (the one whose Start was
     /// accepted); any other connection gets <see cref="CallAckStatus.Conflict"/>.
     /// </summary>
-    [ResponseTimeout("00:00:03")]
+    [ResponseTimeout(CallGrainTimeout.Text)]
     ValueTask<CallAck> Append(string connectionId, ImmutableArray<CallItem> items);
 
-    [ResponseTimeout("00:00:03")]
+    [ResponseTimeout(CallGrainTimeout.Text)]
     ValueTask<CallAck> Stop(CallStop stop);
 
     /// <summary>

@@ -47,7 +47,7 @@ public sealed class IngestOptions
     /// <summary>
     /// Longest a grain waits for one batch write before it treats Redis as away and holds the batch (the write may still
     /// land later; the cursor fence and the reconciliation on conflict make that harmless). Well below the gateway's
-    /// 3 s grain-call timeout, so a frozen Redis never makes grain calls time out (which would re-present every call).
+    /// grain-call timeout (CallGrainTimeout, 3 s; IngestOptionsValidator checks it), so a frozen Redis never makes grain calls time out (which would re-present every call).
     /// </summary>
     public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(1);
 

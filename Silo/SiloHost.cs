@@ -64,22 +64,7 @@ public static class SiloHost
                 o.ConfigurationOptions = settings.Redis;
                 o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
             });
-            silo.AddRedisGrainStorage(IngestFlagsGrain.StorageName, o =>
-            {
-                o.ConfigurationOptions = settings.Redis;
-                o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
-            });
-            // The live view (issue 24): memory streams, whose subscriptions live in PubSubStore, kept in Redis so a
-            // gateway's subscription outlives the silo that held it.
-            silo.AddRedisGrainStorage("PubSubStore", o =>
-            {
-                o.ConfigurationOptions = settings.Redis;
-                o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
-            });
-            silo.AddIngestLiveView();
-            silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
-            // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.
-            silo.AddActivityPropagation();
+            AddIngest(silo, settings.Redis, redis, settings.Ingest);
             if (tls is not null)
             {
                 silo.UseTls(tls, o =>
@@ -96,7 +81,6 @@ public static class SiloHost
                 silo.AddDashboard(o => o.HideTrace = true);
             }
 
-            silo.Services.AddIngestGrains(settings.Ingest);
             silo.Services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
             silo.Services.AddOptions<IngestOptions>().ValidateOnStart();
             silo.Services.AddSingleton<IValidateOptions<SiloMessagingOptions>>(new GrainCallTimeoutValidator<SiloMessagingOptions>(settings.Redis, o => o.ResponseTimeout));
@@ -129,6 +113,33 @@ public static class SiloHost
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// What makes a silo an Ingest silo, the same for this host and for the QA kit's test clusters: the grains and
+    /// their services publishing through <paramref name="redis"/>, the flags grain's storage, the live view on memory
+    /// streams (its subscriptions in PubSubStore, in Redis, so a gateway's subscription outlives the silo that held
+    /// it), the production membership tuning and trace propagation. The host adds clustering, endpoints, TLS, the
+    /// dashboard and the settings' validators; a test cluster adds its own options.
+    /// </summary>
+    public static ISiloBuilder AddIngest(ISiloBuilder silo, ConfigurationOptions redisOptions, IConnectionMultiplexer redis, Action<IngestOptions> ingest)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        foreach (var storage in new[] { IngestFlagsGrain.StorageName, "PubSubStore" })
+        {
+            silo.AddRedisGrainStorage(storage, o =>
+            {
+                o.ConfigurationOptions = redisOptions;
+                o.CreateMultiplexer = _ => Task.FromResult<(IConnectionMultiplexer, bool)>((redis, true));
+            });
+        }
+
+        silo.AddIngestLiveView();
+        silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
+        // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.
+        silo.AddActivityPropagation();
+        silo.Services.AddIngestGrains(ingest);
+        return silo;
     }
 }
 

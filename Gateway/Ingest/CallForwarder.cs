@@ -12,7 +12,7 @@ namespace Ingest.Gateway.Ingest;
 /// accepts the call. Every item stays here until the grain says it is settled (in Redis, or dropped for a counted
 /// reason). When a grain call fails (silo lost, timeout) the forwarder presents the call again and resends what is
 /// unsettled, in order; the grain recognises what Redis already has, so nothing is written twice.
-/// Every wait is bounded: grain calls by <see cref="GrainCallTimeout"/>, a full buffer by <see cref="BackpressureLimit"/>
+/// Every wait is bounded: grain calls by <see cref="CallGrainTimeout"/>, a full buffer by <see cref="BackpressureLimit"/>
 /// (after which frames become a counted buffer_overflow gap), the end of the call by the caller's timeout.
 /// </summary>
 public sealed partial class CallForwarder : IAsyncDisposable
@@ -28,7 +28,6 @@ public sealed partial class CallForwarder : IAsyncDisposable
     /// normally answers in milliseconds, so waiting that long would stall the call. An abandoned request that still
     /// arrives later is harmless: the grain drops items at or below the index it already has.
     /// </summary>
-    internal static readonly TimeSpan GrainCallTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>How long a socket waits for room when its call's buffer is full before frames are counted as overflow.</summary>
     internal static readonly TimeSpan BackpressureLimit = TimeSpan.FromSeconds(2);
@@ -292,10 +291,10 @@ public sealed partial class CallForwarder : IAsyncDisposable
         _wake.Dispose();
     }
 
-    private bool HasRoomForEvent() => _unsent.Count < _limits.MaxUnsentItems;
+    private bool HasRoomForEvent() => _unsent.Count < _limits.MaxUnsentFrames;
 
     private bool HasRoom(int bytes) =>
-        _unsent.Count < _limits.MaxUnsentItems
+        _unsent.Count < _limits.MaxUnsentFrames
         && _bytes + bytes <= _limits.MaxCallBufferBytes
         && GatewayBuffers.Bytes + bytes <= _limits.MaxGatewayBufferBytes;
 
@@ -572,7 +571,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
     private void SignalRoom()
     {
-        if (_space is not null && _unsent.Count < _limits.MaxUnsentItems && _bytes < _limits.MaxCallBufferBytes)
+        if (_space is not null && _unsent.Count < _limits.MaxUnsentFrames && _bytes < _limits.MaxCallBufferBytes)
         {
             _space.TrySetResult();
             _space = null;
@@ -639,7 +638,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
             {
                 var release = 0;
                 while (release < _unsettled.Count
-                    && (_unsettled.Count - release > _limits.MaxQueuedItems || _bytes - bytes > _limits.MaxCallBufferBytes / 2))
+                    && (_unsettled.Count - release > _limits.MaxQueuedFrames || _bytes - bytes > _limits.MaxCallBufferBytes / 2))
                 {
                     bytes += _unsettled[release].Item.Bytes;
                     release++;
@@ -651,7 +650,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
                     if (!_released)
                     {
                         _released = true;
-                        LogReleasedUnsettled(_start.StreamId, _limits.MaxQueuedItems);
+                        LogReleasedUnsettled(_start.StreamId, _limits.MaxQueuedFrames);
                     }
                 }
             }
@@ -677,7 +676,7 @@ public sealed partial class CallForwarder : IAsyncDisposable
 
     /// <summary>
     /// One grain call; null when it failed (after a backoff), and then the call is presented again. Bounded by
-    /// <see cref="GrainCallTimeout"/> through Orleans itself (<c>[ResponseTimeout]</c> on <see cref="ICallStreamGrain"/>'s
+    /// <see cref="CallGrainTimeout"/> through Orleans itself (<c>[ResponseTimeout]</c> on <see cref="ICallStreamGrain"/>'s
     /// methods), not a timer of ours per call.
     /// </summary>
     private async Task<CallAck?> CallAsync(Func<ValueTask<CallAck>> call, CancellationToken token)

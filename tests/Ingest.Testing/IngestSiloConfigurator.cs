@@ -41,15 +41,16 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
     public void Configure(IHostBuilder hostBuilder)
     {
         ArgumentNullException.ThrowIfNull(hostBuilder);
-        hostBuilder.ConfigureServices((context, services) =>
+        hostBuilder.UseOrleans((context, silo) =>
         {
             var connectionString = context.Configuration[RedisProperty]!;
             var options = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString);
             var redis = ConnectionMultiplexer.Connect(options);
-            services.AddSingleton<IConnectionMultiplexer>(redis);
+            silo.Services.AddSingleton<IConnectionMultiplexer>(redis);
             var orphanSeconds = int.TryParse(context.Configuration[OrphanSecondsProperty], out var seconds) ? seconds : 120;
             var sweepSeconds = int.TryParse(context.Configuration[SweepSecondsProperty], out var sweep) ? sweep : (int?)null;
-            services.AddIngestGrains(o =>
+            // The silo host's own wiring; only the options differ (fast retries, a long orphan timeout, the sweeper).
+            SiloHost.AddIngest(silo, options, redis, o =>
             {
                 o.RetryInterval = TimeSpan.FromMilliseconds(100);
                 o.OrphanTimeout = TimeSpan.FromSeconds(orphanSeconds);
@@ -61,17 +62,11 @@ public sealed class IngestSiloConfigurator : IHostConfigurator
             });
             if (context.Configuration[ClockProperty] is { } clock && Clocks.TryGetValue(clock, out var time))
             {
-                services.AddSingleton(time);
+                silo.Services.AddSingleton(time);
             }
 
             // Any other IngestOptions property as "Ingest:<Name>" (e.g. Ingest:StreamTtl = 00:01:00).
-            services.Configure<IngestOptions>(context.Configuration.GetSection(IngestSection));
-            services.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
-        });
-        hostBuilder.UseOrleans((context, silo) =>
-        {
-            var connectionString = context.Configuration[RedisProperty]!;
-            silo.AddRedisGrainStorage(IngestFlagsGrain.StorageName, o => o.ConfigurationOptions = Ingest.ServiceDefaults.RedisUrl.Parse(connectionString));
+            silo.Services.Configure<IngestOptions>(context.Configuration.GetSection(IngestSection));
         });
     }
 }
