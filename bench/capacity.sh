@@ -2,7 +2,7 @@
 # The capacity model (docs/CAPACITY.md) from a bench results file: nodes, shards, bandwidth, memory and ceilings for
 # 10,000 and 100,000 calls at 8 and 16 kHz. Computes only; starts nothing.
 #
-#   bench/capacity.sh                                     # newest bench/results/*-orleans.json (+ its relay file)
+#   bench/capacity.sh                                     # the newest run in bench/results/*-orleans.json (+ its relay file)
 #   bench/capacity.sh --results bench/results/X-orleans.json --relay bench/results/X-relay.json
 #   bench/capacity.sh --node-cores 8 --call-seconds 300   # other assumptions: bench/capacity.sh --help
 #   bench/capacity.sh > /tmp/capacity.md                  # then paste into docs/CAPACITY.md

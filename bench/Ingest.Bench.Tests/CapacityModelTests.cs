@@ -213,6 +213,28 @@ public sealed class CapacityModelTests
     }
 
     [Fact]
+    public void Results_dir_picks_the_run_that_started_last_not_the_name_that_sorts_last()
+    {
+        var dir = Directory.CreateTempSubdirectory("capacity-").FullName;
+        try
+        {
+            // A kept result under a descriptive name (sorts after every time stamp) and a fresh run under a stamp.
+            var text = File.ReadAllText(Fixture("tiny-orleans.json"));
+            File.WriteAllText(Path.Combine(dir, "warmup-kept-orleans.json"), text);
+            File.WriteAllText(Path.Combine(dir, "20261207T000000Z-fresh-orleans.json"), text.Replace("\"2026-12-01T12:00:00Z\"", "\"2026-12-07T00:00:00Z\"", StringComparison.Ordinal));
+            var files = new Dictionary<string, string>(StringComparer.Ordinal);
+
+            CapacityCommand.Pick(dir, files);
+
+            Assert.Equal("20261207T000000Z-fresh-orleans.json", Path.GetFileName(files["--results"]));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void New_result_fields_round_trip_through_the_results_json()
     {
         var result = new ScenarioResult

@@ -57,8 +57,10 @@ public static class CapacityCommand
     /// <summary>The newest orleans results with a real-time scenario, its run's relay file, and idle figures if it has none.</summary>
     public static void Pick(string directory, Dictionary<string, string> files)
     {
-        var candidates = Directory.GetFiles(directory, "*-orleans.json").OrderByDescending(Path.GetFileName, StringComparer.Ordinal)
-            .Select(path => (Path: path, Run: TryLoad(path))).Where(c => c.Run is not null).ToList();
+        // Newest by when the run started (kept results have descriptive names, new ones a time stamp), then by name.
+        var candidates = Directory.GetFiles(directory, "*-orleans.json")
+            .Select(path => (Path: path, Run: TryLoad(path))).Where(c => c.Run is not null)
+            .OrderByDescending(c => c.Run!.StartedUtc).ThenByDescending(c => Path.GetFileName(c.Path), StringComparer.Ordinal).ToList();
         var newest = candidates.FirstOrDefault(c => c.Run!.Scenarios.Any(s => s.Scenario.StartsWith("realtime", StringComparison.Ordinal) && s.FramesReadable > 0));
         if (newest.Path is null)
         {
