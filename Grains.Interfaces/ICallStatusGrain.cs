@@ -10,7 +10,7 @@ public interface ICallStatusGrain : IGrainWithStringKey
     /// How the grain's type is named to the management grain ("Namespace.Type,Assembly"), so a caller that must not
     /// reference the grain library can find the call activations of the cluster.
     /// </summary>
-    public const string ImplementationTypeName = "Ingest.Grains.CallStreamGrain,Ingest.Grains";
+    const string ImplementationTypeName = "Ingest.Grains.CallStreamGrain,Ingest.Grains";
 
     /// <summary>The call's counters while it is live on this activation; null when it is not started or already stopped.</summary>
     [AlwaysInterleave]

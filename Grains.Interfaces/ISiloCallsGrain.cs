@@ -8,7 +8,7 @@ namespace Ingest.Grains.Interfaces;
 public interface ISiloCallsGrain : IGrainWithStringKey
 {
     /// <summary>The key of the grain that describes the calls of <paramref name="silo"/>.</summary>
-    public static string KeyOf(SiloAddress silo) => silo.ToParsableString();
+    static string KeyOf(SiloAddress silo) => silo.ToParsableString();
 
     /// <summary>The silo's live calls; <see cref="SiloCalls.Here"/> false when this activation is not on the silo its key names.</summary>
     [AlwaysInterleave]

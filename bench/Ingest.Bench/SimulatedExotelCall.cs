@@ -122,10 +122,7 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
 
             var seq = chunk + 1;
             var length = WriteMedia(seq, chunk);
-            if (SendTicks is not null)
-            {
-                SendTicks[chunk - 1] = Stopwatch.GetTimestamp();
-            }
+            SendTicks?[chunk - 1] = Stopwatch.GetTimestamp();
 
             await _socket.SendAsync(_message.AsMemory(0, length), WebSocketMessageType.Text, true, cancellationToken);
             FramesSent++;

@@ -163,6 +163,6 @@ public sealed partial class RelayEndpoint(RelaySettings settings, IConnectionMul
         new("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)),
     ];
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Dropped a malformed message: {Detail}")]
+    [LoggerMessage(EventId = 9101, Level = LogLevel.Warning, Message = "Dropped a malformed message: {Detail}")]
     private partial void LogMalformed(string detail);
 }

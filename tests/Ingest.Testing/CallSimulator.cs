@@ -81,15 +81,55 @@ public abstract class CallSimulator : IAsyncDisposable
     public Task SendAudioAsync(byte[] wavOrPcm) => SendAudioAsync(CallAudio.Frames(wavOrPcm, CallAudio.FrameBytes(Options.SampleRate)));
 
     /// <summary>Sends each of <paramref name="frames"/> as one media frame, in order, at the call's pacing.</summary>
-    public async Task SendAudioAsync(IEnumerable<byte[]> frames)
+    public Task SendAudioAsync(IEnumerable<byte[]> frames) => SendAudioAsync(frames, CancellationToken.None);
+
+    /// <summary>
+    /// As <see cref="SendAudioAsync(IEnumerable{byte[]})"/>, ending early (without an exception) once
+    /// <paramref name="cancellationToken"/> is cancelled: a caller that keeps talking until the test has seen enough.
+    /// </summary>
+    public async Task SendAudioAsync(IEnumerable<byte[]> frames, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(frames);
+        BeginPacing();
         foreach (var frame in frames)
         {
-            await PaceAsync();
+            if (!await PaceAsync(cancellationToken))
+            {
+                return;
+            }
+
             var seq = await SendMediaAsync(frame);
             _sent[seq] = frame;
         }
+    }
+
+    /// <summary>The socket's state: <see cref="WebSocketState.Open"/> while the gateway keeps the call.</summary>
+    public WebSocketState State => Socket.State;
+
+    /// <summary>
+    /// Waits (up to <paramref name="timeout"/>) for the gateway to close the socket, reading and dropping what it sends
+    /// meanwhile; the close status it gave (null: none within the timeout, or the connection was lost).
+    /// </summary>
+    public async Task<WebSocketCloseStatus?> WaitForCloseAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var buffer = new byte[4096];
+        try
+        {
+            while (Socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+            {
+                var result = await Socket.ReceiveAsync(buffer, cts.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return result.CloseStatus;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
+        {
+        }
+
+        return Socket.CloseStatus;
     }
 
     /// <summary>Closes the socket abruptly: no stop, no close handshake, as a dropped phone line does.</summary>
@@ -140,44 +180,45 @@ public abstract class CallSimulator : IAsyncDisposable
     /// <summary>Records a frame a derived simulator sent on its own (not through <see cref="SendAudioAsync(IEnumerable{byte[]})"/>).</summary>
     private protected void RecordSent(long seq, byte[] audio) => _sent[seq] = audio;
 
-    private protected async Task PaceAsync()
+    /// <summary>
+    /// Starts the real-time schedule of one batch of frames: its first frame goes at once, the next one
+    /// <see cref="CallOptions.FrameInterval"/> later, and so on. Each batch keeps its own schedule, so a pause between
+    /// two batches (a test killing a silo) is a silence on the line, never a burst to catch up.
+    /// </summary>
+    private protected void BeginPacing()
     {
-        if (!Options.RealTime)
+        _clock.Restart();
+        _paced = 0;
+    }
+
+    /// <summary>Waits until the next frame of the batch is due; false when <paramref name="cancellationToken"/> ended the wait.</summary>
+    private protected async Task<bool> PaceAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
         {
-            return;
+            return false;
         }
 
-        if (!_clock.IsRunning)
+        if (!Options.RealTime)
         {
-            _clock.Start();
+            return true;
         }
 
         var wait = Options.FrameInterval * _paced - _clock.Elapsed;
         _paced++;
         if (wait > TimeSpan.Zero)
         {
-            await Task.Delay(wait);
-        }
-    }
-
-    private async Task WaitForCloseAsync(TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        var buffer = new byte[4096];
-        try
-        {
-            while (Socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+            try
             {
-                var result = await Socket.ReceiveAsync(buffer, cts.Token);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
+                await Task.Delay(wait, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
-        {
-        }
+
+        return true;
     }
 
     private protected static string NewStreamId() => "qa-" + Guid.NewGuid().ToString("N")[..12];

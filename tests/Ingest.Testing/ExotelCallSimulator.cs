@@ -36,14 +36,24 @@ public sealed class ExotelCallSimulator : CallSimulator
     public string CallSid => "call-" + StreamId;
 
     /// <summary>Opens the WebSocket to the cluster's gateway with Exotel's credentials (throws if the upgrade is refused).</summary>
-    public static async Task<ExotelCallSimulator> ConnectAsync(IngestCluster cluster, CallOptions? options = null)
+    public static Task<ExotelCallSimulator> ConnectAsync(IngestCluster cluster, CallOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(cluster);
+        return ConnectAsync(cluster.GatewayUri, options);
+    }
+
+    /// <summary>
+    /// As <see cref="ConnectAsync(IngestCluster, CallOptions?)"/>, to any gateway's ingest endpoint
+    /// (<c>ws://host:port/ingest</c>): one you started as a process, or a deployment under test.
+    /// </summary>
+    public static async Task<ExotelCallSimulator> ConnectAsync(Uri gateway, CallOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(gateway);
         options ??= new CallOptions();
         var socket = ExotelClient.NewSocket(Headers(options.User, options.Password));
         try
         {
-            await socket.ConnectAsync(cluster.GatewayUri, CancellationToken.None);
+            await socket.ConnectAsync(gateway, CancellationToken.None);
         }
         catch
         {
@@ -118,6 +128,7 @@ public sealed class ExotelCallSimulator : CallSimulator
     {
         var caller = CallAudio.Tone(frames, sampleRate: Options.SampleRate, startFrame: SentFrames.Count);
         var agent = CallAudio.Tone(frames, hertz: 660, sampleRate: Options.SampleRate, startFrame: _sentOutbound.Count);
+        BeginPacing();
         for (var i = 0; i < frames; i++)
         {
             await PaceAsync();

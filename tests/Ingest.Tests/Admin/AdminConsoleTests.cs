@@ -132,7 +132,7 @@ public sealed class AdminConsoleTests(Xunit.Abstractions.ITestOutputHelper outpu
             await sending.CancelAsync();
             await frames;
             await call.StopAsync();
-            await call.Client.DisposeAsync();
+            await call.Call.DisposeAsync();
         }
     }
 }

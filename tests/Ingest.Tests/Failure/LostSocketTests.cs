@@ -24,9 +24,8 @@ public sealed class LostSocketTests(ITestOutputHelper output)
         Assert.Equal(2, await ActivationsAsync(silo, idle.StreamSid, dropped.StreamSid));
 
         // One goes quiet; the other's TCP connection is torn down without a close handshake.
-        dropped.Client.Socket.Abort();
-        dropped.Client.Socket.Dispose();
-        var close = await idle.Client.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+        await dropped.Call.AbortAsync();
+        var close = await idle.Call.WaitForCloseAsync(TimeSpan.FromSeconds(10));
         output.WriteLine($"idle call closed by the gateway with {close}");
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, close);
 
@@ -37,7 +36,7 @@ public sealed class LostSocketTests(ITestOutputHelper output)
             async () => (await ActivationsAsync(silo, idle.StreamSid, dropped.StreamSid)) == 0,
             TimeSpan.FromSeconds(10));
         Assert.True(gone, "the grains of ended calls are still active");
-        await idle.Client.DisposeAsync();
+        await idle.Call.DisposeAsync();
     }
 
     private static async Task<int> ActivationsAsync(WebApplication silo, params string[] streamIds)

@@ -242,7 +242,7 @@ public sealed class ProcessFailureTests(ITestOutputHelper output)
             }
 
             var refusals = await Task.WhenAll(attempts);
-            Assert.All(calls, c => Assert.Equal(System.Net.WebSockets.WebSocketState.Open, c.Client.Socket.State));
+            Assert.All(calls, c => Assert.Equal(System.Net.WebSockets.WebSocketState.Open, c.Call.State));
             await Task.WhenAll(sending);
             await Task.WhenAll(calls.Select(c => c.FinishAsync()));
 

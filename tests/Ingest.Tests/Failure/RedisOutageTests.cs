@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using Ingest.Tests.Infrastructure;
 using Xunit.Abstractions;
+using Orleans.Runtime;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Ingest.Tests.Failure;
 
@@ -72,6 +74,15 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         var stalls = await Task.WhenAll(calls.Select(c => c.LongestStallAsync(stack.Connection)));
         output.WriteLine($"longest stall: {stalls.Max().TotalMilliseconds} ms");
         Assert.True(problems.Count == 0, string.Join('\n', problems));
+        Assert.True(stalls.Max() >= TimeSpan.FromSeconds(29), $"the longest stall was {stalls.Max().TotalMilliseconds} ms: was Redis really down for 30 s?");
+
+        // The cluster stayed whole: both silos still active members, as the gateway's client sees them and as they see
+        // each other in the membership table (which is in the Redis that was down).
+        var management = gateway.Services.GetRequiredService<IClusterClient>().GetGrain<IManagementGrain>(0);
+        var active = await management.GetHosts(onlyActive: true);
+        var addresses = stack.Silos.Select(s => s.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress).ToHashSet();
+        output.WriteLine($"active after the outage: {string.Join(", ", active.Keys)}");
+        Assert.True(addresses.SetEquals(active.Keys), $"active members {string.Join(", ", active.Keys)}, silos {string.Join(", ", addresses)}");
     }
 
     [Fact]
@@ -158,6 +169,8 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         var stall = await call.LongestStallAsync(stack.Connection);
         output.WriteLine($"longest stall under a 7 s write pause: {stall.TotalMilliseconds} ms; {problem ?? "all frames once, in order"}");
         Assert.Null(problem);
+        // The pause happened and held writes back: no audio entry was written for most of it.
+        Assert.True(stall >= TimeSpan.FromSeconds(6), $"the longest stall was {stall.TotalMilliseconds} ms: did CLIENT PAUSE hold the writes?");
     }
 
     [Fact]
@@ -178,7 +191,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
         await stack.Redis.StartProcessAsync();
         output.WriteLine($"redis back after {clock.ElapsedMilliseconds} ms");
         await sending;
-        Assert.Equal(System.Net.WebSockets.WebSocketState.Open, call.Client.Socket.State);
+        Assert.Equal(System.Net.WebSockets.WebSocketState.Open, call.Call.State);
         await call.FinishAsync();
 
         var problem = await call.VerifyAsync(stack.Connection, TimeSpan.FromSeconds(40));

@@ -237,6 +237,8 @@ public sealed partial class Chromium : IAsyncDisposable
         }
 
         _process.Dispose();
+        // The reader ends on the cancelled token or the disposed socket, and catches both itself.
+        await _reader.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         try
         {
             Directory.Delete(_profile, recursive: true);

@@ -1,25 +1,24 @@
-using System.Diagnostics;
 using System.Globalization;
+using Ingest.Testing;
 using StackExchange.Redis;
 
 namespace Ingest.Tests.Infrastructure;
 
 /// <summary>
-/// One Exotel call sent at real-time cadence (one media frame every <see cref="Interval"/>), like a phone call does:
-/// start (sequence 1), media frames with sequence 2.. and chunk 1.., then stop. The audio of frame n is
-/// <see cref="ExotelClient.Pcm"/>(Number, n), so what lands can be checked byte for byte. A call with
-/// <see cref="BothTracks"/> sends each frame as Exotel's track selection <c>both</c> does (CONTRACT §5): an inbound and
-/// an outbound message (sequence 2n and 2n+1, both chunk n; the outbound audio is Pcm(Number + 1000, n)).
+/// One Exotel call at real-time cadence for the process-level and failure tests, on the QA kit's own
+/// <see cref="ExotelCallSimulator"/> (start sequence 1, media sequence 2.. and chunk 1.., stop) and checked with its
+/// <see cref="LandedStream"/>. The audio of frame n is <see cref="ExotelClient.Pcm"/>(Number, n), so a failure message
+/// names a frame a person can find. A call with <see cref="BothTracks"/> sends each frame as Exotel's track selection
+/// <c>both</c> does (CONTRACT §5): an inbound and an outbound message (<see cref="ExotelCallSimulator.SendBothTracksAsync"/>).
 /// </summary>
 public sealed class LiveCall
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
 
-    private LiveCall(int number, string streamSid, ExotelClient client, bool bothTracks)
+    private LiveCall(int number, ExotelCallSimulator call, bool bothTracks)
     {
         Number = number;
-        StreamSid = streamSid;
-        Client = client;
+        Call = call;
         BothTracks = bothTracks;
     }
 
@@ -27,102 +26,80 @@ public sealed class LiveCall
 
     public int Number { get; }
 
-    public string StreamSid { get; }
+    /// <summary>The kit's simulator behind this call (its socket state, close, abort).</summary>
+    public ExotelCallSimulator Call { get; }
 
-    public ExotelClient Client { get; }
+    public string StreamSid => Call.StreamId;
 
-    /// <summary>Media frames sent so far.</summary>
-    public int Sent { get; private set; }
+    /// <summary>Media frames sent so far (of each track, for a call with both).</summary>
+    public int Sent => Call.SentFrames.Count;
 
     public static async Task<LiveCall> StartAsync(Uri ingest, int number, string? streamSid = null, bool bothTracks = false)
     {
         var sid = streamSid ?? "fail-" + number.ToString(CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..10];
-        var client = await ExotelClient.ConnectAsync(ingest);
-        await client.ConnectedAsync();
-        await client.StartAsync(sid, "call-" + sid);
-        return new LiveCall(number, sid, client, bothTracks);
+        var call = await ExotelCallSimulator.ConnectAsync(ingest, new CallOptions { StreamId = sid, FrameInterval = Interval, User = IngestStack.ExotelUser, Password = IngestStack.ExotelPassword });
+        await call.StartAsync();
+        return new LiveCall(number, call, bothTracks);
     }
 
-    /// <summary>Sends <paramref name="frames"/> more frames at real-time cadence (no drift: paced by a clock).</summary>
-    public async Task SendAsync(int frames, CancellationToken cancellationToken = default)
+    /// <summary>Sends <paramref name="frames"/> more frames at real-time cadence (no drift: paced by a clock); a cancelled token ends it early.</summary>
+    public Task SendAsync(int frames, CancellationToken cancellationToken = default)
     {
-        var clock = Stopwatch.StartNew();
-        for (var i = 0; i < frames && !cancellationToken.IsCancellationRequested; i++)
+        if (BothTracks)
         {
-            var due = Interval * i;
-            var wait = due - clock.Elapsed;
-            if (wait > TimeSpan.Zero)
-            {
-                await Task.Delay(wait, CancellationToken.None);
-            }
-
-            Sent++;
-            if (BothTracks)
-            {
-                await Client.TrackMediaAsync(StreamSid, 2L * Sent, Sent, "inbound", ExotelClient.Pcm(Number, Sent));
-                await Client.TrackMediaAsync(StreamSid, (2L * Sent) + 1, Sent, "outbound", ExotelClient.Pcm(Number + 1000, Sent));
-            }
-            else
-            {
-                await Client.MediaAsync(StreamSid, Sent + 1, Sent, ExotelClient.Pcm(Number, Sent));
-            }
+            return Call.SendBothTracksAsync(frames);
         }
+
+        var first = Sent + 1;
+        return Call.SendAudioAsync(Enumerable.Range(first, frames).Select(n => ExotelClient.Pcm(Number, n)), cancellationToken);
     }
 
-    public Task StopAsync(string reason = "callended") => Client.StopAsync(StreamSid, BothTracks ? (2L * Sent) + 2 : Sent + 2, reason);
+    /// <summary>Sends stop and waits for the gateway's close, the way Exotel ends a call.</summary>
+    public Task StopAsync() => Call.StopAsync();
 
-    /// <summary>Sends stop and closes the socket the way Exotel does.</summary>
+    /// <summary>Sends stop, waits for the close and lets the socket go.</summary>
     public async Task FinishAsync()
     {
-        await StopAsync();
-        await Client.WaitForCloseAsync(TimeSpan.FromSeconds(30));
-        await Client.DisposeAsync();
+        await Call.StopAsync();
+        await Call.DisposeAsync();
     }
 
     /// <summary>
-    /// Waits until the stop entry is in Redis, then checks the call landed exactly once, in order, byte exact:
-    /// sequence 2..Sent+1 in the audio stream, one start and one stop lifecycle entry with the frame count.
-    /// Returns a description of what is wrong, or null.
+    /// Waits until the stop entry is in Redis, then checks the call landed exactly once, in order, byte exact (each track
+    /// in its own stream), and that its lifecycle is one start and one stop with <paramref name="stopReason"/> and the
+    /// frame count. Returns a description of what is wrong, or null.
     /// </summary>
     public async Task<string?> VerifyAsync(IConnectionMultiplexer redis, TimeSpan wait, string stopReason = "callended")
     {
-        await RedisStreams.WaitUntilAsync(
-            async () => (await RedisStreams.ReadLifecycleAsync(redis, StreamSid)).Any(e => e["event"] == "stop"),
-            wait);
-        foreach (var outbound in BothTracks ? new[] { false, true } : [false])
+        var landed = await LandedStream.ReadAsync(redis, StreamSid, wait);
+        try
         {
-            var track = BothTracks ? (outbound ? " outbound" : " inbound") : "";
-            var audio = await RedisStreams.ReadAudioAsync(redis, StreamSid, outbound);
-            var seqs = audio.Select(a => a.Seq).ToList();
-            var expected = Enumerable.Range(1, Sent).Select(n => BothTracks ? (2L * n) + (outbound ? 1 : 0) : n + 1L).ToList();
-            if (!seqs.SequenceEqual(expected))
+            if (BothTracks)
             {
-                var duplicates = seqs.Count - seqs.Distinct().Count();
-                var missing = expected.Except(seqs).Count();
-                var outOfOrder = seqs.Zip(seqs.Skip(1)).Count(p => p.Second <= p.First);
-                return $"{StreamSid}{track}: {seqs.Count} entries for {Sent} frames (duplicates {duplicates}, missing {missing}, out of order {outOfOrder})";
+                landed.AssertTracksMatch(Call);
             }
-
-            for (var i = 0; i < audio.Count; i++)
+            else
             {
-                if (!audio[i].Audio.AsSpan().SequenceEqual(ExotelClient.Pcm(Number + (outbound ? 1000 : 0), i + 1)))
-                {
-                    return $"{StreamSid}{track}: audio of frame {i + 1} differs";
-                }
+                landed.AssertExactlyOnceInOrder(Call.SentFrames);
             }
         }
+        catch (LandedStreamAssertionException ex)
+        {
+            return ex.Message;
+        }
 
-        var lifecycle = await RedisStreams.ReadLifecycleAsync(redis, StreamSid);
-        var events = string.Join(',', lifecycle.Select(e => e["event"]));
+        var events = string.Join(',', landed.Lifecycle.Select(e => e.GetValueOrDefault("event")));
         if (events != "start,stop")
         {
             return $"{StreamSid}: lifecycle {events}";
         }
 
-        if (lifecycle[1]["reason"] != stopReason || lifecycle[1]["frames"] != Sent.ToString(CultureInfo.InvariantCulture)
-            || (BothTracks && lifecycle[1].GetValueOrDefault("frames_outbound") != Sent.ToString(CultureInfo.InvariantCulture)))
+        var stop = landed.Stop!;
+        var sent = Sent.ToString(CultureInfo.InvariantCulture);
+        if (stop.GetValueOrDefault("reason") != stopReason || stop.GetValueOrDefault("frames") != sent
+            || (BothTracks && stop.GetValueOrDefault("frames_outbound") != sent))
         {
-            return $"{StreamSid}: stop reason {lifecycle[1]["reason"]}, frames {lifecycle[1]["frames"]}, frames_outbound {lifecycle[1].GetValueOrDefault("frames_outbound")} (sent {Sent})";
+            return $"{StreamSid}: stop reason {stop.GetValueOrDefault("reason")}, frames {stop.GetValueOrDefault("frames")}, frames_outbound {stop.GetValueOrDefault("frames_outbound")} (sent {sent})";
         }
 
         return null;

@@ -9,7 +9,7 @@ namespace Ingest.Tests.Operations;
 /// </summary>
 public sealed partial class CodeHabitsTests
 {
-    private static readonly string[] Product = ["Gateway/", "Silo/", "Grains/", "Grains.Interfaces/", "ServiceDefaults/"];
+    private static readonly string[] Product = ["Gateway/", "Silo/", "Grains/", "Grains.Interfaces/", "ServiceDefaults/", "bench/", "tools/", "samples/"];
 
     private static IEnumerable<(string File, string Text)> ProductSources() => Repository.Files()
         .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) && Product.Any(p => f.StartsWith(p, StringComparison.Ordinal)))

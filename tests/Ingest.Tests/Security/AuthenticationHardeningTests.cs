@@ -106,10 +106,35 @@ public sealed class AuthenticationHardeningTests(SecurityFixture fixture)
     [MemberData(nameof(RejectedTokens))]
     public async Task Jwt_that_breaks_a_rule_gets_401(string rule, string token)
     {
-        Assert.False(string.IsNullOrEmpty(rule));
+        var before = fixture.Logs.Entries.Count;
         Assert.Equal(401, (await UpgradeAsync(SecurityFixture.Uri(fixture.Main), new Dictionary<string, string> { ["Authorization"] = "Bearer " + token })).Status);
         Assert.Equal(401, (await UpgradeAsync(SecurityFixture.Uri(fixture.Main, "?token=" + Uri.EscapeDataString(token)), new Dictionary<string, string>())).Status);
+
+        // Refused as a bad token (header and query alike), for the reason the rule names, not for anything else.
+        var refusals = fixture.Logs.Entries.Skip(before).Where(e => e.Message.StartsWith("Refused upgrade with 401", StringComparison.Ordinal)).Select(e => e.Message).ToList();
+        Assert.True(refusals.Count == 2, $"{rule}: {refusals.Count} refusals logged: {string.Join(" | ", refusals)}");
+        Assert.All(refusals, r => Assert.True(r.EndsWith("invalid token: " + ExpectedFailure[rule], StringComparison.Ordinal), $"{rule}: {r}"));
     }
+
+    /// <summary>
+    /// The validation failure each rule gives (the refusal's log line names it). HS384/HS512 and RS256 find no key
+    /// because the only key accepted is the HS256 secret; garbage is not a JWT at all.
+    /// </summary>
+    private static readonly Dictionary<string, string> ExpectedFailure = new(StringComparer.Ordinal)
+    {
+        ["alg none"] = "SecurityTokenInvalidSignatureException",
+        ["HS512 with the right secret"] = "SecurityTokenSignatureKeyNotFoundException",
+        ["HS384 with the right secret"] = "SecurityTokenSignatureKeyNotFoundException",
+        ["RS256"] = "SecurityTokenSignatureKeyNotFoundException",
+        ["no exp"] = "SecurityTokenInvalidLifetimeException",
+        ["expired"] = "SecurityTokenInvalidLifetimeException",
+        ["wrong issuer"] = "SecurityTokenInvalidIssuerException",
+        ["no issuer"] = "SecurityTokenInvalidIssuerException",
+        ["wrong audience"] = "SecurityTokenInvalidAudienceException",
+        ["no audience"] = "SecurityTokenInvalidAudienceException",
+        ["wrong secret"] = "SecurityTokenSignatureKeyNotFoundException",
+        ["garbage"] = "ArgumentException",
+    };
 
     [Fact]
     public async Task Hand_built_hs256_token_is_accepted_so_the_hs384_and_hs512_refusals_are_about_the_algorithm() =>
