@@ -10,7 +10,7 @@
 #   bench/run.sh --systems orleans --encoding mulaw --scenarios realtime   # μ-law calls (decoded at the gateway)
 #
 # Options (passed to the driver): --calls N --seconds S --cadence-ms 100|20 --sample-rate 8000|16000 --encoding pcm16|mulaw
-#   --max-calls N --max-frames N --observe N --scenarios idle,realtime,realtime,max,hop,hop-local,hop-pacing --warmup-calls N --warmup-pause S --warmup-cadence-ms N --warmup-rounds N
+#   --max-calls N --max-frames N --observe N --scenarios idle,idle-large,realtime,realtime,max,hop,hop-local,hop-pacing --warmup-calls N --warmup-pause S --warmup-cadence-ms N --warmup-rounds N
 # Environment: BENCH_SILO_DLL, BENCH_GATEWAY_DLL run other builds of the servers (e.g. a publish output).
 # Own options: --systems relay,orleans   --no-build   --label NAME (results file prefix)
 #   --redis-cluster             a 3-master Redis Cluster on free loopback ports instead of one node (REDIS_URL is the

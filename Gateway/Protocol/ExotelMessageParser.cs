@@ -11,14 +11,13 @@ namespace Ingest.Gateway.Protocol;
 /// numbers as JSON numbers or numeric strings with "Hz"/"kbps" suffixes, unknown events and fields
 /// ignored and counted. Never throws; every rejection is a <see cref="ProtocolError"/>.
 /// Top-level fields (stream_sid, sequence_number) are checked for every event; an event's own
-/// object (start, media, ...) is read only for that event and otherwise counted as unknown.
+/// object (start, media, ...) is read only for that event and otherwise counted as unknown. The message's size has
+/// one limit, MAX_MESSAGE_BYTES, enforced before the parser sees it (WebSocketMessageReader: close 1009); the parser
+/// bounds only what a message holds (field lengths, map entries).
 /// </summary>
 public static class ExotelMessageParser
 {
     public const int MaxStreamIdLength = 128;
-
-    /// <summary>Frames above this size are rejected unread; Exotel chunks are a few KB of base64.</summary>
-    public const int MaxMessageBytes = 1024 * 1024;
 
     // Parallel arrays: the canonical spelling is reused as EventName so the common case allocates nothing.
     private static readonly string[] KnownEvents = ["connected", "start", "media", "dtmf", "mark", "stop"];
@@ -40,12 +39,6 @@ public static class ExotelMessageParser
     {
         message = null;
         kind = ExotelEventKind.Unknown;
-        if (utf8Json.Length > MaxMessageBytes)
-        {
-            error = new(ProtocolErrorKind.TooLarge, $"message is larger than {MaxMessageBytes} bytes");
-            return false;
-        }
-
         var json = ProtocolJson.SkipBom(utf8Json);
         try
         {

@@ -61,6 +61,7 @@ foreach (var scenario in options.Scenarios)
     var result = scenario switch
     {
         "idle" => await runner.IdleAsync(),
+        "idle-large" => await runner.IdleAsync(largeMessageBytes: 250_000),
         "realtime" => await runner.RealTimeAsync(),
         "max" => await runner.MaxThroughputAsync(),
         "hop" or "hop-local" or "hop-pacing" when options.System != "orleans" => null,

@@ -103,14 +103,27 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
     }
 
     /// <summary>N calls connected and started but silent: what each live call costs the servers in memory.</summary>
-    public async Task<ScenarioResult> IdleAsync()
+    public async Task<ScenarioResult> IdleAsync(int largeMessageBytes = 0)
     {
         await SettleAsync();
         var before = new ProcessUsage(options.Processes);
         var servers = ServerProcesses.Where(options.Processes.ContainsKey).ToList();
         var rssBefore = servers.ToDictionary(n => n, before.RssBytes, StringComparer.Ordinal);
-        var calls = CreateCalls("idle", options.Calls, observed: 0, frames: 0);
+        var scenario = largeMessageBytes > 0 ? "idle-large" : "idle";
+        var calls = CreateCalls(scenario, options.Calls, observed: 0, frames: 0);
         var failed = await ConnectAllAsync(calls);
+        if (largeMessageBytes > 0)
+        {
+            // Each call sends one large message, one call after another (never many at once), then goes quiet.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60 + calls.Count / 10));
+            foreach (var call in calls)
+            {
+                await call.SendLargeMessageAsync(largeMessageBytes, timeout.Token);
+            }
+
+            log.WriteLine($"  {calls.Count} calls each sent one {largeMessageBytes}-byte message");
+        }
+
         await SettleAsync();
         var rssAfter = servers.ToDictionary(n => n, before.RssBytes, StringComparer.Ordinal);
         var live = calls.Count - failed;
@@ -120,7 +133,7 @@ public sealed class ScenarioRunner(BenchOptions options, RedisProbe redis, TextW
         await DisposeAllAsync(calls);
         return new ScenarioResult
         {
-            Scenario = "idle",
+            Scenario = scenario,
             Calls = live,
             KbPerIdleCall = live == 0 ? null : Math.Round((rssAfter.Values.Sum() - rssBefore.Values.Sum()) / 1024.0 / live, 1),
             KbPerIdleCallByProcess = live == 0 ? null : servers.ToDictionary(n => n, n => Math.Round((rssAfter[n] - rssBefore[n]) / 1024.0 / live, 1), StringComparer.Ordinal),

@@ -162,6 +162,13 @@ public sealed class SimulatedExotelCall : IAsyncDisposable
         _socket.Dispose();
     }
 
+    /// <summary>
+    /// Sends one message of about <paramref name="bytes"/> bytes that carries no audio (an event the gateway ignores
+    /// and counts): what a connection is left holding after one large message.
+    /// </summary>
+    public Task SendLargeMessageAsync(int bytes, CancellationToken cancellationToken) =>
+        SendTextAsync("{\"event\":\"bench_padding\",\"stream_sid\":\"" + StreamSid + "\",\"padding\":\"" + new string('x', Math.Max(0, bytes - 128)) + "\"}", cancellationToken);
+
     private Task SendTextAsync(string text, CancellationToken cancellationToken) =>
         _socket.SendAsync(Encoding.ASCII.GetBytes(text), WebSocketMessageType.Text, true, cancellationToken);
 

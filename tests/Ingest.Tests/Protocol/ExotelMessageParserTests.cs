@@ -519,12 +519,17 @@ public class ExotelMessageParserTests
     }
 
     [Fact]
-    public void Frame_larger_than_the_limit_is_rejected_unread()
+    public void A_media_frame_above_one_mebibyte_is_parsed_the_size_limit_is_the_gateway_setting_alone()
     {
-        var bytes = new byte[ExotelMessageParser.MaxMessageBytes + 1];
+        // MAX_MESSAGE_BYTES may be set up to 16 MiB; the parser once refused anything above its own 1 MiB.
+        var audio = new byte[1_200_000];
+        Random.Shared.NextBytes(audio);
+        var json = "{\"event\":\"media\",\"sequence_number\":\"2\",\"stream_sid\":\"big\",\"media\":{\"chunk\":\"1\",\"payload\":\"" + Convert.ToBase64String(audio) + "\"}}";
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        Assert.True(bytes.Length > 1024 * 1024);
 
-        Assert.False(ExotelMessageParser.TryParse(bytes, out _, out var error));
-        Assert.Equal(ProtocolErrorKind.TooLarge, error.Kind);
+        Assert.True(ExotelMessageParser.TryParse(bytes, out var message, out var error), error.ToString());
+        Assert.Equal(audio, message!.Payload);
     }
 
     [Fact]
