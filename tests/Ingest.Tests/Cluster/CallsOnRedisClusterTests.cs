@@ -10,6 +10,7 @@ namespace Ingest.Tests.Cluster;
 /// calls spread over the masters, while every call's lifecycle entries go to the one <c>ingest:calls</c> stream on
 /// whichever master holds that key. Needs a write path that never touches both in one script (CROSSSLOT otherwise).
 /// </summary>
+[RunsFor(53)]
 [Trait("Category", "Slow")]
 public sealed class CallsOnRedisClusterTests(ITestOutputHelper output)
 {

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using Ingest.Grains.Interfaces;
+using Ingest.Tests.Infrastructure;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -11,6 +12,7 @@ namespace Ingest.Tests.Cluster;
 /// holding it (with <c>INGEST_REDIS_WAIT_REPLICAS</c> 0, so the promoted replica lacks the last copies and copied
 /// numbers) and through an outage of that shard longer than the retention. The calls' own keys live on the other masters.
 /// </summary>
+[RunsFor(128)]
 [Trait("Category", "Slow")]
 public sealed class LifecycleFailoverTests(ITestOutputHelper output)
 {

@@ -1,8 +1,9 @@
-using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net;
 using System.Text.Json;
 using Ingest.Grains.Interfaces;
+using Ingest.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans;
 
@@ -13,6 +14,7 @@ namespace Ingest.Tests.Cluster;
 /// and the gateway's readiness work there as on one node. Nothing here writes a call, so none of it needs one script
 /// to touch two slots.
 /// </summary>
+[RunsFor(34)]
 [Trait("Category", "Slow")]
 public sealed class OrleansOnRedisClusterTests(Xunit.Abstractions.ITestOutputHelper output)
 {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Ingest.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace Ingest.Tests.Cluster;
@@ -11,6 +12,7 @@ namespace Ingest.Tests.Cluster;
 /// <c>INGEST_REDIS_WAIT_REPLICAS</c> they may be lost, and must then show as gaps, never silently; with it, nothing the
 /// gateway was told is safe can be lost. The figures go to the test output and docs/OPERATIONS.md.
 /// </summary>
+[RunsFor(37)]
 [Trait("Category", "Slow")]
 public sealed class RedisFailoverTests(ITestOutputHelper output)
 {

@@ -11,6 +11,7 @@ namespace Ingest.Tests.Failure;
 /// has declared the silo dead: the calls of the silos that answer are listed (200) and the silo that does not is named
 /// in <c>X-Ingest-Unreachable-Silos</c>, instead of a 503 for the whole list (seen in bench/topology.sh for 1–3 s).
 /// </summary>
+[RunsFor(44)]
 [Trait("Category", "Slow")]
 public sealed class AdminCallsDuringFailoverTests(ITestOutputHelper output)
 {

@@ -9,6 +9,7 @@ namespace Ingest.Tests.Failure;
 /// its calls again elsewhere once the membership has declared the silo dead. When the silo wakes up it may still try
 /// to write what it held: the cursor fence must refuse that. Every frame once, in order; every socket open.
 /// </summary>
+[RunsFor(45)]
 [Trait("Category", "Slow")]
 public sealed class FrozenSiloTests(ITestOutputHelper output)
 {

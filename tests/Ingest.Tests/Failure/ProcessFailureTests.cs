@@ -9,6 +9,7 @@ namespace Ingest.Tests.Failure;
 /// The shipped silo and gateway as real processes, killed and terminated for real (kill -9, kill -TERM) while
 /// calls stream at real-time cadence. Every call must land exactly once, in order, byte exact.
 /// </summary>
+[RunsFor(93)]
 [Trait("Category", "Slow")]
 public sealed class ProcessFailureTests(ITestOutputHelper output)
 {

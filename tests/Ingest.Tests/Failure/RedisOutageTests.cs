@@ -12,6 +12,7 @@ namespace Ingest.Tests.Failure;
 /// under a silo and a gateway built by the shipped host code. Redis also holds the Orleans membership table, so the
 /// cluster itself rides out the outage too.
 /// </summary>
+[RunsFor(122)]
 [Trait("Category", "Slow")]
 public sealed class RedisOutageTests(ITestOutputHelper output)
 {

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
-using Ingest.Grains;
 using Ingest.Grains.Interfaces;
+using Ingest.Grains;
+using Ingest.Tests.Infrastructure;
 using Microsoft.Extensions.Time.Testing;
 using StackExchange.Redis;
 
@@ -10,6 +11,7 @@ namespace Ingest.Tests.Grains;
 /// The call's write path through real grains and a real redis-server, each test on a cluster of its own (its options
 /// differ): retention, the bounds of CONTRACT §7, the lifecycle copy when its counter is lost, ownership.
 /// </summary>
+[RunsFor(60)]
 public sealed class CallWritePathTests
 {
     private static long _nextIndex;

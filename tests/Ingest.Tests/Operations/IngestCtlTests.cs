@@ -210,6 +210,7 @@ public sealed class CtlStackFixture : IAsyncLifetime
 /// see a refusal, dump the call back and get the same audio.
 /// </summary>
 [Trait("Category", "Slow")]
+[RunsFor(45)]
 public sealed class IngestCtlStackTests(CtlStackFixture f, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<CtlStackFixture>
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace Ingest.Tests.Operations;
 /// terminal, which the line discipline turns into SIGINT for the whole foreground process group. The script must come
 /// back within 30 s and leave no Redis, silo or gateway behind, also when Ctrl+C is pressed a second time while stopping.
 /// </summary>
+[RunsFor(64)]
 [Trait("Category", "Slow")]
 public sealed class RunLocalTests(Xunit.Abstractions.ITestOutputHelper output)
 {

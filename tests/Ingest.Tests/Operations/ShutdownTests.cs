@@ -4,6 +4,7 @@ using Ingest.Tests.Infrastructure;
 namespace Ingest.Tests.Operations;
 
 /// <summary>CONTRACT §8: a silo or gateway whose Redis is gone still exits within 60 s of SIGTERM.</summary>
+[RunsFor(98)]
 [Trait("Category", "Slow")]
 public sealed class ShutdownTests(Xunit.Abstractions.ITestOutputHelper output)
 {

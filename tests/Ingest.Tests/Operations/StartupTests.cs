@@ -6,6 +6,7 @@ namespace Ingest.Tests.Operations;
 
 /// <summary>What an operator sees when a process starts: a silo whose Redis cannot be reached (Orleans membership needs
 /// it), a gateway joining a running cluster.</summary>
+[RunsFor(34)]
 public sealed class StartupTests
 {
     [Fact]

@@ -9,6 +9,7 @@ namespace Ingest.Tests.Operations;
 /// whole path before it says it is ready, and none of them is seen: no key beside real calls', nothing in ingest:calls,
 /// no count on /metrics. On gateway and silo processes of their own, with their default warm-up size.
 /// </summary>
+[RunsFor(65)]
 [Trait("Category", "Slow")]
 public sealed class WarmupTests
 {
