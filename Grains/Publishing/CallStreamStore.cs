@@ -120,7 +120,7 @@ public sealed class StoreUnavailableException : Exception
 /// <summary>The key scheme of CONTRACT §7 (see <see cref="CallStreamStore"/>) under one namespace: real calls' or the warm-up's.</summary>
 internal sealed class Keyspace
 {
-    public static readonly Keyspace Live = new("ingest:", listsExpire: false);
+    public static readonly Keyspace Live = new(StreamKeys.Prefix, listsExpire: false);
 
     public static readonly Keyspace Warmup = new(WarmupCalls.KeyNamespace, listsExpire: true);
 
@@ -147,14 +147,14 @@ internal sealed class Keyspace
     /// </summary>
     public bool ListsExpire { get; }
 
-    public string Audio(string streamId) => _prefix + "audio:{" + streamId + "}";
+    public string Audio(string streamId) => StreamKeys.Audio(streamId, _prefix);
 
     /// <summary>The outbound track of a tracked call (CONTRACT §7): the inbound stream's name and <c>:outbound</c>.</summary>
-    public string AudioOutbound(string streamId) => Audio(streamId) + ":outbound";
+    public string AudioOutbound(string streamId) => StreamKeys.AudioOutbound(streamId, _prefix);
 
     public string Cursor(string streamId) => _prefix + "cursor:{" + streamId + "}";
 
-    public string Meta(string streamId) => _prefix + "meta:{" + streamId + "}";
+    public string Meta(string streamId) => StreamKeys.Meta(streamId, _prefix);
 
     public string Lifecycle(string streamId) => _prefix + "lifecycle:{" + streamId + "}";
 

@@ -2,8 +2,9 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.WebSockets;
-using System.Text;
 using System.Text.Json;
+using System.Text;
+using Ingest.Grains.Interfaces;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using StackExchange.Redis;
@@ -222,7 +223,7 @@ public static class OutageMemory
             StreamEntry[] page;
             try
             {
-                page = await db.StreamRangeAsync("ingest:calls", from, "+", 1000);
+                page = await db.StreamRangeAsync(StreamKeys.Calls, from, "+", 1000);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {

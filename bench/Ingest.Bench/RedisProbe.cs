@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.Bench;
@@ -32,7 +33,7 @@ public sealed class RedisProbe : IAsyncDisposable
         return new RedisProbe(commands, blocking);
     }
 
-    public static RedisKey AudioKey(string streamSid) => "ingest:audio:{" + streamSid + "}";
+    public static RedisKey AudioKey(string streamSid) => StreamKeys.Audio(streamSid);
 
     /// <summary>True on a Redis Cluster, where one command may only name keys of one slot (each call's keys are one slot).</summary>
     public bool IsCluster => _commands.GetServers().Any(s => s.ServerType == ServerType.Cluster);

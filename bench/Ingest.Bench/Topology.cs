@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Net.Http.Headers;
 using System.Net.WebSockets;
-using System.Text;
+using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using System.Text;
+using Ingest.Grains.Interfaces;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using StackExchange.Redis;
@@ -350,7 +351,7 @@ public static partial class Topology
         RedisValue from = "-";
         while (true)
         {
-            var page = await db.StreamRangeAsync("ingest:calls", from, "+", 2000);
+            var page = await db.StreamRangeAsync(StreamKeys.Calls, from, "+", 2000);
             foreach (var entry in page)
             {
                 if ((string?)entry["stream_id"] is not { } id || !result.TryGetValue(id, out var life))

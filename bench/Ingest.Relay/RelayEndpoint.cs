@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
 using Ingest.Gateway.Protocol;
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.Relay;
@@ -17,7 +18,7 @@ public sealed partial class RelayEndpoint(RelaySettings settings, IConnectionMul
 {
     private const int MaxOutstandingWrites = 128;
     private const int MaxMessageBytes = 256 * 1024;
-    private const string CallsStream = "ingest:calls";
+    private const string CallsStream = StreamKeys.Calls;
 
     private readonly IDatabase _db = redis.GetDatabase();
     private readonly byte[] _expectedAuthorization = Encoding.ASCII.GetBytes(settings.ExpectedAuthorization);
@@ -105,7 +106,7 @@ public sealed partial class RelayEndpoint(RelaySettings settings, IConnectionMul
                 {
                     case ExotelEventKind.Start when streamSid is null && message.StreamSid is { } sid:
                         streamSid = sid;
-                        audioKey = "ingest:audio:{" + sid + "}";
+                        audioKey = StreamKeys.Audio(sid);
                         lastSeq = message.SequenceNumber ?? 1;
                         await _db.StreamAddAsync(CallsStream,
                         [

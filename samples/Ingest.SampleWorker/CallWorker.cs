@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.SampleWorker;
@@ -16,7 +17,7 @@ namespace Ingest.SampleWorker;
 /// </summary>
 public sealed class CallWorker(IDatabase db, WorkerOptions options)
 {
-    public const string Calls = "ingest:calls";
+    public const string Calls = StreamKeys.Calls;
 
     // KEYS: chunks stream, checkpoint hash. ARGV: expected chunk index, audio, gap_seqs, final (0/1), worker,
     // last_id, offset, last_seq, checkpoint TTL seconds.
@@ -34,11 +35,11 @@ public sealed class CallWorker(IDatabase db, WorkerOptions options)
     private RedisValue _autoClaimCursor = "0-0";
 
     /// <summary>The key suffix of the outbound track, on the audio stream and on this worker's own keys.</summary>
-    public const string Outbound = ":outbound";
+    public const string Outbound = StreamKeys.OutboundSuffix;
 
-    public static string AudioKey(string id, string track = "") => "ingest:audio:{" + id + "}" + track;
+    public static string AudioKey(string id, string track = "") => StreamKeys.Audio(id) + track;
 
-    public static string MetaKey(string id) => "ingest:meta:{" + id + "}";
+    public static string MetaKey(string id) => StreamKeys.Meta(id);
 
     /// <summary>The worker's own checkpoint (not a platform key): chunks_emitted, last_id, offset, last_seq, done.</summary>
     public static string CheckpointKey(string id, string track = "") => "ingest:worker:{" + id + "}" + track;

@@ -1,6 +1,7 @@
-using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.CommandLine;
 using System.Globalization;
+using Ingest.Grains.Interfaces;
 
 namespace Ingest.Ctl;
 
@@ -98,7 +99,7 @@ internal static class Common
         }
     }
 
-    public static string AudioKey(string streamId) => "ingest:audio:{" + streamId + "}";
+    public static string AudioKey(string streamId) => StreamKeys.Audio(streamId);
 
     public static CancellationToken CtrlC()
     {

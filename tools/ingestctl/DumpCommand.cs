@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.Ctl;
@@ -28,13 +29,14 @@ internal static class DumpCommand
             var db = mux.GetDatabase();
 
             RedisKey key = Common.AudioKey(streamId);
+            // A stream written before the keys carried their hash tag (ingest:audio:<id>, no braces) is still dumped.
             if (!await db.KeyExistsAsync(key) && await db.KeyExistsAsync("ingest:audio:" + streamId))
             {
                 key = "ingest:audio:" + streamId;
             }
 
             var audio = await ReadAllAsync(db, key, null, "audio", ct);
-            var lifecycle = await ReadAllAsync(db, "ingest:calls", e => e["stream_id"] == streamId, "lifecycle", ct);
+            var lifecycle = await ReadAllAsync(db, StreamKeys.Calls, e => e["stream_id"] == streamId, "lifecycle", ct);
             Common.ProgressDone();
             if (audio.Count == 0 && lifecycle.Count == 0)
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Ingest.Grains.Interfaces;
 using StackExchange.Redis;
 
 namespace Ingest.Ctl;
@@ -47,7 +48,7 @@ internal static class TailCommand
             // where one XREAD naming both is refused (CROSSSLOT).
             var audio = await StreamFollower.StartAsync(db, audioKey, fromStart ? "0-0" : "$");
             var agentAudio = await StreamFollower.StartAsync(db, audioKey + ":outbound", fromStart ? "0-0" : "$");
-            var calls = await StreamFollower.StartAsync(db, "ingest:calls", callsFrom);
+            var calls = await StreamFollower.StartAsync(db, StreamKeys.Calls, callsFrom);
 
             Console.WriteLine($"following {audioKey} (Ctrl+C to stop)");
             var limit = p.GetValue(timeout) is { } t ? TimeSpan.FromSeconds(t) : (TimeSpan?)null;
