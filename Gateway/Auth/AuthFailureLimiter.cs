@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Threading.RateLimiting;
 
 namespace Ingest.Gateway.Auth;
@@ -66,18 +65,7 @@ public sealed partial class AuthFailureLimiter : IDisposable
 
     public void Dispose() => _limiter.Dispose();
 
-    private static IPAddress Key(IPAddress address)
-    {
-        if (address.AddressFamily != AddressFamily.InterNetworkV6 || address.IsIPv4MappedToIPv6)
-        {
-            return address;
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out _);
-        bytes[8..].Clear();
-        return new IPAddress(bytes);
-    }
+    private static IPAddress Key(IPAddress address) => AddressKey.Of(address);
 
     [LoggerMessage(EventId = 6601, Level = LogLevel.Warning, Message = "Address {RemoteIp} presented more than {Limit} wrong credentials in {Seconds} s; refusing its upgrades with 429 until the window slides")]
     private partial void LogBlocked(IPAddress remoteIp, int limit, double seconds);

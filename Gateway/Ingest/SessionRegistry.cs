@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Ingest.Gateway.Auth;
 using StackExchange.Redis;
 
 namespace Ingest.Gateway.Ingest;
@@ -30,6 +31,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     /// <summary>Cancelled when the gateway starts draining.</summary>
     public CancellationToken Draining => _draining.Token;
 
+    /// <summary>Counts a connection against MAX_CONNECTIONS and, per address (an IPv6 address by its /64: AddressKey), MAX_CONNECTIONS_PER_IP.</summary>
     public bool TryOpenConnection(IPAddress address, out string refusal)
     {
         if (Interlocked.Increment(ref _connections) > settings.Limits.MaxConnections)
@@ -39,7 +41,7 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
             return false;
         }
 
-        var perAddress = _perAddress.AddOrUpdate(address, 1, (_, n) => n + 1);
+        var perAddress = _perAddress.AddOrUpdate(AddressKey.Of(address), 1, (_, n) => n + 1);
         if (perAddress > settings.Limits.MaxConnectionsPerAddress)
         {
             CloseConnection(address);
@@ -54,8 +56,9 @@ public sealed partial class SessionRegistry(GatewaySettings settings, ILogger<Se
     public void CloseConnection(IPAddress address)
     {
         Interlocked.Decrement(ref _connections);
-        _perAddress.AddOrUpdate(address, 0, (_, n) => n - 1);
-        _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, 0));
+        var key = AddressKey.Of(address);
+        _perAddress.AddOrUpdate(key, 0, (_, n) => n - 1);
+        _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(key, 0));
     }
 
     public bool TryRegisterStream(string streamId, IngestSession session)
