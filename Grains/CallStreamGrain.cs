@@ -4,6 +4,7 @@ using Ingest.Grains.Publishing;
 using Ingest.Grains.Sequencing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 
 namespace Ingest.Grains;
 
@@ -13,7 +14,12 @@ namespace Ingest.Grains;
 /// applied) for its <see cref="CallOutbox"/>, which owns everything until Redis and <c>ingest:calls</c> have them. The
 /// cursor in Redis holds the owning connection and the last gateway index settled, so ownership and exactly-once
 /// survive a reactivation on another silo.
+/// Placed by activation count (the power of two choices over each silo's published count and the placements made
+/// since): calls spread evenly over the silos, and a silo that joins takes new calls at once, being the least loaded.
+/// Orleans' default (resource-optimised) placement sends every new call to whichever silo looked least busy at the
+/// last statistics sample, which under a burst of new calls herds them onto one silo (issue 26: 29 / 217 / 254).
 /// </summary>
+[ActivationCountBasedPlacement]
 public sealed partial class CallStreamGrain(
     CallStreamStore store,
     SiloBuffers buffers,
