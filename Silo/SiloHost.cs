@@ -88,6 +88,12 @@ public static class SiloHost
         });
 
         builder.AddServiceDefaults();
+        // The live view's memory-stream queues are grains: when a silo leaves, the pulling agents of the others log an
+        // Error for each Dequeue that was in flight to it, and retry on the queue's new activation. The view is
+        // republished every second and a gateway marks a silent silo itself (LiveView), so a graceful rolling restart
+        // would print Error lines for nothing; only the live view uses memory streams.
+        builder.Logging.AddFilter("Orleans.Streams." + Ingest.Grains.Interfaces.LiveViewStream.Provider, LogLevel.Critical);
+        builder.Logging.AddFilter("Orleans.Providers.MemoryAdapterReceiver", LogLevel.Critical);
         builder.Services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: [ServiceDefaultsExtensions.ReadyTag])
             .AddCheck<SiloHealthCheck>("orleans", tags: [ServiceDefaultsExtensions.ReadyTag]);

@@ -13,7 +13,8 @@
 #   bench/topology.sh --redis-cluster                   # the same on a 3-master Redis Cluster
 #
 # Options: --calls N --seconds S --cadence-ms MS --observe N (calls whose every frame is timed)
-#   --add-at S --term-at S --kill-at S   event times in seconds from the first frame
+#   --add-at S --term-at S --kill-at S   event times in seconds from the first frame (--kill-at none: no kill -9, a
+#                                        graceful membership change only)
 #   --redis-cluster --no-build --label NAME
 # Exit status: 0 when everything checked out, 1 when the driver found a problem (listed in its report).
 set -euo pipefail
@@ -123,10 +124,12 @@ event sigterm s1 "${silo_pid[s1]}"
 kill -TERM "${silo_pid[s1]}"
 ( while kill -0 "${silo_pid[s1]}" 2>/dev/null; do sleep 0.1; done; event exited s1 ) &
 
-sleep_until "$kill_at"
-event kill s2 "${silo_pid[s2]}"
-kill -KILL "${silo_pid[s2]}"
-wait "${silo_pid[s2]}" 2>/dev/null || true   # reaped here, so bash does not report the kill as a failure
+if [[ "$kill_at" != none ]]; then
+  sleep_until "$kill_at"
+  event kill s2 "${silo_pid[s2]}"
+  kill -KILL "${silo_pid[s2]}"
+  wait "${silo_pid[s2]}" 2>/dev/null || true   # reaped here, so bash does not report the kill as a failure
+fi
 
 rc=0
 wait "$driver_pid" || rc=$?

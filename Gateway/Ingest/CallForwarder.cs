@@ -700,9 +700,15 @@ public sealed partial class CallForwarder : IAsyncDisposable
     {
         _failures++;
         _metrics.Resends.Add(1);
-        if (ex is not null && (_failures == 1 || _failures % 20 == 0))
+        // A first failure is routine (a silo left or crashed; the call is presented again and lands on another): one
+        // Information line, counted in ingest.forward.retries. A call that keeps failing warns every 20 attempts.
+        if (ex is not null && _failures == 1)
         {
-            LogGrainCallFailed(_start.StreamId, _failures, ex);
+            LogGrainCallFailed(_start.StreamId, ex);
+        }
+        else if (ex is not null && _failures % 20 == 0)
+        {
+            LogGrainCallStillFailing(_start.StreamId, _failures, ex);
         }
 
         await Task.Delay(_backoff, token);
@@ -729,8 +735,11 @@ public sealed partial class CallForwarder : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(EventId = 6201, Level = LogLevel.Warning, Message = "Grain call for stream {StreamId} failed (attempt {Attempt}); presenting the call again and resending unsettled frames")]
-    private partial void LogGrainCallFailed(string streamId, int attempt, Exception exception);
+    [LoggerMessage(EventId = 6201, Level = LogLevel.Information, Message = "Grain call for stream {StreamId} failed; presenting the call again and resending unsettled frames")]
+    private partial void LogGrainCallFailed(string streamId, Exception exception);
+
+    [LoggerMessage(EventId = 6209, Level = LogLevel.Warning, Message = "Grain calls for stream {StreamId} still fail after {Attempt} attempts; its frames wait in the gateway")]
+    private partial void LogGrainCallStillFailing(string streamId, int attempt, Exception exception);
 
     [LoggerMessage(EventId = 6202, Level = LogLevel.Warning, Message = "Stream {StreamId} refused by its grain: {Status}; {Frames} frame(s) not delivered")]
     private partial void LogCallRefused(string streamId, CallAckStatus status, long frames);
