@@ -140,6 +140,9 @@ public static class SiloHost
             });
         }
 
+        // The call grains' registrations live in Redis (CallStreamGrain.DirectoryName), so a silo that leaves or dies takes
+        // no registration of a call on another silo with it. Its own connection: the directory disposes it at stop.
+        silo.AddRedisGrainDirectory(CallStreamGrain.DirectoryName, o => o.ConfigurationOptions = redisOptions.Clone());
         silo.AddIngestLiveView();
         silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
         // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.
