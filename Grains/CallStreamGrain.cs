@@ -19,10 +19,10 @@ namespace Ingest.Grains;
 /// since): calls spread evenly over the silos, and a silo that joins takes new calls at once, being the least loaded.
 /// Orleans' default (resource-optimised) placement sends every new call to whichever silo looked least busy at the
 /// last statistics sample, which under a burst of new calls herds them onto one silo (issue 26: 29 / 217 / 254).
-/// Registered in a grain directory in Redis (<see cref="DirectoryName"/>), not Orleans' default one spread over the
-/// silos: there, a silo that leaves takes the registrations it held with it, and every call registered there is
-/// deactivated wherever it runs and moves (issue 26: 10 to 181 calls moved off silos that stayed up). A registration in
-/// Redis outlives any silo; one pointing at a dead silo is replaced when the call is next reached.
+/// Registered in a grain directory of its own in Redis (<see cref="DirectoryName"/>, <see cref="CallDirectory"/>), not
+/// Orleans' default one spread over the silos: there, a silo that leaves takes the registrations it held with it, and
+/// every call registered there is deactivated wherever it runs and moves (issue 26: 10 to 181 calls moved off silos
+/// that stayed up).
 /// </summary>
 [ActivationCountBasedPlacement]
 [GrainDirectory(GrainDirectoryName = DirectoryName)]
@@ -34,7 +34,7 @@ public sealed partial class CallStreamGrain(
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
 {
-    /// <summary>The grain directory the call grains are registered in (a Redis one: SiloHost.AddIngest).</summary>
+    /// <summary>The grain directory the call grains are registered in (CallDirectory, wired by SiloHost.AddIngest).</summary>
     public const string DirectoryName = "ingest-calls";
 
     // A stopped call whose lifecycle copy fails this long deactivates; the lifecycle sweeper finishes it later.
