@@ -4,7 +4,6 @@ using Ingest.Grains.Publishing;
 using Ingest.Grains.Sequencing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Orleans.GrainDirectory;
 using Orleans.Placement;
 
 namespace Ingest.Grains;
@@ -19,13 +18,8 @@ namespace Ingest.Grains;
 /// since): calls spread evenly over the silos, and a silo that joins takes new calls at once, being the least loaded.
 /// Orleans' default (resource-optimised) placement sends every new call to whichever silo looked least busy at the
 /// last statistics sample, which under a burst of new calls herds them onto one silo (issue 26: 29 / 217 / 254).
-/// Registered in a grain directory of its own in Redis (<see cref="DirectoryName"/>, <see cref="CallDirectory"/>), not
-/// Orleans' default one spread over the silos: there, a silo that leaves takes the registrations it held with it, and
-/// every call registered there is deactivated wherever it runs and moves (issue 26: 10 to 181 calls moved off silos
-/// that stayed up).
 /// </summary>
 [ActivationCountBasedPlacement]
-[GrainDirectory(GrainDirectoryName = DirectoryName)]
 public sealed partial class CallStreamGrain(
     CallStreamStore store,
     SiloBuffers buffers,
@@ -34,9 +28,6 @@ public sealed partial class CallStreamGrain(
     IOptions<IngestOptions> options,
     ILogger<CallStreamGrain> logger) : Grain, ICallStreamGrain
 {
-    /// <summary>The grain directory the call grains are registered in (CallDirectory, wired by SiloHost.AddIngest).</summary>
-    public const string DirectoryName = "ingest-calls";
-
     // A stopped call whose lifecycle copy fails this long deactivates; the lifecycle sweeper finishes it later.
     private static readonly TimeSpan CopyPatience = TimeSpan.FromSeconds(30);
 

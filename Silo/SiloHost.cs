@@ -1,5 +1,4 @@
 using Ingest.Grains;
-using Ingest.Grains.Publishing;
 using Ingest.ServiceDefaults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -7,7 +6,6 @@ using Orleans.Configuration;
 using Orleans.Connections.Security;
 using Orleans.Dashboard;
 using Orleans.Runtime;
-using Orleans.Runtime.Hosting;
 using StackExchange.Redis;
 
 namespace Ingest.Silo;
@@ -142,9 +140,6 @@ public static class SiloHost
             });
         }
 
-        // The call grains' registrations live in Redis, each in its call's slot (CallDirectory), so a silo that leaves or
-        // dies takes no registration of a call on another silo with it.
-        silo.Services.AddGrainDirectory(CallStreamGrain.DirectoryName, (_, _) => new CallDirectory(redis));
         silo.AddIngestLiveView();
         silo.Configure<ClusterMembershipOptions>(ClusterTuning.FastFailureDetection);
         // Grain calls carry the caller's traceparent; the call grain's Start and Stop spans continue its trace.

@@ -158,8 +158,5 @@ internal sealed class Keyspace
 
     public string Lifecycle(string streamId) => _prefix + "lifecycle:{" + streamId + "}";
 
-    /// <summary>Where the call's grain is registered (CallDirectory): in the call's own slot, beside its other keys.</summary>
-    public string Directory(string streamId) => _prefix + "directory:{" + streamId + "}";
-
     public string Copied(string streamId) => _callsTag + ":copied:" + streamId;
 }
