@@ -5,7 +5,8 @@ namespace Ingest.ServiceDefaults;
 
 /// <summary>
 /// How every HS256 token of the platform is validated (the gateway's native and admin tokens, the silo's dashboard):
-/// one algorithm, optional issuer and audience, a required expiry, and a maximum lifetime.
+/// one algorithm, optional issuer and audience, a required expiry, and a maximum lifetime; and how one is made
+/// (<see cref="Mint"/>: ingestctl's token command and the QA kit's tokens, linked into ingestctl).
 /// </summary>
 public static class JwtValidation
 {
@@ -57,4 +58,25 @@ public static class JwtValidation
         JsonWebToken jwt when jwt.TryGetPayloadValue<long>("iat", out var iat) => DateTimeOffset.FromUnixTimeSeconds(iat).UtcDateTime,
         _ => null,
     };
+
+    /// <summary>An HS256 token the gateway accepts: <c>sub</c>, <c>role</c> when given, issued at its start.</summary>
+    public static string Mint(byte[] key, string subject, string? role, DateTime notBefore, DateTime expires, string? issuer = null, string? audience = null)
+    {
+        var claims = new Dictionary<string, object> { ["sub"] = subject };
+        if (role is not null)
+        {
+            claims[RoleClaim] = role;
+        }
+
+        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Claims = claims,
+            IssuedAt = notBefore,
+            NotBefore = notBefore,
+            Expires = expires,
+            Issuer = issuer,
+            Audience = audience,
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(key), SecurityAlgorithms.HmacSha256),
+        });
+    }
 }

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Text;
-using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Tokens;
 
 namespace Ingest.Ctl;
 
@@ -59,16 +57,6 @@ internal static class TokenCommand
     public static string Mint(byte[] key, string role, string sub, TimeSpan lifetime, string? issuer = null, string? audience = null)
     {
         var now = DateTime.UtcNow;
-        var descriptor = new SecurityTokenDescriptor
-        {
-            Claims = new Dictionary<string, object> { ["sub"] = sub, ["role"] = role },
-            IssuedAt = now,
-            NotBefore = now,
-            Expires = now + lifetime,
-            Issuer = issuer,
-            Audience = audience,
-            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(key), SecurityAlgorithms.HmacSha256),
-        };
-        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(descriptor);
+        return Ingest.ServiceDefaults.JwtValidation.Mint(key, sub, role, now, now + lifetime, issuer, audience);
     }
 }
