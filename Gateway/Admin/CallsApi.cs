@@ -123,11 +123,15 @@ public static class CallsApi
             response.ContentType = "text/event-stream";
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no";
+            // The change signal is taken before the list is read: a silo's message that arrives while an event is
+            // written or during the spacing after it completes the signal already held, so the next event follows at
+            // once. Taken after the spacing, it missed such a message and the change waited for the next one (a new
+            // call once reached a subscriber 2.5 s after it started instead of ~1 s).
+            var changed = view.Changed;
             var first = await AskSilosAsync(client, done.Token);
             await WriteEventAsync(response, first?.Calls ?? view.Calls(), done.Token);
             while (!done.IsCancellationRequested)
             {
-                var changed = view.Changed;
                 if (await Task.WhenAny(changed, Task.Delay(KeepAliveEvery, done.Token)) != changed)
                 {
                     await response.WriteAsync(": keep-alive\n\n", done.Token);
@@ -135,6 +139,7 @@ public static class CallsApi
                     continue;
                 }
 
+                changed = view.Changed;
                 await WriteEventAsync(response, view.Calls(), done.Token);
                 await Task.Delay(PushSpacing, done.Token);
             }
