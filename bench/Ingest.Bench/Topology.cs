@@ -514,6 +514,13 @@ public static partial class Topology
                 .Select(p => observedLatency[p.Key].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max())
                 .Where(ms => !double.IsNaN(ms))
                 .ToList();
+            // The calls the event must not disturb: observed calls listed on another silo before it and on that same
+            // silo once it settled. Their worst send→readable latency over the same window.
+            var others = (before?.Where ?? [])
+                .Where(p => p.Value != e.Silo && observedLatency.ContainsKey(p.Key) && settled?.Where?.GetValueOrDefault(p.Key) == p.Value)
+                .Select(p => observedLatency[p.Key].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max())
+                .Where(ms => !double.IsNaN(ms))
+                .ToList();
             if (before is not null)
             {
                 points.Add(new TopologyPoint($"before {e.Name} {e.Silo}", null, before.AtSeconds, before.BySilo, before.Total, null));
@@ -527,6 +534,8 @@ public static partial class Topology
                 MaxLatencyMsUntilNextEvent = stall,
                 MovedCallsObserved = waits.Count,
                 MovedCallWaitMs = waits.Count == 0 ? null : LatencySummary.From(waits),
+                OtherCallsObserved = others.Count,
+                OtherCallWaitMs = others.Count == 0 ? null : LatencySummary.From(others),
             });
         }
 
@@ -662,12 +671,12 @@ public static partial class Topology
             $"| {r.Connected} ({string.Join(", ", r.CallsPerGateway.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}"))}) | {r.FramesSent:N0} | {r.FramesLanded:N0} | {r.FramesLost:N0} | {r.FramesDoubled:N0} | {r.OutOfOrder} | {r.Corrupt} | {r.GapEntries} | {r.CallsWithOneStartOneStop} | {r.SocketsClosedEarly} | {r.NormalCloses} | {string.Join(", ", r.StopReasons.Select(p => $"{p.Key} {p.Value}"))} |");
         sb.AppendLine();
         var silos = r.Points.SelectMany(p => p.BySilo.Keys).Distinct(StringComparer.Ordinal).OrderBy(s => s, StringComparer.Ordinal).ToList();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| point | t (s) | calls listed | {string.Join(" | ", silos)} | calls on the silo before | all calls listed on live silos after (s) | max send→readable ms until the next event (≤ 15 s), all observed calls | the same for the observed calls of that silo: p50 / max of each call's worst (calls) |");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"|---|---:|---:|{string.Concat(silos.Select(_ => "---:|"))}---:|---:|---:|---|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| point | t (s) | calls listed | {string.Join(" | ", silos)} | calls on the silo before | all calls listed on live silos after (s) | max send→readable ms until the next event (≤ 15 s), all observed calls | the same for the observed calls of that silo: p50 / max of each call's worst (calls) | the same for the observed calls that stayed on other silos |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"|---|---:|---:|{string.Concat(silos.Select(_ => "---:|"))}---:|---:|---:|---|---|");
         foreach (var p in r.Points)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.Label} | {Num(p.AtSeconds)} | {p.Total} | {string.Join(" | ", silos.Select(s => p.BySilo.GetValueOrDefault(s).ToString(CultureInfo.InvariantCulture)))} | {(p.CallsOnSiloBefore is { } b ? b.ToString(CultureInfo.InvariantCulture) : "")} | {(p.Event is null ? "" : p.SettledAfterSeconds is { } s ? Num(s) : "never")} | {(p.MaxLatencyMsUntilNextEvent is { } m ? Num(m) : "")} | {(p.MovedCallWaitMs is { } w ? $"{Num(w.P50Ms)} / {Num(w.MaxMs)} ({p.MovedCallsObserved})" : "")} |");
+                $"| {p.Label} | {Num(p.AtSeconds)} | {p.Total} | {string.Join(" | ", silos.Select(s => p.BySilo.GetValueOrDefault(s).ToString(CultureInfo.InvariantCulture)))} | {(p.CallsOnSiloBefore is { } b ? b.ToString(CultureInfo.InvariantCulture) : "")} | {(p.Event is null ? "" : p.SettledAfterSeconds is { } s ? Num(s) : "never")} | {(p.MaxLatencyMsUntilNextEvent is { } m ? Num(m) : "")} | {(p.MovedCallWaitMs is { } w ? $"{Num(w.P50Ms)} / {Num(w.MaxMs)} ({p.MovedCallsObserved})" : "")} | {(p.OtherCallWaitMs is { } x ? $"{Num(x.P50Ms)} / {Num(x.MaxMs)} ({p.OtherCallsObserved})" : "")} |");
         }
 
         sb.AppendLine();
@@ -899,6 +908,12 @@ public sealed record TopologyPoint(string Label, string? Event, double AtSeconds
 
     /// <summary>Over those calls: each one's worst send→readable latency from the event until the next (how long its frames waited).</summary>
     public LatencySummary? MovedCallWaitMs { get; init; }
+
+    /// <summary>Observed calls on other silos that stayed where they were.</summary>
+    public int OtherCallsObserved { get; init; }
+
+    /// <summary>Each such call's worst send→readable latency from the event until the next one: what the event cost the calls it should not touch.</summary>
+    public LatencySummary? OtherCallWaitMs { get; init; }
 }
 
 public sealed record SeqRange(long From, long To)
