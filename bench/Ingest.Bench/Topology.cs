@@ -510,15 +510,16 @@ public static partial class Topology
             // send→readable latency of its frames from the event until the next one is how long its audio waited to move.
             var fromTicks = firstDue + (long)(e.AtSeconds * Stopwatch.Frequency);
             var toTicks = firstDue + (long)(Math.Min(windowEnd, 1e6) * Stopwatch.Frequency);
+            double WorstIn(string call) => observedLatency[call].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max();
             var waits = (before?.Where ?? []).Where(p => p.Value == e.Silo && observedLatency.ContainsKey(p.Key))
-                .Select(p => observedLatency[p.Key].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max())
+                .Select(p => WorstIn(p.Key))
                 .Where(ms => !double.IsNaN(ms))
                 .ToList();
             // The calls the event must not disturb: observed calls listed on another silo before it and on that same
             // silo once it settled. Their worst send→readable latency over the same window.
             var others = (before?.Where ?? [])
                 .Where(p => p.Value != e.Silo && observedLatency.ContainsKey(p.Key) && settled?.Where?.GetValueOrDefault(p.Key) == p.Value)
-                .Select(p => observedLatency[p.Key].Where(l => l.ReadTicks >= fromTicks && l.ReadTicks < toTicks).Select(l => l.Ms).DefaultIfEmpty(double.NaN).Max())
+                .Select(p => WorstIn(p.Key))
                 .Where(ms => !double.IsNaN(ms))
                 .ToList();
             if (before is not null)
