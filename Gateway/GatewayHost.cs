@@ -151,7 +151,8 @@ public static class GatewayHost
         if (!settings.TrustedProxies.IsEmpty)
         {
             // With no known proxies the middleware would believe X-Forwarded-For from anyone, so it runs only when
-            // TRUSTED_PROXIES names the proxies to believe.
+            // TRUSTED_PROXIES names the proxies to believe. The socket's own address is kept first (SocketPeer).
+            SocketPeer.UseSocketPeer(app);
             app.UseForwardedHeaders();
         }
 

@@ -89,15 +89,22 @@ public sealed partial class GatewayWarmup : BackgroundService
     /// True for an upgrade of the warm-up's own: it carries this process's secret (never logged, gone once the warm-up
     /// is over) and comes from a loopback address. Anything else goes through authentication as usual.
     /// </summary>
-    public bool Admits(HttpContext http)
+    public bool Admits(HttpContext http) => Admits(http, _secret);
+
+    /// <summary>
+    /// The check of <see cref="Admits(HttpContext)"/> against <paramref name="secret"/>. "From this host" is judged by the
+    /// socket (<see cref="SocketPeer"/>), never by an address rewritten from <c>X-Forwarded-For</c>: behind a trusted
+    /// proxy a caller could name 127.0.0.1 there.
+    /// </summary>
+    internal static bool Admits(HttpContext http, byte[]? secret)
     {
-        if (_secret is not { } secret || !http.Request.Headers.TryGetValue(Header, out var presented))
+        if (secret is null || !http.Request.Headers.TryGetValue(Header, out var presented))
         {
             return false;
         }
 
         // From this host: loopback, or the address Kestrel was bound to when that is not a wildcard (the connection is then to itself).
-        var remote = http.Connection.RemoteIpAddress;
+        var remote = SocketPeer.Of(http);
         var local = http.Connection.LocalIpAddress;
         var fromHere = remote is not null && (System.Net.IPAddress.IsLoopback(remote) || remote.Equals(local));
         return fromHere && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(presented.ToString()), secret);
