@@ -5,7 +5,9 @@
 free_port() {
   local port
   for _ in $(seq 200); do
-    port=$(( 20000 + RANDOM % 20000 ))
+    # Below Linux's ephemeral range (32768-60999): a port planned now and bound seconds later (a silo added mid-run)
+    # is not taken meanwhile by an outgoing connection.
+    port=$(( 20000 + RANDOM % 12000 ))
     if ! ss -ltnH "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
   done
   echo "no free port found" >&2; return 1

@@ -586,6 +586,12 @@ public static partial class Topology
             problems.Add($"{id} ({gatewayOf[id]}): did not connect: {why}");
         }
 
+        // A silo the script added must have joined: a run whose added silo never did measures another topology.
+        foreach (var added in events.Where(e => e.Name == "add" && !events.Any(r => r.Name == "ready" && r.Silo == e.Silo)))
+        {
+            problems.Add($"silo {added.Silo} added at t={added.AtSeconds:F1} s never became ready (see its log)");
+        }
+
         foreach (var c in checks)
         {
             var at = $"{c.StreamId} ({gatewayOf[c.StreamId]}, last on {lastSilo.GetValueOrDefault(c.StreamId, "?")})";
