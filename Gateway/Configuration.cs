@@ -186,6 +186,9 @@ public sealed record GatewayLimits
     /// <summary>Fixed pause before a 401 for a wrong credential, so guessing is slow even below the limit.</summary>
     public TimeSpan AuthFailureDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>REFUSAL_LOG_SECONDS: one log line per refusal status, reason and address per this long (RefusalLines).</summary>
+    public TimeSpan RefusalLogInterval { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Calls per round of the start-up warm-up (WARMUP_CALLS; 0: none).</summary>
     public int WarmupCalls { get; init; } = 128;
 
@@ -203,6 +206,7 @@ public sealed record GatewayLimits
         AuthFailureLimit = o.AuthFailureLimit,
         AuthFailureWindow = TimeSpan.FromSeconds(o.AuthFailureWindowSeconds),
         AuthFailureDelay = TimeSpan.FromMilliseconds(o.AuthFailureDelayMs),
+        RefusalLogInterval = TimeSpan.FromSeconds(o.RefusalLogSeconds),
         MaxMessageBytes = o.MaxMessageBytes,
         IdleTimeout = TimeSpan.FromSeconds(o.IdleTimeoutSeconds),
         MaxCallDuration = TimeSpan.FromSeconds(o.MaxCallSeconds),

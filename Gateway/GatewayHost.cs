@@ -115,6 +115,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<AuthFailureLimiter>();
         builder.Services.AddSingleton<SessionRegistry>();
         builder.Services.AddSingleton<RefusalLog>();
+        builder.Services.AddSingleton<RefusalLines>();
         builder.Services.AddSingleton(sp => new SessionContext(
             sp.GetRequiredService<IClusterClient>(),
             sp.GetRequiredService<SessionRegistry>(),

@@ -48,6 +48,9 @@ public sealed class GatewayLimitsOptions
 
     [ConfigurationKeyName("AUTH_FAILURE_DELAY_MS")] public int AuthFailureDelayMs { get; set; } = (int)Default.AuthFailureDelay.TotalMilliseconds;
 
+    /// <summary>One log line per refusal status, reason and address per this many seconds; 0 logs every refusal.</summary>
+    [ConfigurationKeyName("REFUSAL_LOG_SECONDS")] public int RefusalLogSeconds { get; set; } = Seconds(Default.RefusalLogInterval);
+
     /// <summary>Live-view subscribers (server-sent events of <c>/v1/admin/calls/stream</c>) one gateway serves at once; 0 turns it off.</summary>
     [ConfigurationKeyName("MAX_ADMIN_STREAMS")] public int MaxAdminStreams { get; set; } = Default.MaxAdminStreams;
 
@@ -88,6 +91,7 @@ public sealed class GatewayLimitsOptionsValidator : IValidateOptions<GatewayLimi
         SettingRules.Range(failures, "AUTH_FAILURE_LIMIT", o.AuthFailureLimit, 1, 1_000_000);
         SettingRules.Range(failures, "AUTH_FAILURE_WINDOW_SECONDS", o.AuthFailureWindowSeconds, 1, 86_400);
         SettingRules.Range(failures, "AUTH_FAILURE_DELAY_MS", o.AuthFailureDelayMs, 0, 10_000);
+        SettingRules.Range(failures, "REFUSAL_LOG_SECONDS", o.RefusalLogSeconds, 0, 86_400);
         SettingRules.Range(failures, "WARMUP_CALLS", o.WarmupCalls, 0, 1000);
         SettingRules.Range(failures, "WARMUP_MAX_SECONDS", o.WarmupMaxSeconds, 1, 600);
 

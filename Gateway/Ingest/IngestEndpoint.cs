@@ -27,12 +27,13 @@ public static partial class IngestEndpoint
         SessionContext sessions,
         RefusalLog refusals,
         GatewayWarmup warmup,
+        RefusalLines lines,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger(typeof(IngestEndpoint));
         if (!http.WebSockets.IsWebSocketRequest)
         {
-            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status400BadRequest, "this endpoint only accepts WebSocket upgrades (GET with Upgrade: websocket)");
+            await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status400BadRequest, "this endpoint only accepts WebSocket upgrades (GET with Upgrade: websocket)");
             return;
         }
 
@@ -53,7 +54,7 @@ public static partial class IngestEndpoint
         {
             http.Response.Headers.RetryAfter = "5";
             refusals.Record(remote, RefusalReason.Draining, StatusCodes.Status503ServiceUnavailable, null, Draining);
-            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, Draining);
+            await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, Draining);
             return;
         }
 
@@ -76,7 +77,7 @@ public static partial class IngestEndpoint
                     http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                     http.Response.Headers.WWWAuthenticate = Challenge;
                     refusals.Record(remote, RefusalReason.RateLimited, StatusCodes.Status429TooManyRequests, ProtocolName(decision.Attempted), TooManyFailures);
-                    await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status429TooManyRequests, TooManyFailures);
+                    await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status429TooManyRequests, TooManyFailures);
                     return;
                 }
             }
@@ -85,13 +86,13 @@ public static partial class IngestEndpoint
             {
                 http.Response.Headers.RetryAfter = "2";
                 refusals.Record(remote, decision.Refusal, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Attempted), decision.Reason);
-                await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, decision.Reason);
+                await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, decision.Reason);
                 return;
             }
 
             http.Response.Headers.WWWAuthenticate = Challenge;
             refusals.Record(remote, decision.Refusal, StatusCodes.Status401Unauthorized, ProtocolName(decision.Attempted), decision.Reason);
-            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status401Unauthorized, decision.Reason);
+            await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status401Unauthorized, decision.Reason);
             return;
         }
 
@@ -103,7 +104,7 @@ public static partial class IngestEndpoint
                 : query.TryGetValue("sample_rate", out var underscored) ? underscored.ToString() : null;
             if (!ExotelMessageParser.TryParseSampleRateQuery(rateText, out urlSampleRate, out var error))
             {
-                await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status400BadRequest, $"sample-rate: {error.Detail}");
+                await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status400BadRequest, $"sample-rate: {error.Detail}");
                 return;
             }
         }
@@ -112,7 +113,7 @@ public static partial class IngestEndpoint
         {
             http.Response.Headers.RetryAfter = "1";
             refusals.Record(remote, RefusalReason.OverCapacity, StatusCodes.Status503ServiceUnavailable, ProtocolName(decision.Kind), refusal);
-            await RefuseAsync(http, logger, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, refusal);
+            await RefuseAsync(http, logger, lines, sessions.Metrics, StatusCodes.Status503ServiceUnavailable, refusal);
             return;
         }
 
@@ -147,10 +148,19 @@ public static partial class IngestEndpoint
         _ => null,
     };
 
-    private static Task RefuseAsync(HttpContext http, ILogger logger, GatewayMetrics metrics, int status, string reason)
+    private static Task RefuseAsync(HttpContext http, ILogger logger, RefusalLines lines, GatewayMetrics metrics, int status, string reason)
     {
         metrics.Rejected.Add(1, new KeyValuePair<string, object?>("status", status));
-        LogRefused(logger, status, http.Connection.RemoteIpAddress, reason);
+        if (lines.ShouldLog(status, http.Connection.RemoteIpAddress, reason, out var leftOut))
+        {
+            if (leftOut > 0)
+            {
+                LogLeftOut(logger, leftOut, status, http.Connection.RemoteIpAddress, reason);
+            }
+
+            LogRefused(logger, status, http.Connection.RemoteIpAddress, reason);
+        }
+
         http.Response.StatusCode = status;
         http.Response.ContentType = "text/plain; charset=utf-8";
         return http.Response.WriteAsync(reason + "\n");
@@ -158,4 +168,7 @@ public static partial class IngestEndpoint
 
     [LoggerMessage(EventId = 6401, Level = LogLevel.Warning, Message = "Refused upgrade with {Status} from {RemoteIp}: {Reason}")]
     private static partial void LogRefused(ILogger logger, int status, IPAddress? remoteIp, string reason);
+
+    [LoggerMessage(EventId = 6402, Level = LogLevel.Warning, Message = "{LeftOut} more upgrades refused with {Status} from {RemoteIp} ({Reason}) since the last line were not logged; every one is counted in ingest_upgrades_rejected_total")]
+    private static partial void LogLeftOut(ILogger logger, int leftOut, int status, IPAddress? remoteIp, string reason);
 }

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using Ingest.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Ingest.Tests.Security;
@@ -108,6 +109,26 @@ public sealed class AuthenticationHardeningTests(SecurityFixture fixture)
     };
 
     public static TheoryData<string> RejectedTokens => new(TokenFor.Keys);
+
+    [Fact]
+    public async Task A_storm_of_refusals_from_one_address_is_one_log_line_per_window_and_every_one_is_counted()
+    {
+        // No credential: refused 401 every time, never counted as a guess, so the storm is not cut short by 429.
+        const string Storm = "198.18.0.20", Other = "198.18.0.21";
+        var refusals = fixture.Small.Services.GetRequiredService<Ingest.Gateway.Ingest.RefusalLog>();
+        var recordedBefore = refusals.Recent().Count(r => r.Remote.ToString() == Storm);
+        for (var i = 0; i < 12; i++)
+        {
+            Assert.Equal(401, (await UpgradeAsync(SecurityFixture.Uri(fixture.Small), new Dictionary<string, string> { ["X-Forwarded-For"] = Storm })).Status);
+        }
+
+        Assert.Equal(401, (await UpgradeAsync(SecurityFixture.Uri(fixture.Small), new Dictionary<string, string> { ["X-Forwarded-For"] = Other })).Status);
+
+        int Lines(string address) => fixture.SmallLogs.Entries.Count(e => e.Message.StartsWith("Refused upgrade with 401 from " + address + ":", StringComparison.Ordinal));
+        Assert.Equal(1, Lines(Storm));
+        Assert.Equal(1, Lines(Other));
+        Assert.Equal(12, refusals.Recent().Count(r => r.Remote.ToString() == Storm) - recordedBefore);
+    }
 
     [Theory]
     [MemberData(nameof(RejectedTokens))]

@@ -31,6 +31,9 @@ public sealed class SecurityFixture : IAsyncLifetime
 
     public CapturingLoggerProvider Logs { get; } = new();
 
+    /// <summary>What <see cref="Small"/> logged (REFUSAL_LOG_SECONDS at its default).</summary>
+    public CapturingLoggerProvider SmallLogs { get; } = new();
+
     public async Task InitializeAsync()
     {
         Stack = await IngestStack.StartAsync();
@@ -44,6 +47,8 @@ public sealed class SecurityFixture : IAsyncLifetime
                 ["JWT_ISSUER"] = SecurityTokens.Issuer,
                 ["JWT_AUDIENCE"] = SecurityTokens.Audience,
                 ["AUTH_FAILURE_LIMIT"] = "100000",
+                // The tests read every refusal's line on this gateway; Small keeps the default window.
+                ["REFUSAL_LOG_SECONDS"] = "0",
                 ["Logging:LogLevel:Default"] = "Debug",
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Debug",
                 ["Logging:LogLevel:Orleans"] = "Information",
@@ -62,7 +67,7 @@ public sealed class SecurityFixture : IAsyncLifetime
             ["MAX_CONNECTIONS"] = "4",
             ["AUTH_FAILURE_LIMIT"] = SmallAuthFailureLimit.ToString(CultureInfo.InvariantCulture),
             ["AUTH_FAILURE_DELAY_MS"] = SmallAuthFailureDelayMs.ToString(CultureInfo.InvariantCulture),
-        });
+        }, b => b.Logging.AddProvider(SmallLogs));
         var ready = await RedisStreams.WaitUntilAsync(() => Task.FromResult(IngestStack.SupportsExotel(Main) && IngestStack.SupportsExotel(Small)), TimeSpan.FromSeconds(10));
         if (!ready)
         {
