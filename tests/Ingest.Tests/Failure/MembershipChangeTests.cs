@@ -55,9 +55,12 @@ public sealed class MembershipChangeTests(ITestOutputHelper output)
         var after = await run.ListUntilAllAsync();
 
         // Failure detection here is about 6 s (docs/OPERATIONS.md): the dead silo's calls wait for it, and 2 s more at most.
+        // Calls that stayed on live silos keep their silo, but some of them wait about as long (docs/PERFORMANCE.md,
+        // "Membership changes": likely their messages' directory lookups wait for the dead silo's range), so here they
+        // are held to the same bound, not to the SIGTERM test's 1 s.
         var (moved, stayed) = run.Report(before, during, after, killed, killed + 10_000, $"kill -9 {victim.Name}");
         Assert.All(moved, m => Assert.True(m.Gap <= 8_000, $"{m.Sid} of the dead silo waited {m.Gap} ms"));
-        Assert.All(stayed, s => Assert.True(s.Gap <= OtherCallsBoundMs, $"{s.Sid} on a silo that stayed up waited {s.Gap} ms"));
+        Assert.All(stayed, s => Assert.True(s.Gap <= 8_000, $"{s.Sid} on a silo that stayed up waited {s.Gap} ms"));
         await run.FinishAsync();
     }
 

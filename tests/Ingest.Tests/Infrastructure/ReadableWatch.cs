@@ -7,14 +7,17 @@ namespace Ingest.Tests.Infrastructure;
 /// Reads the audio streams of live calls the way a consumer does, every 20 ms, and keeps the moment (this process'
 /// clock) each entry became readable. A call sent at real-time cadence shows a gap of about one frame interval between
 /// two entries; a call that stalled shows the stall on top of it. Entry ids are no clock (the writer's epoch lease
-/// steps their millisecond part), so stalls are measured here, where a reader sees them.
+/// steps their millisecond part), so stalls are measured here, where a reader sees them. An entry first seen at one
+/// poll became readable after the poll before it; a gap is counted from the poll that saw the earlier entry to the
+/// poll before the one that saw the later, so a pause of this process (a GC, a busy test host) is never taken for a
+/// stall of the calls: a gap is at most what a consumer saw, and at least the stall.
 /// </summary>
 public sealed class ReadableWatch : IAsyncDisposable
 {
     private readonly IDatabase _redis;
     private readonly string[] _keys;
     private readonly RedisValue[] _last;
-    private readonly List<long>[] _readable;
+    private readonly List<(long After, long Seen)>[] _readable;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -24,7 +27,7 @@ public sealed class ReadableWatch : IAsyncDisposable
         _redis = redis.GetDatabase();
         _keys = calls.Select(c => "ingest:audio:{" + c.StreamSid + "}").ToArray();
         _last = _keys.Select(_ => (RedisValue)"0-0").ToArray();
-        _readable = _keys.Select(_ => new List<long>()).ToArray();
+        _readable = _keys.Select(_ => new List<(long, long)>()).ToArray();
         _loop = Task.Run(LoopAsync);
     }
 
@@ -33,12 +36,17 @@ public sealed class ReadableWatch : IAsyncDisposable
 
     private async Task LoopAsync()
     {
+        // An entry first seen in a poll's answer became readable after the previous poll was sent (that poll did not see it).
+        var previousSent = Now;
         while (!_stop.IsCancellationRequested)
         {
             try
             {
+                var sent = Now;
                 var read = await _redis.StreamReadAsync(_keys.Select((k, i) => new StreamPosition(k, _last[i])).ToArray(), countPerStream: 200);
-                var now = Now;
+                var seen = Now;
+                var after = previousSent;
+                previousSent = sent;
                 foreach (var stream in read)
                 {
                     var i = Array.IndexOf(_keys, stream.Key.ToString());
@@ -50,7 +58,7 @@ public sealed class ReadableWatch : IAsyncDisposable
                     _last[i] = stream.Entries[^1].Id;
                     lock (_readable[i])
                     {
-                        _readable[i].AddRange(Enumerable.Repeat(now, stream.Entries.Length));
+                        _readable[i].AddRange(Enumerable.Repeat((after, seen), stream.Entries.Length));
                     }
                 }
 
@@ -75,7 +83,8 @@ public sealed class ReadableWatch : IAsyncDisposable
     {
         lock (times)
         {
-            return times.Zip(times.Skip(1)).Where(p => p.Second >= from && p.Second <= to).Select(p => p.Second - p.First).DefaultIfEmpty(0).Max();
+            return times.Zip(times.Skip(1)).Where(p => p.Second.Seen >= from && p.Second.Seen <= to)
+                .Select(p => Math.Max(0, p.Second.After - p.First.Seen)).DefaultIfEmpty(0).Max();
         }
     }).ToList();
 
