@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using Ingest.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -49,9 +48,7 @@ public sealed class AdminCallsDuringFailoverTests(ITestOutputHelper output)
 
     private static async Task<(HttpStatusCode Status, int Calls, string Unreachable)> ListAsync(HttpClient http, ChildProcess gateway)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, gateway.Http("/v1/admin/calls"));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", IngestCluster.AdminToken());
-        using var response = await http.SendAsync(request);
+        using var response = await gateway.AdminGetAsync(http, "/v1/admin/calls");
         var unreachable = response.Headers.TryGetValues("X-Ingest-Unreachable-Silos", out var values) ? string.Join(",", values) : "";
         var listed = response.IsSuccessStatusCode ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetArrayLength() : -1;
         return (response.StatusCode, listed, unreachable);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using Ingest.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -97,11 +96,9 @@ public sealed class MembershipChangeTests(ITestOutputHelper output)
         /// <summary>The calls list as stream id → silo; null when the gateway did not answer 200.</summary>
         private async Task<Dictionary<string, string>?> ListAsync()
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, gateway.Http("/v1/admin/calls"));
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", IngestCluster.AdminToken());
             try
             {
-                using var response = await _http.SendAsync(request);
+                using var response = await gateway.AdminGetAsync(_http, "/v1/admin/calls");
                 if (!response.IsSuccessStatusCode)
                 {
                     return null;

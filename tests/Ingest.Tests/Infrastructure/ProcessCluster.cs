@@ -256,6 +256,14 @@ public sealed class ChildProcess : IAsyncDisposable
 
     public bool HasExited => Process.HasExited;
 
+    /// <summary>GETs an admin API path with an admin token; the caller reads and disposes the response.</summary>
+    public async Task<HttpResponseMessage> AdminGetAsync(HttpClient http, string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, Http(path));
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Ingest.Testing.IngestCluster.AdminToken());
+        return await http.SendAsync(request);
+    }
+
     public async Task<int> StatusAsync(string path)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(8) };
